@@ -1,0 +1,59 @@
+"""Mini-batches of examples as padded tensors, bucketed by length so padding stays small."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sessionrec.data.sessions import Examples
+
+
+@dataclass
+class Batch:
+    """Right-padded inputs in click order (0 = padding), their lengths and next items."""
+
+    items: torch.Tensor  # (B, T) long
+    lengths: torch.Tensor  # (B,) long, >= 1
+    targets: torch.Tensor  # (B,) long
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(self.items.to(device), self.lengths.to(device), self.targets.to(device))
+
+
+def collate(examples: Examples, idx: np.ndarray, max_len: int | None = None) -> Batch:
+    """Gather examples `idx` into a `Batch`, keeping each input's last `max_len` clicks."""
+    items, lengths = examples.padded(idx, max_len)
+    return Batch(torch.from_numpy(items), torch.from_numpy(lengths), torch.from_numpy(examples.target[idx]))
+
+
+def batch_indices(examples: Examples, batch_size: int, shuffle: bool = False,
+                  seed: int = 0, bucket_batches: int = 64) -> list[np.ndarray]:
+    """Split examples into batches of similar length.
+
+    Training order (`shuffle`) is a seeded permutation, sorted by length inside windows of
+    `bucket_batches` batches, with the batch order shuffled again; the result depends only on
+    the seed, so an interrupted epoch can be replayed exactly. Without `shuffle`, examples are
+    sorted by length (the fastest order for evaluation).
+    """
+    n = len(examples)
+    if not shuffle:
+        order = np.argsort(examples.length, kind="stable")
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    window = batch_size * bucket_batches
+    for s in range(0, n, window):
+        chunk = perm[s : s + window]
+        perm[s : s + window] = chunk[np.argsort(examples.length[chunk], kind="stable")]
+    batches = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def iter_batches(examples: Examples, batch_size: int, shuffle: bool = False, seed: int = 0,
+                 max_len: int | None = None, start: int = 0) -> Iterator[Batch]:
+    """Yield collated batches, skipping the first `start` (to resume an epoch)."""
+    for idx in batch_indices(examples, batch_size, shuffle, seed)[start:]:
+        yield collate(examples, idx, max_len)

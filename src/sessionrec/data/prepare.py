@@ -1,0 +1,482 @@
+"""Raw click logs to a prepared dataset, with the SR-GNN `preprocess.py` conventions, in Polars.
+
+Supported raw formats (`fmt`):
+
+- ``diginetica``: CIKM Cup 2016 `train-item-views.csv`, ``;``-separated with a header
+  (sessionId;userId;itemId;timeframe;eventdate, or the snake_case spelling of the SR-GNN sample).
+  Clicks are ordered by `timeframe` within a session; a session's time is its eventdate
+  (midnight UTC, in seconds), as in SR-GNN. Test = last 7 days.
+- ``yoochoose``: RecSys Challenge 2015 `yoochoose-clicks.dat`, comma-separated, no header
+  (session_id,timestamp,item_id,category; an optional ``session_id,...`` header is skipped).
+  Clicks are ordered by timestamp; a session's time is its last click, truncated to the second as
+  SR-GNN does. Test = last 1 day. `fraction` keeps the most recent part of the training sessions.
+- ``retailrocket``: `events.csv` (timestamp,visitorid,event,itemid,transactionid; timestamp in
+  ms). Only ``view`` events are used. Sessions are each visitor's views split wherever more than
+  30 minutes pass between consecutive views (the usual session-rec threshold); a session's time is
+  its last view, in seconds. Test = last 7 days.
+
+Common rules, in order:
+
+1. Drop sessions with fewer than 2 clicks.
+2. Drop items with fewer than `min_item_support` clicks, then again sessions shorter than 2;
+   repeat step 2 until nothing changes (`until_stable=False` does one pass, exactly as SR-GNN).
+   Session times are those of the raw sessions (before item filtering), as in SR-GNN.
+3. Split on session time: with ``split = max_time - test_days * 86400``, train = sessions with
+   time < split, test = time > split. Sessions exactly at the split are dropped (SR-GNN's strict
+   comparisons; for the day-resolution Diginetica dates this drops the whole day `split`).
+4. Optionally keep only the most recent ``int(n_train * fraction)`` training sessions.
+5. Number items 1..N in order of first appearance in the time-ordered training sessions.
+6. Drop test clicks on items absent from (the kept) training sessions; drop test sessions
+   shorter than 2.
+
+Training and test sessions are ordered by session time, ties by first appearance in the file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from sessionrec.data.prepared import check_output_dir, write_prepared
+from sessionrec.data.sessions import Sessions
+from sessionrec.errors import ConfigError, DataError
+
+FORMATS = ("diginetica", "yoochoose", "retailrocket")
+DEFAULT_TEST_DAYS = {"diginetica": 7, "yoochoose": 1, "retailrocket": 7}
+MIN_SESSION_LENGTH = 2
+RETAILROCKET_SESSION_GAP_MINUTES = 30
+DAY_SECONDS = 86_400
+
+_SEPARATOR = {"diginetica": ";", "yoochoose": ",", "retailrocket": ","}
+_DESCRIPTION = {
+    "diginetica": "Diginetica train-item-views.csv",
+    "yoochoose": "YooChoose yoochoose-clicks.dat",
+    "retailrocket": "RetailRocket events.csv",
+}
+# Required columns by normalized name (lower case, no '_' or spaces).
+_REQUIRED = {
+    "diginetica": ("sessionid", "itemid", "timeframe", "eventdate"),
+    "retailrocket": ("timestamp", "visitorid", "event", "itemid"),
+}
+_YOOCHOOSE_COLUMNS = ("session_id", "timestamp", "item_id", "category")
+_YOOCHOOSE_TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
+
+
+def parse_fraction(value: str | float) -> float:
+    """Parse a fraction such as ``"1/64"``, ``"0.25"`` or ``0.25``; it must lie in (0, 1]."""
+    try:
+        f = Fraction(value.strip()) if isinstance(value, str) else Fraction(value)
+    except (ValueError, TypeError, ZeroDivisionError, OverflowError):
+        f = None
+    if f is None or not 0 < f <= 1:
+        raise ConfigError(
+            f"invalid fraction {value!r}: expected a number in (0, 1] such as 1/64 or 0.25"
+        )
+    return float(f)
+
+
+def prepare(
+    fmt: str,
+    input_path: str | Path,
+    output_dir: str | Path,
+    fraction: float | str | None = None,
+    test_days: int | None = None,
+    min_item_support: int = 5,
+    overwrite: bool = False,
+    *,
+    until_stable: bool = True,
+) -> dict[str, Any]:
+    """Preprocess a raw click log into a prepared dataset directory; return its stats.
+
+    Rules: see the module docstring. Bad input raises `DataError`, bad options `ConfigError`.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown raw format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if test_days is None:
+        test_days = DEFAULT_TEST_DAYS[fmt]
+    if isinstance(test_days, bool) or not isinstance(test_days, int) or test_days < 1:
+        raise ConfigError(f"invalid test_days {test_days!r}: expected a positive integer")
+    if (
+        isinstance(min_item_support, bool)
+        or not isinstance(min_item_support, int)
+        or min_item_support < 1
+    ):
+        raise ConfigError(
+            f"invalid min_item_support {min_item_support!r}: expected a positive integer"
+        )
+    frac = None if fraction is None else parse_fraction(fraction)
+    path = Path(input_path)
+    out = Path(output_dir)
+    check_output_dir(out, overwrite)  # fail before the (possibly long) processing
+
+    clicks, raw = _LOADERS[fmt](path)
+    train, test, item_ids, stats = _apply_rules(
+        clicks, path, fmt, test_days, min_item_support, frac, until_stable
+    )
+    stats = {"format": fmt, "input": str(path), **raw, **stats}
+    write_prepared(out, train, test, item_ids, stats, overwrite=overwrite)
+    return stats
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _normalize(name: str) -> str:
+    return name.strip().strip('"').lower().replace("_", "").replace(" ", "")
+
+
+def _first_line(path: Path, fmt: str) -> str:
+    """Existence, size and encoding checks; return the first line of the file."""
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file (expected the {_DESCRIPTION[fmt]})")
+    try:
+        with open(path, "rb") as f:
+            head = f.readline(1 << 16)
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from e
+    if not head.strip():
+        raise DataError(f"{path}: file is empty (expected the {_DESCRIPTION[fmt]})")
+    try:
+        return head.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 text file (expected the {_DESCRIPTION[fmt]})") from e
+
+
+def _scan(path: Path, fmt: str, **kwargs: Any) -> pl.LazyFrame:
+    """Scan as all-string columns with a `row` index (0-based data row)."""
+    return pl.scan_csv(
+        path,
+        separator=_SEPARATOR[fmt],
+        infer_schema=False,
+        row_index_name="row",
+        encoding="utf8",
+        **kwargs,
+    )
+
+
+def _collect(path: Path, fmt: str, lf: pl.LazyFrame) -> pl.DataFrame:
+    try:
+        return lf.collect()
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{path}: cannot be parsed as the {_DESCRIPTION[fmt]} ({msg})") from e
+
+
+def _header_columns(path: Path, fmt: str, first: str) -> dict[str, str]:
+    """Map required normalized column names to the file's names; raise on missing columns."""
+    sep = _SEPARATOR[fmt]
+    names = [c.strip().strip('"') for c in first.split(sep)]
+    found = {_normalize(c): c for c in names}
+    missing = [c for c in _REQUIRED[fmt] if c not in found]
+    if not missing:
+        return {c: found[c] for c in _REQUIRED[fmt]}
+    other = ";" if sep == "," else ","
+    if len(names) == 1 and other in first:
+        raise DataError(
+            f"{path}: header has no {sep!r} separator but contains {other!r}: the "
+            f"{_DESCRIPTION[fmt]} is {sep!r}-separated (wrong separator or wrong file?)"
+        )
+    raise DataError(
+        f"{path}: missing column(s) {', '.join(missing)} for the {_DESCRIPTION[fmt]}; "
+        f"found: {', '.join(names)}"
+    )
+
+
+def _parse(
+    path: Path,
+    fmt: str,
+    lf: pl.LazyFrame,
+    fields: dict[str, tuple[str, pl.Expr, str]],
+    line_base: int,
+) -> pl.DataFrame:
+    """Collect `row` plus typed columns; on an unparsable value name its column, line and value.
+
+    `fields` maps output name -> (raw column, expression on it, what was expected).
+    """
+    df = _collect(path, fmt, lf.select("row", *(e.alias(k) for k, (_, e, _) in fields.items())))
+    if df.height == 0:
+        raise DataError(f"{path}: has no data rows")
+    for name, (raw_col, _, expected) in fields.items():
+        if df[name].null_count():
+            row = df.filter(pl.col(name).is_null())["row"][0]
+            value = _collect(path, fmt, lf.filter(pl.col("row") == row).select(raw_col)).item()
+            got = "an empty value" if value is None or not value.strip() else repr(value)
+            where = f"column {raw_col!r}, line {row + line_base}"
+            raise DataError(f"{path}: {where}: expected {expected}, got {got}")
+    return df
+
+
+def _int(col: str) -> pl.Expr:
+    return pl.col(col).str.strip_chars().cast(pl.Int64, strict=False)
+
+
+def _load_diginetica(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
+    cols = _header_columns(path, "diginetica", _first_line(path, "diginetica"))
+    lf = _scan(path, "diginetica")
+    date = (
+        pl.col(cols["eventdate"]).str.strip_chars().str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    )
+    df = _parse(
+        path,
+        "diginetica",
+        lf,
+        {
+            "session": (cols["sessionid"], _int(cols["sessionid"]), "an integer session id"),
+            "item": (cols["itemid"], _int(cols["itemid"]), "an integer item id"),
+            "order": (cols["timeframe"], _int(cols["timeframe"]), "an integer timeframe"),
+            "time": (cols["eventdate"], date.cast(pl.Int64) * DAY_SECONDS, "a YYYY-MM-DD date"),
+        },
+        line_base=2,
+    )
+    return df, {"raw_clicks": df.height}
+
+
+def _load_yoochoose(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
+    first = _first_line(path, "yoochoose")
+    fields = first.split(",")
+    if len(fields) < 3:
+        raise DataError(
+            f"{path}: first line has {len(fields)} comma-separated field(s), expected "
+            f"{','.join(_YOOCHOOSE_COLUMNS)} (wrong separator or wrong file?)"
+        )
+    has_header = not fields[0].strip().strip('"').lstrip("-").isdigit()
+    if has_header and _normalize(fields[0]) != "sessionid":
+        raise DataError(
+            f"{path}: column 'session_id', line 1: expected an integer session id, "
+            f"got {fields[0]!r}"
+        )
+    names = [*_YOOCHOOSE_COLUMNS[:3], *(f"extra_{i}" for i in range(3, len(fields)))]
+    if len(fields) >= 4:
+        names[3] = "category"
+    lf = _scan(path, "yoochoose", has_header=has_header, new_columns=names)
+    ts = (
+        pl.col("timestamp")
+        .str.strip_chars()
+        .str.strptime(pl.Datetime("ms"), _YOOCHOOSE_TS_FORMAT, strict=False)
+    )
+    df = _parse(
+        path,
+        "yoochoose",
+        lf,
+        {
+            "session": ("session_id", _int("session_id"), "an integer session id"),
+            "order": ("timestamp", ts.cast(pl.Int64), "a timestamp like 2014-04-07T10:51:09.277Z"),
+            "item": ("item_id", _int("item_id"), "an integer item id"),
+        },
+        line_base=2 if has_header else 1,
+    )
+    df = df.with_columns(time=pl.col("order") // 1000)  # SR-GNN truncates to whole seconds
+    return df, {"raw_clicks": df.height}
+
+
+def _load_retailrocket(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
+    cols = _header_columns(path, "retailrocket", _first_line(path, "retailrocket"))
+    lf = _scan(path, "retailrocket")
+    event = pl.col(cols["event"]).str.strip_chars()
+    df = _parse(
+        path,
+        "retailrocket",
+        lf,
+        {
+            "order": (cols["timestamp"], _int(cols["timestamp"]), "an integer timestamp in ms"),
+            "visitor": (cols["visitorid"], _int(cols["visitorid"]), "an integer visitor id"),
+            "event": (cols["event"], event, "an event name"),
+            "item": (cols["itemid"], _int(cols["itemid"]), "an integer item id"),
+        },
+        line_base=2,
+    )
+    raw_events = df.height
+    df = df.filter(pl.col("event") == "view").drop("event")
+    if df.height == 0:
+        raise DataError(f"{path}: column {cols['event']!r} has no 'view' events")
+    gap_ms = RETAILROCKET_SESSION_GAP_MINUTES * 60 * 1000
+    df = df.sort("visitor", "order", "row").with_columns(
+        session=(
+            (pl.col("visitor") != pl.col("visitor").shift(1))
+            | (pl.col("order") - pl.col("order").shift(1) > gap_ms)
+        )
+        .fill_null(True)
+        .cum_sum()
+        .cast(pl.Int64),
+        time=pl.col("order") // 1000,
+    )
+    return df.drop("visitor"), {"raw_events": raw_events, "raw_clicks": df.height}
+
+
+_LOADERS = {
+    "diginetica": _load_diginetica,
+    "yoochoose": _load_yoochoose,
+    "retailrocket": _load_retailrocket,
+}
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def _counts(step: str, df: pl.DataFrame) -> dict[str, Any]:
+    return {
+        "step": step,
+        "clicks": df.height,
+        "sessions": df["session"].n_unique(),
+        "items": df["item"].n_unique(),
+    }
+
+
+def _drop_short(df: pl.DataFrame) -> pl.DataFrame:
+    return df.filter(pl.len().over("session") >= MIN_SESSION_LENGTH)
+
+
+def _iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _to_sessions(df: pl.DataFrame, n_sessions: int) -> Sessions:
+    """`df` sorted so that sessions are contiguous, with a 0-based contiguous `sid` column."""
+    lengths = np.bincount(df["sid"].to_numpy(), minlength=n_sessions)
+    offsets = np.zeros(n_sessions + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return Sessions(df["iid"].to_numpy().astype(np.int64), offsets)
+
+
+def _ordered(df: pl.DataFrame) -> pl.DataFrame:
+    """Sessions by (time, first row in the file), clicks by (order, row); adds contiguous `sid`."""
+    df = df.sort("end", "first", "order", "row")
+    return df.with_columns(sid=pl.col("first").rle_id())
+
+
+def _apply_rules(
+    clicks: pl.DataFrame,
+    path: Path,
+    fmt: str,
+    test_days: int,
+    min_support: int,
+    fraction: float | None,
+    until_stable: bool,
+) -> tuple[Sessions, Sessions, list[str], dict[str, Any]]:
+    """The common filtering, splitting and renumbering rules (see the module docstring)."""
+    # Session time and file position come from the raw session, before any filtering (SR-GNN).
+    df = clicks.select(
+        "session",
+        "item",
+        "order",
+        "row",
+        end=pl.col("time").max().over("session"),
+        first=pl.col("row").min().over("session"),
+    )
+    t_min, t_max = int(clicks["time"].min()), int(clicks["time"].max())
+    span_days = (t_max - t_min) / DAY_SECONDS
+    steps = [_counts("raw", df)]
+
+    df = _drop_short(df)
+    steps.append(_counts(f"drop_sessions_shorter_than_{MIN_SESSION_LENGTH}", df))
+    passes = 0
+    while True:
+        before = df.height
+        df = _drop_short(df.filter(pl.len().over("item") >= min_support))
+        passes += 1
+        steps.append(_counts(f"drop_items_support_below_{min_support}_pass_{passes}", df))
+        if df.height == before or not until_stable or df.height == 0:
+            break
+    if df.height == 0:
+        raise DataError(
+            f"{path}: no sessions remain after dropping sessions shorter than "
+            f"{MIN_SESSION_LENGTH} and items with fewer than {min_support} clicks "
+            f"({clicks.height} raw clicks)"
+        )
+
+    max_end = int(df["end"].max())
+    split = max_end - test_days * DAY_SECONDS
+    train = df.filter(pl.col("end") < split)
+    test = df.filter(pl.col("end") > split)
+    boundary = df.filter(pl.col("end") == split)["session"].n_unique()
+    steps.append(_counts("split_train", train))
+    steps.append(_counts("split_test", test))
+    span = f"the log spans {span_days:.2f} days ({_iso(t_min)} to {_iso(t_max)})"
+    if train.height == 0:
+        raise DataError(
+            f"{path}: no training sessions remain after filtering and holding out the last "
+            f"{test_days} day(s) for test; {span}"
+        )
+
+    train = _ordered(train)
+    n_train = int(train["sid"][-1]) + 1
+    if fraction is not None:
+        keep = int(n_train * fraction)
+        if keep < 1:
+            raise DataError(
+                f"{path}: fraction {fraction:g} of {n_train} training sessions keeps none"
+            )
+        train = train.filter(pl.col("sid") >= n_train - keep).with_columns(
+            sid=pl.col("sid") - (n_train - keep)
+        )
+        n_train = keep
+        steps.append(_counts("keep_most_recent_fraction", train))
+
+    originals = train["item"].unique(maintain_order=True)
+    n_items = originals.len()
+    new_ids = pl.int_range(1, n_items + 1, eager=True, dtype=pl.Int64)
+    train = train.with_columns(iid=pl.col("item").replace_strict(originals, new_ids))
+
+    test = test.filter(pl.col("item").is_in(originals.implode()))
+    steps.append(_counts("test_drop_items_not_in_train", test))
+    test = _drop_short(test)
+    steps.append(_counts(f"test_drop_sessions_shorter_than_{MIN_SESSION_LENGTH}", test))
+    if test.height == 0:
+        raise DataError(
+            f"{path}: no test sessions remain after filtering (test = last {test_days} day(s), "
+            f"restricted to training items, length >= {MIN_SESSION_LENGTH}); {span}"
+        )
+    test = _ordered(test).with_columns(iid=pl.col("item").replace_strict(originals, new_ids))
+    n_test = int(test["sid"][-1]) + 1
+
+    train_s, test_s = _to_sessions(train, n_train), _to_sessions(test, n_test)
+    item_ids = [str(x) for x in originals.to_list()]
+    rules: dict[str, Any] = {
+        "click_order": {
+            "diginetica": "timeframe",
+            "yoochoose": "timestamp",
+            "retailrocket": "timestamp",
+        }[fmt],
+        "session_time": {
+            "diginetica": "eventdate (UTC midnight, seconds)",
+            "yoochoose": "last click timestamp, truncated to seconds",
+            "retailrocket": "last view timestamp, seconds",
+        }[fmt],
+        "min_session_length": MIN_SESSION_LENGTH,
+        "min_item_support": min_support,
+        "repeat_filters_until_stable": until_stable,
+        "test_days": test_days,
+        "split": "train: session time < max - test_days; test: > (equal: dropped)",
+        "fraction": fraction,
+        "test_items_restricted_to_train": True,
+        "min_test_session_length": MIN_SESSION_LENGTH,
+        "item_numbering": "1..N by first appearance in time-ordered training sessions",
+    }
+    if fmt == "retailrocket":
+        rules["event"] = "view"
+        rules["session_gap_minutes"] = RETAILROCKET_SESSION_GAP_MINUTES
+    stats: dict[str, Any] = {
+        "rules": rules,
+        "steps": steps,
+        "filter_passes": passes,
+        "first_time": _iso(t_min),
+        "last_time": _iso(t_max),
+        "span_days": round(span_days, 4),
+        "split_time": _iso(split),
+        "sessions_at_split_dropped": boundary,
+        "train_sessions": len(train_s),
+        "train_clicks": int(train_s.offsets[-1]),
+        "train_examples": int(train_s.offsets[-1]) - len(train_s),
+        "test_sessions": len(test_s),
+        "test_clicks": int(test_s.offsets[-1]),
+        "test_examples": int(test_s.offsets[-1]) - len(test_s),
+        "items": n_items,
+    }
+    return train_s, test_s, item_ids, stats

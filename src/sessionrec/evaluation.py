@@ -1,0 +1,110 @@
+"""Full-ranking evaluation over all items: HR@K, MRR@K, NDCG@K, coverage@K, popularity@K.
+
+Tie policy. A target whose score equals that of `t` other items could land anywhere among
+those `t + 1` places. `"expected"` (default) reports the expectation under a uniformly random
+order of the tied items, so a model that scores every item alike gets exactly the chance
+level K/N; `"pessimistic"` puts the target last among its ties. Padding (id 0) is never ranked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from sessionrec.data.batching import Batch, batch_indices, collate
+from sessionrec.data.sessions import Examples
+from sessionrec.errors import ConfigError
+
+DEFAULT_KS = (5, 10, 20)
+TIE_POLICIES = ("expected", "pessimistic")
+
+
+class Scorer(Protocol):
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        """Scores of shape (B, num_items + 1); higher is better."""
+        ...
+
+
+@dataclass
+class EvalResult:
+    """Mean metrics by name (e.g. `"hr@20"`) and the per-case values behind them."""
+
+    metrics: dict[str, float]
+    per_case: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    num_cases: int = 0
+
+
+def rank_counts(scores: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row: how many items score strictly higher than the target, and how many tie it."""
+    target_scores = scores.gather(1, targets[:, None])
+    greater = (scores > target_scores).sum(1)
+    ties = (scores == target_scores).sum(1) - 1
+    return greater, ties
+
+
+def case_metrics(greater: torch.Tensor, ties: torch.Tensor, ks: Sequence[int],
+                 tie_policy: str = "expected") -> dict[str, torch.Tensor]:
+    """Per-case HR/MRR/NDCG@K from rank counts; the target occupies places greater+1 .. greater+ties+1."""
+    if tie_policy == "pessimistic":
+        greater, ties = greater + ties, torch.zeros_like(ties)
+    elif tie_policy != "expected":
+        raise ConfigError(f"unknown tie policy '{tie_policy}' (choose from {', '.join(TIE_POLICIES)})")
+    kmax = max(ks)
+    r = torch.arange(1, kmax + 1, dtype=torch.float64, device=greater.device)
+    # cum[x] = sum over places 1..x of the gain; gains beyond kmax are zero for every K <= kmax.
+    zero = torch.zeros(1, dtype=torch.float64, device=greater.device)
+    cum_rr = torch.cat([zero, torch.cumsum(1.0 / r, 0)])
+    cum_dcg = torch.cat([zero, torch.cumsum(1.0 / torch.log2(1.0 + r), 0)])
+    n_places = (ties + 1).double()
+    out = {}
+    for k in ks:
+        lo = greater.clamp(max=k)
+        hi = (greater + ties + 1).clamp(max=k)
+        out[f"hr@{k}"] = (hi - lo).double() / n_places
+        out[f"mrr@{k}"] = (cum_rr[hi] - cum_rr[lo]) / n_places
+        out[f"ndcg@{k}"] = (cum_dcg[hi] - cum_dcg[lo]) / n_places
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: Scorer, examples: Examples, ks: Sequence[int] = DEFAULT_KS,
+             batch_size: int = 500, item_counts: np.ndarray | None = None,
+             tie_policy: str = "expected", max_len: int | None = None) -> EvalResult:
+    """Rank every item for every example, in length-sorted batches of bounded memory."""
+    ks = sorted(set(int(k) for k in ks))
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"cut-offs K must be positive integers, got {ks}")
+    n = len(examples)
+    if n == 0:
+        return EvalResult({}, {}, 0)
+    per_case = {f"{m}@{k}": np.zeros(n) for k in ks for m in ("hr", "mrr", "ndcg")}
+    recommended: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
+    popularity = {k: 0.0 for k in ks}
+    counts = None
+    if item_counts is not None:
+        counts = torch.as_tensor(item_counts, dtype=torch.float64)
+        counts = counts / counts.max().clamp(min=1)
+    for idx in batch_indices(examples, batch_size):
+        batch = collate(examples, idx, max_len)
+        scores = model.score_batch(batch).float()[:, 1:]  # column 0 (padding) is never ranked
+        if torch.isnan(scores).any():
+            raise FloatingPointError("model produced NaN scores")
+        greater, ties = rank_counts(scores, batch.targets.to(scores.device) - 1)
+        for name, values in case_metrics(greater, ties, ks, tie_policy).items():
+            per_case[name][idx] = values.cpu().numpy()
+        top = scores.topk(min(ks[-1], scores.shape[1]), dim=1).indices.cpu() + 1
+        for k in ks:
+            recommended[k].append(torch.unique(top[:, :k]))
+            if counts is not None:
+                popularity[k] += counts[top[:, :k]].mean(1).sum().item()
+    metrics = {name: float(v.mean()) for name, v in per_case.items()}
+    num_items = scores.shape[1]
+    for k in ks:
+        metrics[f"coverage@{k}"] = len(torch.unique(torch.cat(recommended[k]))) / num_items
+        if counts is not None:
+            metrics[f"popularity@{k}"] = popularity[k] / n
+    return EvalResult(metrics, per_case, n)

@@ -1,0 +1,193 @@
+"""The contract every model shares: `fit`, `score_batch`, `recommend`, `save`, `load`.
+
+Neural models wrap a plain `nn.Module` (which knows nothing about training) and are fitted by
+the `Trainer`; non-neural models implement `fit` themselves. The evaluator and the service
+treat both as black boxes through `score_batch`.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from sessionrec.data.batching import Batch, collate
+from sessionrec.data.sessions import Sessions
+from sessionrec.errors import ConfigError, RunError
+from sessionrec.io import atomic_write, atomic_write_json
+from sessionrec.models.params import build_params, params_dict
+
+if TYPE_CHECKING:
+    from sessionrec.data.dataset import SessionDataset
+    from sessionrec.training.config import TrainConfig
+
+MODEL_FILE, WEIGHTS_FILE = "model.json", "model.safetensors"
+
+
+@dataclass
+class NoParams:
+    """A model without hyper-parameters."""
+
+
+class Recommender(ABC):
+    """A next-item recommender over items 1..num_items (0 is padding)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+
+    def __init__(self, num_items: int, params: Any = None) -> None:
+        if num_items < 1:
+            raise ConfigError(f"num_items must be at least 1, got {num_items}")
+        self.num_items = num_items
+        self.params = params if params is not None else self.Params()
+        self.device = torch.device("cpu")
+
+    # --- training and scoring -------------------------------------------------------------
+    @abstractmethod
+    def fit(self, dataset: SessionDataset, config: TrainConfig | None = None,
+            run_dir: str | Path | None = None, progress: bool = False,
+            resume: bool = False) -> Recommender:
+        """Learn from `dataset.train` (selecting on `dataset.valid` where relevant); returns self."""
+
+    @abstractmethod
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        """Scores (B, num_items + 1) for a batch of sessions; higher is better."""
+
+    @abstractmethod
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Everything learned, as named tensors (saved with safetensors)."""
+
+    @abstractmethod
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
+
+    def to(self, device: str | torch.device) -> Recommender:
+        self.device = torch.device(device)
+        return self
+
+    # --- recommending ----------------------------------------------------------------------
+    def _check_session(self, session: Sequence[int]) -> list[int]:
+        items = [int(i) for i in session]
+        if not items:
+            raise ConfigError("session is empty: give at least one item id")
+        bad = [i for i in items if not 1 <= i <= self.num_items]
+        if bad:
+            raise ConfigError(f"item id {bad[0]} out of range 1..{self.num_items}")
+        return items
+
+    @torch.no_grad()
+    def recommend_batch(self, sessions: Sequence[Sequence[int]], k: int = 20,
+                        exclude: Iterable[Iterable[int]] | None = None) -> list[list[tuple[int, float]]]:
+        """Top-k (item, score) for each session; items in `exclude[i]` are left out."""
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        checked = Sessions.from_lists([self._check_session(s) for s in sessions])
+        examples = checked.as_examples(np.zeros(len(checked), dtype=np.int64))
+        scores = self.score_batch(collate(examples, np.arange(len(checked)))).float().cpu()
+        scores[:, 0] = -torch.inf
+        for row, items in zip(scores, exclude or [], strict=False):
+            idx = [i for i in items if 0 < int(i) <= self.num_items]
+            row[idx] = -torch.inf
+        top = scores.topk(min(k, self.num_items), dim=1)
+        return [[(int(i), float(s)) for i, s in zip(ti, ts, strict=True) if s > -torch.inf]
+                for ti, ts in zip(top.indices, top.values, strict=True)]
+
+    def recommend(self, session: Sequence[int], k: int = 20,
+                  exclude: Iterable[int] | None = None) -> list[tuple[int, float]]:
+        """Top-k (item, score) pairs for one session given as item ids in click order."""
+        return self.recommend_batch([session], k, None if exclude is None else [exclude])[0]
+
+    # --- persistence -----------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write `model.json` and `model.safetensors` (atomically) into `directory`."""
+        directory = Path(directory)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_tensors().items()}
+        atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+        atomic_write_json(directory / MODEL_FILE, {
+            "model": self.name, "num_items": self.num_items, "params": params_dict(self.params)})
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> Recommender:
+        """Rebuild a saved model; weights are read with safetensors (no code can run)."""
+        from sessionrec.models.registry import get
+
+        directory = Path(directory)
+        meta_path = directory / MODEL_FILE
+        try:
+            meta = json.loads(meta_path.read_text())
+            name, num_items, params = meta["model"], int(meta["num_items"]), dict(meta["params"])
+        except FileNotFoundError:
+            raise RunError(f"{directory}: no {MODEL_FILE}; not a saved model or run directory") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise RunError(f"{meta_path}: corrupted model description ({e})") from None
+        model_cls = get(name)
+        if cls is not Recommender and not issubclass(model_cls, cls):
+            raise RunError(f"{directory}: holds a '{name}' model, not '{cls.name}'")
+        model = model_cls(num_items, build_params(model_cls.Params, params, name)).to(device)
+        try:
+            tensors = load_file(directory / WEIGHTS_FILE)
+        except FileNotFoundError:
+            raise RunError(f"{directory}: no {WEIGHTS_FILE}") from None
+        except (SafetensorError, OSError, ValueError) as e:
+            raise RunError(f"{directory / WEIGHTS_FILE}: corrupted weights ({e})") from None
+        model.load_state_tensors(tensors)
+        return model
+
+
+class NeuralRecommender(Recommender):
+    """A recommender around an `nn.Module` whose forward maps (items, lengths) to logits."""
+
+    Module: ClassVar[type[nn.Module]]
+
+    def __init__(self, num_items: int, params: Any = None) -> None:
+        super().__init__(num_items, params)
+        self.net = self.Module(num_items, self.params)
+
+    def to(self, device: str | torch.device) -> NeuralRecommender:
+        super().to(device)
+        self.net.to(self.device)
+        return self
+
+    def fit(self, dataset: SessionDataset, config: TrainConfig | None = None,
+            run_dir: str | Path | None = None, progress: bool = False,
+            resume: bool = False) -> NeuralRecommender:
+        from sessionrec.training.trainer import Trainer
+
+        trainer = Trainer(self, config, run_dir, progress)
+        trainer.fit(dataset, resume=resume)
+        self.best_epoch, self.fit_history = trainer.best_epoch, trainer.history
+        return self
+
+    def training_loss(self, batch: Batch) -> torch.Tensor:
+        """Default objective: cross-entropy over all items; models may add their own terms."""
+        custom = getattr(self.net, "training_loss", None)
+        if custom is not None:
+            return custom(batch.items, batch.lengths, batch.targets)
+        logits = self.net(batch.items, batch.lengths)
+        return nn.functional.cross_entropy(logits, batch.targets)
+
+    @torch.no_grad()
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        self.net.eval()
+        batch = batch.to(self.device)
+        return self.net(batch.items, batch.lengths)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return dict(self.net.state_dict())
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        try:
+            self.net.load_state_dict(tensors)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else "mismatch"
+            raise RunError(f"weights do not fit model '{self.name}': {first}") from None

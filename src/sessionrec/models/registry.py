@@ -1,0 +1,45 @@
+"""The model registry: every model, neural or not, is created by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from sessionrec.errors import ConfigError
+from sessionrec.models.base import Recommender
+from sessionrec.models.params import build_params
+
+_REGISTRY: dict[str, type[Recommender]] = {}
+
+
+def register(cls: type[Recommender]) -> type[Recommender]:
+    """Class decorator: make `cls` available under `cls.name`."""
+    if not cls.name or cls.name in _REGISTRY:
+        raise ValueError(f"model name {cls.name!r} is empty or registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get(name: str) -> type[Recommender]:
+    """The model class registered as `name`."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown model '{name}' (available: {', '.join(sorted(_REGISTRY))})") from None
+
+
+def available() -> dict[str, str]:
+    """Registered names with their one-line descriptions, sorted by name."""
+    return {name: _REGISTRY[name].description for name in sorted(_REGISTRY)}
+
+
+def create(name: str, num_items: int, seed: int | None = 0, **hparams: Any) -> Recommender:
+    """Build model `name` for items 1..num_items; `seed` fixes its initial weights."""
+    cls = get(name)
+    params = build_params(cls.Params, hparams, name)
+    if seed is None:
+        return cls(num_items, params)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(num_items, params)

@@ -1,0 +1,57 @@
+"""STAMP (Liu et al., KDD 2018): short-term attention/memory priority over item embeddings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sessionrec.models.base import NeuralRecommender
+from sessionrec.models.layers import AttentionReadout, gather_last, masked_mean, score_all_items
+from sessionrec.models.registry import register
+
+
+@dataclass
+class STAMPParams:
+    embedding_dim: int = 100  # paper: 100
+    emb_init_std: float = 0.002  # paper: N(0, 0.002) for embeddings
+    weight_init_std: float = 0.05  # paper: N(0, 0.05) for the other weights
+
+
+class STAMP(nn.Module):
+    def __init__(self, num_items: int, p: STAMPParams) -> None:
+        super().__init__()
+        d = p.embedding_dim
+        self.item_emb = nn.Embedding(num_items + 1, d, padding_idx=0)
+        # α_i = W0 σ(W1 x_i + W2 x_t + W3 m_s + b_a): the query is [x_t ; m_s] (Eq. 7)
+        self.attention = AttentionReadout(d, 2 * d, d, "sigmoid")
+        self.mlp_s = nn.Linear(d, d)  # MLP cell A (Eq. 9)
+        self.mlp_t = nn.Linear(d, d)  # MLP cell B (Eq. 10)
+        for name, w in self.named_parameters():
+            if name == "item_emb.weight":
+                nn.init.normal_(w, std=p.emb_init_std)
+            elif w.dim() > 1:
+                nn.init.normal_(w, std=p.weight_init_std)
+            else:
+                nn.init.zeros_(w)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = items > 0
+        x = self.item_emb(items)
+        x_t = gather_last(x, lengths)  # last click: short-term memory m_t (Eq. 3)
+        m_s = masked_mean(x, mask)  # general interest (Eq. 2)
+        m_a = self.attention(x, torch.cat([x_t, m_s], dim=1), mask)  # m_a = Σ α_i x_i (Eq. 8)
+        h_s = torch.tanh(self.mlp_s(m_a))  # (Eq. 9)
+        h_t = torch.tanh(self.mlp_t(x_t))  # (Eq. 10)
+        return score_all_items(h_s * h_t, self.item_emb.weight)  # trilinear <h_s, h_t, x_i> (Eq. 11)
+
+
+@register
+class STAMPRecommender(NeuralRecommender):
+    name = "stamp"
+    description = "STAMP (Liu et al. 2018): attention over the session with last-click priority"
+    Params = STAMPParams
+    Module = STAMP

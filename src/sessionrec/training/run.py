@@ -1,0 +1,102 @@
+"""Train, evaluate and write a run directory: the one path the CLI, demo and scripts share.
+
+A run directory holds `config.json` (model, hyper-parameters, dataset, training settings),
+`model.json` + `model.safetensors` (the selected weights), `metrics.json` (valid and test),
+`log.jsonl` and, for neural models, `checkpoint.pt` (for `--resume`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from sessionrec import __version__
+from sessionrec.data.dataset import SessionDataset, reload_dataset
+from sessionrec.errors import RunError
+from sessionrec.evaluation import evaluate
+from sessionrec.io import atomic_write_json
+from sessionrec.models.base import Recommender
+from sessionrec.models.params import build_params, params_dict
+from sessionrec.models.registry import create
+from sessionrec.training.config import TrainConfig
+
+CONFIG_FILE, METRICS_FILE = "config.json", "metrics.json"
+
+
+def run_config(model: Recommender, dataset: SessionDataset, config: TrainConfig) -> dict[str, Any]:
+    return {"model": model.name, "num_items": model.num_items, "params": params_dict(model.params),
+            "dataset": dataset.source, "train": params_dict(config), "sessionrec": __version__}
+
+
+def evaluate_splits(model: Recommender, dataset: SessionDataset, config: TrainConfig,
+                    splits: tuple[str, ...] = ("valid", "test")) -> dict[str, dict[str, float]]:
+    """Full-ranking metrics of `model` on the named splits of `dataset`."""
+    counts = dataset.item_counts()
+    return {s: evaluate(model, getattr(dataset, s), config.ks, config.eval_batch_size, counts,
+                        config.tie_policy, config.max_len).metrics for s in splits}
+
+
+def train_and_evaluate(model: Recommender, dataset: SessionDataset, config: TrainConfig | None = None,
+                       run_dir: str | Path | None = None, progress: bool = False,
+                       resume: bool = False) -> dict[str, Any]:
+    """Fit `model`, evaluate it on validation and test, and write the run directory if given."""
+    config = config or TrainConfig()
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if run_dir is not None and not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (METRICS_FILE, "checkpoint.pt"):
+            (run_dir / stale).unlink(missing_ok=True)
+        atomic_write_json(run_dir / CONFIG_FILE, run_config(model, dataset, config))
+    t0 = time.monotonic()
+    model.fit(dataset, config, run_dir, progress, resume)
+    fit_seconds = time.monotonic() - t0
+    t1 = time.monotonic()
+    results = evaluate_splits(model, dataset, config)
+    metrics: dict[str, Any] = {"model": model.name, "dataset": dataset.name, **results,
+                               "fit_seconds": round(fit_seconds, 2),
+                               "eval_seconds": round(time.monotonic() - t1, 2),
+                               "test_cases": len(dataset.test)}
+    best_epoch = getattr(model, "best_epoch", None)
+    if best_epoch is not None:
+        metrics["best_epoch"] = best_epoch
+    if run_dir is not None:
+        model.save(run_dir)
+        atomic_write_json(run_dir / METRICS_FILE, metrics)
+    return metrics
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})") from None
+    except ValueError as e:
+        raise RunError(f"{path}: corrupted ({e})") from None
+
+
+def load_run(run_dir: str | Path) -> tuple[Recommender, dict[str, Any]]:
+    """The trained model of a run directory and its config."""
+    config = read_run_config(run_dir)
+    return Recommender.load(run_dir), config
+
+
+def prepare_resume(run_dir: str | Path, model_name: str) -> tuple[Recommender, SessionDataset, TrainConfig]:
+    """Rebuild model, dataset and settings of an interrupted run from its config.json."""
+    config = read_run_config(run_dir)
+    if config.get("model") != model_name:
+        raise RunError(f"{run_dir}: holds a '{config.get('model')}' run, not '{model_name}'")
+    train = build_params(TrainConfig, config["train"], "training")
+    model = create(model_name, int(config["num_items"]), seed=train.seed, **config["params"])
+    return model, reload_dataset(config["dataset"]), train
+
+
+def evaluate_run(run_dir: str | Path, splits: tuple[str, ...] = ("test",)) -> dict[str, dict[str, float]]:
+    """Evaluate a saved run again on the dataset and settings it was trained with."""
+    model, config = load_run(run_dir)
+    train = build_params(TrainConfig, config["train"], "training")
+    dataset = reload_dataset(config["dataset"])
+    return evaluate_splits(model, dataset, train, splits)
+
