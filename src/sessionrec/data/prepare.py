@@ -4,12 +4,14 @@ Supported raw formats (`fmt`):
 
 - ``diginetica``: CIKM Cup 2016 `train-item-views.csv`, ``;``-separated with a header
   (sessionId;userId;itemId;timeframe;eventdate, or the snake_case spelling of the SR-GNN sample).
-  Clicks are ordered by `timeframe` within a session; a session's time is its eventdate
-  (midnight UTC, in seconds), as in SR-GNN. Test = last 7 days.
+  Clicks are ordered by `timeframe` within a session. A session's time is the eventdate
+  (midnight UTC, in seconds) on its last line in the file, exactly as SR-GNN: the file is not in
+  timeframe order and a few sessions span midnight, so this choice matters for parity with the
+  benchmark files. Test = last 7 days.
 - ``yoochoose``: RecSys Challenge 2015 `yoochoose-clicks.dat`, comma-separated, no header
   (session_id,timestamp,item_id,category; an optional ``session_id,...`` header is skipped).
-  Clicks are ordered by timestamp; a session's time is its last click, truncated to the second as
-  SR-GNN does. Test = last 1 day. `fraction` keeps the most recent part of the training sessions.
+  Clicks are ordered by timestamp; a session's time is its latest click (the last line of the
+  session in the real file, as SR-GNN), truncated to the second as SR-GNN does. Test = last 1 day. `fraction` keeps the most recent part of the training sessions.
 - ``retailrocket``: `events.csv` (timestamp,visitorid,event,itemid,transactionid; timestamp in
   ms). Only ``view`` events are used. Sessions are each visitor's views split wherever more than
   30 minutes pass between consecutive views (the usual session-rec threshold); a session's time is
@@ -367,7 +369,11 @@ def _apply_rules(
         "item",
         "order",
         "row",
-        end=pl.col("time").max().over("session"),
+        end=(
+            pl.col("time").sort_by("row").last()
+            if fmt == "diginetica"
+            else pl.col("time").max()
+        ).over("session"),
         first=pl.col("row").min().over("session"),
     )
     t_min, t_max = int(clicks["time"].min()), int(clicks["time"].max())
@@ -445,7 +451,7 @@ def _apply_rules(
             "retailrocket": "timestamp",
         }[fmt],
         "session_time": {
-            "diginetica": "eventdate (UTC midnight, seconds)",
+            "diginetica": "eventdate on the session's last line in the file (SR-GNN), seconds",
             "yoochoose": "last click timestamp, truncated to seconds",
             "retailrocket": "last view timestamp, seconds",
         }[fmt],

@@ -1,0 +1,265 @@
+"""The `sessionrec` command line (Typer + Rich). Errors: one line on stderr, non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sessionrec.errors import ConfigError, SessionrecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Session-based recommendation: data, training, evaluation, recommendation.")
+datasets_app = typer.Typer(no_args_is_help=True, help="List, inspect and prepare datasets.")
+models_app = typer.Typer(no_args_is_help=True, help="The registered models.")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(models_app, name="models")
+out = Console()
+
+DataRoot = Annotated[Path | None, typer.Option("--data-root", help="Directory holding the named "
+                                               "benchmarks (default: $SESSIONREC_DATA or ../shared/datasets).")]
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """`["dim=64", "dropout=0.1"]` -> {"dim": "64", "dropout": "0.1"}."""
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got '{pair}'")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def metrics_table(title: str, rows: dict[str, dict[str, float]], ks: tuple[int, ...] = (10, 20),
+                  extra: dict[str, dict[str, Any]] | None = None) -> Table:
+    """A Rich table: one row per model, HR/MRR/NDCG@K in percent."""
+    table = Table(title=title)
+    table.add_column("model")
+    names = [f"{m}@{k}" for m in ("hr", "mrr", "ndcg") for k in ks]
+    for name in names:
+        table.add_column(name.upper().replace("@", "@"), justify="right")
+    extra_cols = sorted({c for e in (extra or {}).values() for c in e})
+    for col in extra_cols:
+        table.add_column(col, justify="right")
+    for model, metrics in rows.items():
+        cells = [f"{100 * metrics[n]:.2f}" if n in metrics else "-" for n in names]
+        cells += [str((extra or {}).get(model, {}).get(c, "")) for c in extra_cols]
+        table.add_row(model, *cells)
+    return table
+
+
+# --- datasets ----------------------------------------------------------------------------------
+@datasets_app.command("list")
+def datasets_list(data_root: DataRoot = None) -> None:
+    """The named datasets and whether their files are present."""
+    from sessionrec.data.dataset import BENCHMARKS, default_data_root
+
+    root = data_root or default_data_root()
+    table = Table(title=f"datasets (data root: {root or 'not found'})")
+    table.add_column("name")
+    table.add_column("status")
+    table.add_row("synthetic", "built in (seeded, generated on load)")
+    for name in BENCHMARKS:
+        present = root is not None and (root / name / "all_train_seq.txt").exists()
+        table.add_row(name, f"present: {root / name}" if present else "missing")
+    out.print(table)
+
+
+@datasets_app.command("stats")
+def datasets_stats(dataset: Annotated[str, typer.Argument(help="A name or a dataset directory.")],
+                   data_root: DataRoot = None) -> None:
+    """Counts as in the papers' dataset tables."""
+    from sessionrec.data.dataset import load_dataset
+
+    stats = load_dataset(dataset, data_root).stats()
+    table = Table(title=f"dataset {stats.pop('name')}")
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    for key, value in stats.items():
+        table.add_row(key.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
+    out.print(table)
+
+
+@datasets_app.command("prepare")
+def datasets_prepare(
+    fmt: Annotated[str, typer.Option("--format", help="diginetica | yoochoose | retailrocket")],
+    input_file: Annotated[Path, typer.Option("--input", help="The raw click log.")],
+    output: Annotated[Path, typer.Option("--output", help="Directory to write the prepared dataset to.")],
+    fraction: Annotated[str | None, typer.Option(help="Keep the most recent fraction of training "
+                                                 "sessions, e.g. 1/64 (YooChoose).")] = None,
+    test_days: Annotated[int | None, typer.Option(help="Days at the end used as test.")] = None,
+    min_item_support: Annotated[int, typer.Option(help="Drop items with fewer clicks.")] = 5,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
+) -> None:
+    """Preprocess a raw click log with the field's standard rules (Polars)."""
+    from sessionrec.data.prepare import parse_fraction, prepare
+
+    frac = parse_fraction(fraction) if fraction is not None else None
+    stats = prepare(fmt, input_file, output, fraction=frac, test_days=test_days,
+                    min_item_support=min_item_support, overwrite=overwrite)
+    table = Table(title=f"prepared {output}")
+    table.add_column("key")
+    table.add_column("value", justify="right")
+    for key, value in stats.items():
+        table.add_row(str(key), str(value))
+    out.print(table)
+
+
+# --- models ------------------------------------------------------------------------------------
+@models_app.command("list")
+def models_list() -> None:
+    """Every registered model with a one-line description."""
+    from sessionrec.models import available
+
+    table = Table(title="models")
+    table.add_column("name")
+    table.add_column("description")
+    for name, description in available().items():
+        table.add_row(name, description)
+    out.print(table)
+
+
+# --- train / evaluate / recommend --------------------------------------------------------------
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="A registered model name (see `models list`).")],
+    dataset: Annotated[str, typer.Option(help="A dataset name or directory.")] = "synthetic",
+    data_root: DataRoot = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for weights, batch order and dropout.")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    valid_fraction: Annotated[float, typer.Option(help="Last fraction of training examples "
+                                                  "held out for validation.")] = 0.1,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run directory "
+                                                 "(default runs/MODEL-DATASET).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value: a model "
+                                                   "hyper-parameter or training setting; repeatable.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train a model, evaluate it with full ranking and write a run directory."""
+    from sessionrec.data.dataset import load_dataset
+    from sessionrec.models import create, get
+    from sessionrec.models.params import build_params
+    from sessionrec.training.config import TrainConfig
+    from sessionrec.training.run import prepare_resume, train_and_evaluate
+
+    model_cls = get(model)
+    name = Path(dataset).name if Path(dataset).is_dir() else dataset
+    run_dir = out_dir or Path("runs") / f"{model}-{name}"
+    if resume:
+        recommender, data, config = prepare_resume(run_dir, model)
+        out.print(f"resuming {run_dir}")
+    else:
+        overrides = parse_assignments(set_ or [])
+        model_fields = set(model_cls.Params.__dataclass_fields__)
+        unknown = set(overrides) - model_fields - set(TrainConfig.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown setting '{sorted(unknown)[0]}' for {model}; model "
+                              f"hyper-parameters: {', '.join(sorted(model_fields)) or 'none'}; "
+                              f"training settings: {', '.join(TrainConfig.__dataclass_fields__)}")
+        model_hp = {k: v for k, v in overrides.items() if k in model_fields}
+        train_hp: dict[str, Any] = {k: v for k, v in overrides.items() if k not in model_fields}
+        for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)):
+            if value is not None:
+                train_hp[key] = value
+        train_hp.update(seed=seed, device=device)
+        config = build_params(TrainConfig, train_hp, "training")
+        data = load_dataset(dataset, data_root, valid_fraction)
+        recommender = create(model, data.num_items, seed=seed, **model_hp)
+        out.print(f"training {model} on {data.name}: {len(data.train):,} examples, "
+                  f"{data.num_items:,} items -> {run_dir}")
+    metrics = train_and_evaluate(recommender, data, config, run_dir, progress=progress, resume=resume)
+    out.print(metrics_table(f"{model} on {data.name} (test, %)", {model: metrics["test"]},
+                            extra={model: {"fit s": metrics["fit_seconds"]}}))
+    out.print(f"run directory: {run_dir}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Evaluate a saved run again on its test set and compare with its recorded metrics."""
+    import json
+
+    from sessionrec.training.run import METRICS_FILE, evaluate_run
+
+    test = evaluate_run(run_dir)["test"]
+    rows = {"now": test}
+    recorded_path = run_dir / METRICS_FILE
+    if recorded_path.exists():
+        rows = {"recorded": json.loads(recorded_path.read_text())["test"], "now": test}
+    out.print(metrics_table(f"{run_dir} (test, %)", rows))
+
+
+@app.command()
+def recommend(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    session: Annotated[str, typer.Option(help="Item ids in click order, comma-separated.")],
+    k: Annotated[int, typer.Option(help="How many items.")] = 20,
+) -> None:
+    """Top-k next items for one session."""
+    from sessionrec.training.run import load_run
+
+    try:
+        items = [int(x) for x in session.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--session must be comma-separated integer item ids, got '{session}'") from None
+    model, _ = load_run(run_dir)
+    table = Table(title=f"{model.name}: next items after {items}")
+    table.add_column("rank", justify="right")
+    table.add_column("item", justify="right")
+    table.add_column("score", justify="right")
+    for rank, (item, score) in enumerate(model.recommend(items, k), 1):
+        table.add_row(str(rank), str(item), f"{score:.4f}")
+    out.print(table)
+
+
+@app.command()
+def demo(
+    epochs: Annotated[int, typer.Option(help="Epochs per neural model.")] = 5,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the demo's runs go.")] = Path("runs/demo"),
+) -> None:
+    """Train and evaluate the models on the built-in synthetic data and print a results table."""
+    from sessionrec.demo import run_demo
+
+    rows, extra, stats = run_demo(epochs, out_dir, console=out)
+    title = (f"synthetic data: {stats['fit_examples']:,} training examples, {stats['test_cases']:,} "
+             f"test cases, {stats['max_item_id']:,} items; full ranking (%)")
+    out.print(metrics_table(title, rows, extra=extra))
+
+
+def main() -> None:
+    """Entry point: run the app; turn known errors into one line on stderr."""
+    debug = bool(os.environ.get("SESSIONREC_DEBUG"))
+    try:
+        rv = app(standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("sessionrec: interrupted (a training run continues with --resume)", file=sys.stderr)
+        sys.exit(130)
+    except (SessionrecError, FloatingPointError) as e:
+        if debug:
+            raise
+        print(f"sessionrec: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as e:
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):  # a usage error (Typer's click)
+            if e.format_message():  # empty when the help text was shown instead
+                print(f"sessionrec: error: {e.format_message()} (see --help)", file=sys.stderr)
+            sys.exit(e.exit_code)
+        if type(e).__name__ == "Abort":
+            print("sessionrec: interrupted", file=sys.stderr)
+            sys.exit(130)
+        if debug:
+            raise
+        print(f"sessionrec: internal error: {type(e).__name__}: {e} "
+              "(set SESSIONREC_DEBUG=1 for the traceback)", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
