@@ -11,7 +11,8 @@ Supported raw formats (`fmt`):
 - ``yoochoose``: RecSys Challenge 2015 `yoochoose-clicks.dat`, comma-separated, no header
   (session_id,timestamp,item_id,category; an optional ``session_id,...`` header is skipped).
   Clicks are ordered by timestamp; a session's time is its latest click (the last line of the
-  session in the real file, as SR-GNN), truncated to the second as SR-GNN does. Test = last 1 day. `fraction` keeps the most recent part of the training sessions.
+  session in the real file, as SR-GNN), truncated to the second as SR-GNN does.
+  Test = last 1 day. `fraction` keeps the most recent part of the training sessions.
 - ``retailrocket``: `events.csv` (timestamp,visitorid,event,itemid,transactionid; timestamp in
   ms). Only ``view`` events are used. Sessions are each visitor's views split wherever more than
   30 minutes pass between consecutive views (the usual session-rec threshold); a session's time is
@@ -60,10 +61,20 @@ _DESCRIPTION = {
     "yoochoose": "YooChoose yoochoose-clicks.dat",
     "retailrocket": "RetailRocket events.csv",
 }
-# Required columns by normalized name (lower case, no '_' or spaces).
+# Required columns: normalized name (lower case, no '_' or spaces) -> name shown in messages.
 _REQUIRED = {
-    "diginetica": ("sessionid", "itemid", "timeframe", "eventdate"),
-    "retailrocket": ("timestamp", "visitorid", "event", "itemid"),
+    "diginetica": {
+        "sessionid": "sessionId",
+        "itemid": "itemId",
+        "timeframe": "timeframe",
+        "eventdate": "eventdate",
+    },
+    "retailrocket": {
+        "timestamp": "timestamp",
+        "visitorid": "visitorid",
+        "event": "event",
+        "itemid": "itemid",
+    },
 }
 _YOOCHOOSE_COLUMNS = ("session_id", "timestamp", "item_id", "category")
 _YOOCHOOSE_TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
@@ -129,7 +140,7 @@ def prepare(
 
 
 def _normalize(name: str) -> str:
-    return name.strip().strip('"').lower().replace("_", "").replace(" ", "")
+    return name.lstrip("\ufeff").strip().strip('"').lower().replace("_", "").replace(" ", "")
 
 
 def _first_line(path: Path, fmt: str) -> str:
@@ -171,12 +182,16 @@ def _collect(path: Path, fmt: str, lf: pl.LazyFrame) -> pl.DataFrame:
         raise DataError(f"{path}: cannot be parsed as the {_DESCRIPTION[fmt]} ({msg})") from e
 
 
-def _header_columns(path: Path, fmt: str, first: str) -> dict[str, str]:
+def _header_columns(path: Path, fmt: str, first: str, lf: pl.LazyFrame) -> dict[str, str]:
     """Map required normalized column names to the file's names; raise on missing columns."""
     sep = _SEPARATOR[fmt]
-    names = [c.strip().strip('"') for c in first.split(sep)]
+    try:
+        names = [c for c in lf.collect_schema().names() if c != "row"]
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{path}: cannot read the header of the {_DESCRIPTION[fmt]} ({msg})") from e
     found = {_normalize(c): c for c in names}
-    missing = [c for c in _REQUIRED[fmt] if c not in found]
+    missing = [shown for c, shown in _REQUIRED[fmt].items() if c not in found]
     if not missing:
         return {c: found[c] for c in _REQUIRED[fmt]}
     other = ";" if sep == "," else ","
@@ -220,8 +235,9 @@ def _int(col: str) -> pl.Expr:
 
 
 def _load_diginetica(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
-    cols = _header_columns(path, "diginetica", _first_line(path, "diginetica"))
+    first = _first_line(path, "diginetica")
     lf = _scan(path, "diginetica")
+    cols = _header_columns(path, "diginetica", first, lf)
     date = (
         pl.col(cols["eventdate"]).str.strip_chars().str.strptime(pl.Date, "%Y-%m-%d", strict=False)
     )
@@ -279,8 +295,9 @@ def _load_yoochoose(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
 
 
 def _load_retailrocket(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
-    cols = _header_columns(path, "retailrocket", _first_line(path, "retailrocket"))
+    first = _first_line(path, "retailrocket")
     lf = _scan(path, "retailrocket")
+    cols = _header_columns(path, "retailrocket", first, lf)
     event = pl.col(cols["event"]).str.strip_chars()
     df = _parse(
         path,
@@ -370,9 +387,7 @@ def _apply_rules(
         "order",
         "row",
         end=(
-            pl.col("time").sort_by("row").last()
-            if fmt == "diginetica"
-            else pl.col("time").max()
+            pl.col("time").sort_by("row").last() if fmt == "diginetica" else pl.col("time").max()
         ).over("session"),
         first=pl.col("row").min().over("session"),
     )
@@ -430,7 +445,8 @@ def _apply_rules(
     new_ids = pl.int_range(1, n_items + 1, eager=True, dtype=pl.Int64)
     train = train.with_columns(iid=pl.col("item").replace_strict(originals, new_ids))
 
-    test = test.filter(pl.col("item").is_in(originals.implode()))
+    iid = pl.col("item").replace_strict(originals, new_ids, default=None)
+    test = test.with_columns(iid=iid).filter(pl.col("iid").is_not_null())
     steps.append(_counts("test_drop_items_not_in_train", test))
     test = _drop_short(test)
     steps.append(_counts(f"test_drop_sessions_shorter_than_{MIN_SESSION_LENGTH}", test))
@@ -439,7 +455,7 @@ def _apply_rules(
             f"{path}: no test sessions remain after filtering (test = last {test_days} day(s), "
             f"restricted to training items, length >= {MIN_SESSION_LENGTH}); {span}"
         )
-    test = _ordered(test).with_columns(iid=pl.col("item").replace_strict(originals, new_ids))
+    test = _ordered(test)
     n_test = int(test["sid"][-1]) + 1
 
     train_s, test_s = _to_sessions(train, n_train), _to_sessions(test, n_test)

@@ -92,7 +92,7 @@ class Recommender(ABC):
             raise ConfigError(f"k must be at least 1, got {k}")
         checked = Sessions.from_lists([self._check_session(s) for s in sessions])
         examples = checked.as_examples(np.zeros(len(checked), dtype=np.int64))
-        scores = self.score_batch(collate(examples, np.arange(len(checked)))).float().cpu()
+        scores = self.score_batch(collate(examples, np.arange(len(checked)))).float().cpu().clone()
         scores[:, 0] = -torch.inf
         for row, items in zip(scores, exclude or [], strict=False):
             idx = [i for i in items if 0 < int(i) <= self.num_items]

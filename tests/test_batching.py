@@ -1,0 +1,43 @@
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sessionrec.data.batching import batch_indices, collate
+from sessionrec.data.sessions import Sessions
+
+session_lists = st.lists(st.lists(st.integers(1, 50), min_size=1, max_size=12), min_size=1, max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(session_lists, st.integers(1, 17), st.integers(0, 5))
+def test_batches_cover_every_example_once(seqs, batch_size, seed):
+    ex = Sessions.from_lists(seqs).prefixes()
+    assert len(ex) == sum(len(s) - 1 for s in seqs)
+    for shuffle in (False, True):
+        idx = batch_indices(ex, batch_size, shuffle=shuffle, seed=seed)
+        flat = np.concatenate(idx) if idx else np.array([], dtype=int)
+        assert sorted(flat.tolist()) == list(range(len(ex)))
+        assert all(len(b) <= batch_size for b in idx)
+    if len(ex):
+        same = batch_indices(ex, batch_size, shuffle=True, seed=seed)
+        again = batch_indices(ex, batch_size, shuffle=True, seed=seed)
+        assert all(np.array_equal(a, b) for a, b in zip(same, again, strict=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(session_lists)
+def test_collate_matches_prefixes(seqs):
+    ex = Sessions.from_lists(seqs).prefixes()
+    if not len(ex):
+        return
+    batch = collate(ex, np.arange(len(ex)))
+    for row, n, target, i in zip(batch.items, batch.lengths, batch.targets, range(len(ex)), strict=True):
+        assert row[:n].tolist() == ex.sequence(i).tolist()
+        assert (row[n:] == 0).all()
+        assert target.item() == ex.target[i]
+
+
+def test_length_sorted_evaluation_batches():
+    ex = Sessions.from_lists([[1, 2, 3, 4], [5, 6], [7, 8, 9]]).prefixes()
+    lengths = [ex.length[b].tolist() for b in batch_indices(ex, 2)]
+    assert lengths == [[1, 1], [1, 2], [2, 3]]

@@ -1,0 +1,87 @@
+"""The contract every registered model must pass: fit, score, recommend, save, load, beat pop."""
+
+import numpy as np
+import pytest
+import torch
+
+from sessionrec.data.batching import collate
+from sessionrec.errors import ConfigError, RunError
+from sessionrec.evaluation import evaluate
+from sessionrec.models import Recommender, available, create, get
+from sessionrec.training.config import TrainConfig
+
+CONTRACT_TRAINING = TrainConfig(epochs=4, batch_size=64, lr=3e-3, patience=4, eval_batch_size=1000)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny):
+    """Every registered model, fitted briefly on the tiny synthetic data."""
+    models = {}
+    for name in available():
+        model = create(name, tiny.num_items, seed=0)
+        models[name] = model.fit(tiny, CONTRACT_TRAINING)
+    return models
+
+
+@pytest.fixture(scope="module")
+def test_hr20(fitted, tiny):
+    return {name: evaluate(m, tiny.test, ks=(20,)).metrics["hr@20"] for name, m in fitted.items()}
+
+
+@pytest.mark.parametrize("name", list(available()))
+def test_registry_entry(name):
+    cls = get(name)
+    assert cls.name == name and issubclass(cls, Recommender)
+    assert cls.description and len(cls.description) < 120
+    with pytest.raises(ConfigError, match="unknown hyper-parameter"):
+        create(name, 10, no_such_setting=1)
+
+
+@pytest.mark.parametrize("name", list(available()))
+def test_scores_and_recommendations(name, fitted, tiny):
+    model = fitted[name]
+    idx = np.arange(16)
+    scores = model.score_batch(collate(tiny.test, idx))
+    assert scores.shape == (16, tiny.num_items + 1)
+    assert torch.isfinite(scores[:, 1:]).all()
+
+    session = tiny.test.sequence(0).tolist()
+    recs = model.recommend(session, k=10)
+    items = [i for i, _ in recs]
+    assert len(items) == 10 == len(set(items))
+    assert all(1 <= i <= tiny.num_items for i in items)
+    values = [s for _, s in recs]
+    assert values == sorted(values, reverse=True)
+    excluded = model.recommend(session, k=10, exclude=items[:3])
+    assert not set(items[:3]) & {i for i, _ in excluded}
+    batched = model.recommend_batch([session, session[:1]], k=10)[0]
+    assert [i for i, _ in batched] == items  # scores may differ in the last float bit
+    assert [s for _, s in batched] == pytest.approx(values, rel=1e-5)
+    with pytest.raises(ConfigError, match="empty"):
+        model.recommend([], k=5)
+    with pytest.raises(ConfigError, match="out of range"):
+        model.recommend([tiny.num_items + 1], k=5)
+    with pytest.raises(ConfigError):
+        model.recommend(session, k=0)
+
+
+@pytest.mark.parametrize("name", list(available()))
+def test_save_and_load_round_trip(name, fitted, tiny, tmp_path):
+    model = fitted[name]
+    model.save(tmp_path)
+    loaded = Recommender.load(tmp_path)
+    assert type(loaded) is type(model) and loaded.params == model.params
+    batch = collate(tiny.test, np.arange(32))
+    assert torch.equal(loaded.score_batch(batch), model.score_batch(batch))
+    assert get(name).load(tmp_path).name == name
+    other = next(n for n in available() if n != name)
+    with pytest.raises(RunError, match=f"holds a '{name}' model"):
+        get(other).load(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(RunError, match="corrupted weights"):
+        Recommender.load(tmp_path)
+
+
+@pytest.mark.parametrize("name", [n for n in available() if n != "pop"])
+def test_beats_popularity(name, test_hr20):
+    assert test_hr20[name] > 1.5 * test_hr20["pop"], test_hr20
