@@ -96,6 +96,8 @@ def datasets_prepare(
                                                  "sessions, e.g. 1/64 (YooChoose).")] = None,
     test_days: Annotated[int | None, typer.Option(help="Days at the end used as test.")] = None,
     min_item_support: Annotated[int, typer.Option(help="Drop items with fewer clicks.")] = 5,
+    single_pass: Annotated[bool, typer.Option(help="Apply the length/support filters once, "
+                                              "as SR-GNN's script does, instead of until stable.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
 ) -> None:
     """Preprocess a raw click log with the field's standard rules (Polars)."""
@@ -103,12 +105,14 @@ def datasets_prepare(
 
     frac = parse_fraction(fraction) if fraction is not None else None
     stats = prepare(fmt, input_file, output, fraction=frac, test_days=test_days,
-                    min_item_support=min_item_support, overwrite=overwrite)
-    table = Table(title=f"prepared {output}")
+                    min_item_support=min_item_support, overwrite=overwrite,
+                    until_stable=not single_pass)
+    table = Table(title=f"prepared {output} (rules and counts in {output / 'stats.json'})")
     table.add_column("key")
     table.add_column("value", justify="right")
     for key, value in stats.items():
-        table.add_row(str(key), str(value))
+        if not isinstance(value, dict | list):
+            table.add_row(str(key), f"{value:,}" if isinstance(value, int) else str(value))
     out.print(table)
 
 

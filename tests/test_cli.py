@@ -1,0 +1,120 @@
+"""The command line as a user runs it: real subprocesses, exit codes and one-line errors."""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sessionrec.cli import main
+from sessionrec.data.synthetic import make_synthetic
+
+ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", COLUMNS="200")
+
+
+def run(*args, check=True, timeout=300):
+    proc = subprocess.run([sys.executable, "-m", "sessionrec", *map(str, args)], capture_output=True,
+                          text=True, env=ENV, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """The tiny synthetic dataset written in the benchmark pickle format."""
+    d = make_synthetic(num_items=300, num_categories=10, num_sessions=3000, seed=1)
+    path = tmp_path_factory.mktemp("tiny")
+    (path / "all_train_seq.txt").write_bytes(pickle.dumps(d.train_sessions.to_lists()))
+    seqs = [d.test.sequence(i).tolist() for i in range(len(d.test))]
+    (path / "test.txt").write_bytes(pickle.dumps((seqs, d.test.target.tolist())))
+    return path
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "nosuch"], "unknown model 'nosuch'"),
+    (["train", "narm", "--dataset", "nosuch"], "unknown dataset 'nosuch'"),
+    (["train", "narm", "--set", "foo=1"], "unknown setting 'foo'"),
+    (["train", "narm", "--set", "hidden_size=big"], "'hidden_size' of narm must be int"),
+    (["train", "narm", "--set", "novalue"], "--set expects key=value"),
+    (["train", "narm", "--epochs", "0"], "epochs must be at least 1"),
+    (["train", "narm", "--device", "cuda:7"] if not torch.cuda.is_available() else
+     ["train", "narm", "--device", "tpu"], "device"),
+    (["train", "narm", "--bogus"], "No such option: --bogus"),
+    (["evaluate", "/nonexistent"], "not a run directory"),
+    (["recommend", "/nonexistent", "--session", "1,2"], "not a run directory"),
+    (["datasets", "stats", "/nonexistent"], "unknown dataset '/nonexistent'"),
+])
+def test_bad_input_gives_one_line_and_nonzero_exit(args, message, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["sessionrec", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sessionrec: error:"), err
+    assert message in lines[0]
+
+
+def test_unsafe_dataset_is_refused_without_running(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    (tmp_path / "all_train_seq.txt").write_bytes(pickle.dumps([[1, 2, 3]]))
+    (tmp_path / "test.txt").write_bytes(pickle.dumps(([[1]], [Payload()])))
+    proc = run("datasets", "stats", tmp_path, check=False)
+    assert proc.returncode == 1 and "test.txt: refused" in proc.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_train_evaluate_recommend(tiny_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run("train", "stamp", "--dataset", tiny_dir, "--epochs", "2", "--batch-size", "128",
+               "--out", run_dir, "--no-progress")
+    assert "HR@20" in proc.stdout and (run_dir / "metrics.json").exists()
+    recorded = json.loads((run_dir / "metrics.json").read_text())["test"]
+    proc = run("evaluate", run_dir)
+    row = next(line for line in proc.stdout.splitlines() if line.strip("│ ").startswith("now"))
+    assert f"{100 * recorded['hr@20']:.2f}" in row
+    proc = run("recommend", run_dir, "--session", "3,17,5", "--k", "5")
+    ranks = [line for line in proc.stdout.splitlines() if line.strip("│ ")[:1].isdigit()]
+    assert len(ranks) == 5
+    proc = run("recommend", run_dir, "--session", "3,x", check=False)
+    assert proc.returncode == 1 and "comma-separated integer" in proc.stderr
+
+
+def test_lists():
+    assert "narm" in run("models", "list").stdout
+    out = run("datasets", "list").stdout
+    assert "synthetic" in out and "diginetica" in out
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_dir, tmp_path):
+    common = ["train", "narm", "--dataset", tiny_dir, "--epochs", "2", "--batch-size", "64",
+              "--set", "checkpoint_seconds=0", "--set", "num_threads=1", "--set", "log_every=5",
+              "--no-progress"]
+    run(*common, "--out", tmp_path / "ref")
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "-m", "sessionrec", *map(str, common), "--out", cut],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until it is well into the first epoch
+        log = cut / "log.jsonl"
+        if log.exists() and log.read_text().count('"event": "train"') >= 8:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (cut / "metrics.json").exists()
+    run("train", "narm", "--out", cut, "--resume", "--no-progress")
+    ref, got = load_file(tmp_path / "ref" / "model.safetensors"), load_file(cut / "model.safetensors")
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    assert (json.loads((cut / "metrics.json").read_text())["test"]
+            == json.loads((tmp_path / "ref" / "metrics.json").read_text())["test"])

@@ -1,0 +1,94 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sessionrec.errors import RunError
+from sessionrec.models import create
+from sessionrec.training import trainer as trainer_module
+from sessionrec.training.config import TrainConfig
+from sessionrec.training.run import evaluate_run, prepare_resume, train_and_evaluate
+
+FAST = dict(epochs=2, batch_size=128, lr=3e-3, checkpoint_seconds=0.0, log_every=10)
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.net.state_dict().items()}
+
+
+def test_run_directory_contents_and_reevaluation(tiny, tmp_path):
+    model = create("stamp", tiny.num_items, seed=0)
+    metrics = train_and_evaluate(model, tiny, TrainConfig(**FAST), tmp_path / "run")
+    run = tmp_path / "run"
+    for name in ("config.json", "model.json", "model.safetensors", "metrics.json", "log.jsonl",
+                 "checkpoint.pt"):
+        assert (run / name).is_file(), name
+    assert not list(run.glob(".*.tmp"))
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "stamp" and config["dataset"]["dataset"] == "synthetic"
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["test"] == metrics["test"] and set(saved["valid"]) >= {"hr@20", "mrr@20", "ndcg@20"}
+    # `sessionrec evaluate` path: rebuilt dataset + saved weights give the same numbers
+    assert evaluate_run(run)["test"] == pytest.approx(metrics["test"], abs=1e-12)
+    # the saved weights are those of the best validation epoch
+    epochs = [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())
+              if r["event"] == "epoch"]
+    best = max(epochs, key=lambda r: r["valid"]["mrr@20"])
+    assert saved["best_epoch"] == best["epoch"]
+    assert saved["valid"]["mrr@20"] == pytest.approx(best["valid"]["mrr@20"], abs=1e-12)
+
+
+def test_same_seed_same_weights(tiny):
+    a = create("narm", tiny.num_items, seed=3).fit(tiny, TrainConfig(**FAST, seed=3))
+    b = create("narm", tiny.num_items, seed=3).fit(tiny, TrainConfig(**FAST, seed=3))
+    for k, v in _weights(a).items():
+        assert torch.equal(v, b.net.state_dict()[k]), k
+
+
+def test_interrupted_run_resumes_to_identical_weights(tiny, tmp_path, monkeypatch):
+    cfg = dict(FAST, epochs=3, patience=5)
+    reference = create("narm", tiny.num_items, seed=0)
+    train_and_evaluate(reference, tiny, TrainConfig(**cfg), tmp_path / "ref")
+
+    calls = {"n": 0}
+    real_collate = trainer_module.collate
+
+    def dying_collate(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 180:  # in the middle of the second epoch
+            raise KeyboardInterrupt
+        return real_collate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "collate", dying_collate)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(create("narm", tiny.num_items, seed=0), tiny, TrainConfig(**cfg), tmp_path / "cut")
+    monkeypatch.setattr(trainer_module, "collate", real_collate)
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+
+    model, data, config = prepare_resume(tmp_path / "cut", "narm")
+    resumed = train_and_evaluate(model, data, config, tmp_path / "cut", resume=True)
+    ref_w = load_file(tmp_path / "ref" / "model.safetensors")
+    cut_w = load_file(tmp_path / "cut" / "model.safetensors")
+    for k, v in ref_w.items():
+        assert torch.equal(v, cut_w[k]), k
+    ref_metrics = json.loads((tmp_path / "ref" / "metrics.json").read_text())
+    assert resumed["test"] == ref_metrics["test"]
+
+
+def test_resume_refuses_a_corrupt_checkpoint_or_another_model(tiny, tmp_path):
+    train_and_evaluate(create("stamp", tiny.num_items), tiny, TrainConfig(**dict(FAST, epochs=1)),
+                       tmp_path / "run")
+    with pytest.raises(RunError, match="holds a 'stamp' run"):
+        prepare_resume(tmp_path / "run", "narm")
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    model, data, config = prepare_resume(tmp_path / "run", "stamp")
+    with pytest.raises(RunError, match="corrupted or unsafe checkpoint"):
+        model.fit(data, config, tmp_path / "run", resume=True)
+
+
+def test_budget_stops_training(tiny):
+    model = create("stamp", tiny.num_items)
+    model.fit(tiny, TrainConfig(**dict(FAST, epochs=50, max_minutes=1e-6)))
+    epochs = [r for r in model.fit_history if r["event"] == "epoch"]
+    assert len(epochs) == 1 and epochs[0]["out_of_budget"] and epochs[0]["steps_done"] == 1
