@@ -24,5 +24,7 @@ def tiny() -> SessionDataset:
 def require_benchmark(name: str) -> Path:
     path = SHARED / name
     if not (path / "all_train_seq.txt").exists():
-        pytest.skip(f"benchmark '{name}' not found at {path} (needs ../shared/datasets beside the repo)")
+        pytest.skip(
+            f"benchmark '{name}' not found at {path} (needs ../shared/datasets beside the repo)"
+        )
     return path

@@ -5,7 +5,9 @@ from hypothesis import strategies as st
 from sessionrec.data.batching import batch_indices, collate
 from sessionrec.data.sessions import Sessions
 
-session_lists = st.lists(st.lists(st.integers(1, 50), min_size=1, max_size=12), min_size=1, max_size=60)
+session_lists = st.lists(
+    st.lists(st.integers(1, 50), min_size=1, max_size=12), min_size=1, max_size=60
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -31,7 +33,9 @@ def test_collate_matches_prefixes(seqs):
     if not len(ex):
         return
     batch = collate(ex, np.arange(len(ex)))
-    for row, n, target, i in zip(batch.items, batch.lengths, batch.targets, range(len(ex)), strict=True):
+    for row, n, target, i in zip(
+        batch.items, batch.lengths, batch.targets, range(len(ex)), strict=True
+    ):
         assert row[:n].tolist() == ex.sequence(i).tolist()
         assert (row[n:] == 0).all()
         assert target.item() == ex.target[i]

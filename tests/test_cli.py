@@ -19,8 +19,13 @@ ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", COLUMNS="200")
 
 
 def run(*args, check=True, timeout=300):
-    proc = subprocess.run([sys.executable, "-m", "sessionrec", *map(str, args)], capture_output=True,
-                          text=True, env=ENV, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sessionrec", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=timeout,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -37,20 +42,27 @@ def tiny_dir(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("args,message", [
-    (["train", "nosuch"], "unknown model 'nosuch'"),
-    (["train", "narm", "--dataset", "nosuch"], "unknown dataset 'nosuch'"),
-    (["train", "narm", "--set", "foo=1"], "unknown setting 'foo'"),
-    (["train", "narm", "--set", "hidden_size=big"], "'hidden_size' of narm must be int"),
-    (["train", "narm", "--set", "novalue"], "--set expects key=value"),
-    (["train", "narm", "--epochs", "0"], "epochs must be at least 1"),
-    (["train", "narm", "--device", "cuda:7"] if not torch.cuda.is_available() else
-     ["train", "narm", "--device", "tpu"], "device"),
-    (["train", "narm", "--bogus"], "No such option: --bogus"),
-    (["evaluate", "/nonexistent"], "not a run directory"),
-    (["recommend", "/nonexistent", "--session", "1,2"], "not a run directory"),
-    (["datasets", "stats", "/nonexistent"], "unknown dataset '/nonexistent'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "nosuch"], "unknown model 'nosuch'"),
+        (["train", "narm", "--dataset", "nosuch"], "unknown dataset 'nosuch'"),
+        (["train", "narm", "--set", "foo=1"], "unknown setting 'foo'"),
+        (["train", "narm", "--set", "hidden_size=big"], "'hidden_size' of narm must be int"),
+        (["train", "narm", "--set", "novalue"], "--set expects key=value"),
+        (["train", "narm", "--epochs", "0"], "epochs must be at least 1"),
+        (
+            ["train", "narm", "--device", "cuda:7"]
+            if not torch.cuda.is_available()
+            else ["train", "narm", "--device", "tpu"],
+            "device",
+        ),
+        (["train", "narm", "--bogus"], "No such option: --bogus"),
+        (["evaluate", "/nonexistent"], "not a run directory"),
+        (["recommend", "/nonexistent", "--session", "1,2"], "not a run directory"),
+        (["datasets", "stats", "/nonexistent"], "unknown dataset '/nonexistent'"),
+    ],
+)
 def test_bad_input_gives_one_line_and_nonzero_exit(args, message, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["sessionrec", *args])
     with pytest.raises(SystemExit) as exit_info:
@@ -76,8 +88,19 @@ def test_unsafe_dataset_is_refused_without_running(tmp_path):
 
 def test_train_evaluate_recommend(tiny_dir, tmp_path):
     run_dir = tmp_path / "run"
-    proc = run("train", "stamp", "--dataset", tiny_dir, "--epochs", "2", "--batch-size", "128",
-               "--out", run_dir, "--no-progress")
+    proc = run(
+        "train",
+        "stamp",
+        "--dataset",
+        tiny_dir,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "128",
+        "--out",
+        run_dir,
+        "--no-progress",
+    )
     assert "HR@20" in proc.stdout and (run_dir / "metrics.json").exists()
     recorded = json.loads((run_dir / "metrics.json").read_text())["test"]
     proc = run("evaluate", run_dir)
@@ -97,13 +120,31 @@ def test_lists():
 
 
 def test_killed_run_resumes_to_the_same_weights(tiny_dir, tmp_path):
-    common = ["train", "narm", "--dataset", tiny_dir, "--epochs", "2", "--batch-size", "64",
-              "--set", "checkpoint_seconds=0", "--set", "num_threads=1", "--set", "log_every=5",
-              "--no-progress"]
+    common = [
+        "train",
+        "narm",
+        "--dataset",
+        tiny_dir,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--set",
+        "checkpoint_seconds=0",
+        "--set",
+        "num_threads=1",
+        "--set",
+        "log_every=5",
+        "--no-progress",
+    ]
     run(*common, "--out", tmp_path / "ref")
     cut = tmp_path / "cut"
-    proc = subprocess.Popen([sys.executable, "-m", "sessionrec", *map(str, common), "--out", cut],
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sessionrec", *map(str, common), "--out", cut],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until it is well into the first epoch
         log = cut / "log.jsonl"
@@ -114,7 +155,12 @@ def test_killed_run_resumes_to_the_same_weights(tiny_dir, tmp_path):
     proc.wait()
     assert not (cut / "metrics.json").exists()
     run("train", "narm", "--out", cut, "--resume", "--no-progress")
-    ref, got = load_file(tmp_path / "ref" / "model.safetensors"), load_file(cut / "model.safetensors")
+    ref, got = (
+        load_file(tmp_path / "ref" / "model.safetensors"),
+        load_file(cut / "model.safetensors"),
+    )
     assert all(torch.equal(ref[k], got[k]) for k in ref)
-    assert (json.loads((cut / "metrics.json").read_text())["test"]
-            == json.loads((tmp_path / "ref" / "metrics.json").read_text())["test"])
+    assert (
+        json.loads((cut / "metrics.json").read_text())["test"]
+        == json.loads((tmp_path / "ref" / "metrics.json").read_text())["test"]
+    )

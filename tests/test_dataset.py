@@ -2,8 +2,8 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import require_benchmark
 
+from conftest import require_benchmark
 from sessionrec.data.dataset import load_dataset, split_valid
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, DataError
@@ -43,9 +43,13 @@ def _write_pickles(path, train, test):
 
 def test_directory_with_both_test_formats(tmp_path):
     train = [[1, 2, 3], [2, 3], [3, 1, 2, 4]]
-    d2 = load_dataset(_write_pickles(tmp_path / "a", train, ([[1], [2, 3]], [2, 4])), valid_fraction=0.0)
-    d4 = load_dataset(_write_pickles(tmp_path / "b", train, ([7, 8], [[1], [2, 3]], [2, 4], [0, 0])),
-                      valid_fraction=0.0)
+    d2 = load_dataset(
+        _write_pickles(tmp_path / "a", train, ([[1], [2, 3]], [2, 4])), valid_fraction=0.0
+    )
+    d4 = load_dataset(
+        _write_pickles(tmp_path / "b", train, ([7, 8], [[1], [2, 3]], [2, 4], [0, 0])),
+        valid_fraction=0.0,
+    )
     for d in (d2, d4):
         assert d.num_items == 4
         assert len(d.train) == 2 + 1 + 3
@@ -55,14 +59,17 @@ def test_directory_with_both_test_formats(tmp_path):
     assert stats["train_sessions"] == 3 and stats["train_examples"] == 6 and stats["items"] == 4
 
 
-@pytest.mark.parametrize("train,test,match", [
-    ([[1, 2]], ([[1]], [2, 3]), "2 labels for 1 sequences"),
-    ([[1, 2]], [[1], [2]], "expected a 2-tuple"),
-    ([[0, 2]], ([[1]], [2]), "item id 0 out of range"),
-    ([[1, 2]], ([[]], [2]), "test sequence is empty"),
-    ([[1]], ([[1]], [1]), "no training examples"),
-    ([1, 2], ([[1]], [2]), "expected a list of sessions"),
-])
+@pytest.mark.parametrize(
+    "train,test,match",
+    [
+        ([[1, 2]], ([[1]], [2, 3]), "2 labels for 1 sequences"),
+        ([[1, 2]], [[1], [2]], "expected a 2-tuple"),
+        ([[0, 2]], ([[1]], [2]), "item id 0 out of range"),
+        ([[1, 2]], ([[]], [2]), "test sequence is empty"),
+        ([[1]], ([[1]], [1]), "no training examples"),
+        ([1, 2], ([[1]], [2]), "expected a list of sessions"),
+    ],
+)
 def test_malformed_directories(tmp_path, train, test, match):
     with pytest.raises(DataError, match=match):
         load_dataset(_write_pickles(tmp_path / "d", train, test))

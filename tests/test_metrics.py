@@ -6,8 +6,8 @@ import torch
 
 from sessionrec.data.batching import Batch
 from sessionrec.data.sessions import Sessions
-from sessionrec.evaluation import case_metrics, evaluate, rank_counts
 from sessionrec.errors import ConfigError
+from sessionrec.evaluation import case_metrics, evaluate, rank_counts
 
 
 class FixedScores:
@@ -28,8 +28,10 @@ def _examples(targets):
 
 def test_hand_computed_without_ties():
     # items 1..5; column 0 is padding and is ignored even with the highest score
-    rows = [[9.0, 0.5, 0.9, 0.1, 0.3, 0.2],   # target 4 (0.3): rank 3
-            [9.0, 0.9, 0.1, 0.2, 0.3, 0.4]]   # target 1 (0.9): rank 1
+    rows = [
+        [9.0, 0.5, 0.9, 0.1, 0.3, 0.2],  # target 4 (0.3): rank 3
+        [9.0, 0.9, 0.1, 0.2, 0.3, 0.4],
+    ]  # target 1 (0.9): rank 1
     res = evaluate(FixedScores(rows), _examples([4, 1]), ks=(1, 2, 3))
     m = res.metrics
     assert m["hr@1"] == pytest.approx(0.5)
@@ -65,8 +67,9 @@ def test_constant_model_gets_chance_level_not_a_perfect_score():
     m = evaluate(FixedScores(rows.tolist()), _examples(targets.tolist()), ks=(20,)).metrics
     assert m["hr@20"] == pytest.approx(20 / n_items)
     assert m["mrr@20"] == pytest.approx(sum(1 / r for r in range(1, 21)) / n_items)
-    pess = evaluate(FixedScores(rows.tolist()), _examples(targets.tolist()), ks=(20,),
-                    tie_policy="pessimistic").metrics
+    pess = evaluate(
+        FixedScores(rows.tolist()), _examples(targets.tolist()), ks=(20,), tie_policy="pessimistic"
+    ).metrics
     assert pess["hr@20"] == 0.0
 
 

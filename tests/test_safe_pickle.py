@@ -29,7 +29,9 @@ def test_loads_lists_tuples_ints(tmp_path, protocol):
 def test_code_running_payload_is_refused_and_does_not_run(tmp_path):
     marker = tmp_path / "pwned"
     path = _write(tmp_path / "test.txt", ([[1, 2]], [_RunsShell(marker)]))
-    with pytest.raises(UnsafeFileError, match=r"test\.txt.*refused.*posix\.system|test\.txt.*refused.*system"):
+    with pytest.raises(
+        UnsafeFileError, match=r"test\.txt.*refused.*posix\.system|test\.txt.*refused.*system"
+    ):
         load_plain_pickle(path)
     assert not marker.exists()
 

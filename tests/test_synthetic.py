@@ -15,7 +15,7 @@ def test_transitions_carry_signal_beyond_popularity():
     d = make_synthetic(num_items=600, num_categories=12, num_sessions=4000, seed=0)
     ex = d.train
     last = ex.items[ex.start + ex.length - 1]
-    # the most frequent successor of the last click is right far more often than the most popular item
+    # the most frequent successor of the last click beats the most popular item by far
     pairs = last * (d.num_items + 1) + ex.target
     uniq, counts = np.unique(pairs, return_counts=True)
     best = {}

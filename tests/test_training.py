@@ -21,19 +21,32 @@ def test_run_directory_contents_and_reevaluation(tiny, tmp_path):
     model = create("stamp", tiny.num_items, seed=0)
     metrics = train_and_evaluate(model, tiny, TrainConfig(**FAST), tmp_path / "run")
     run = tmp_path / "run"
-    for name in ("config.json", "model.json", "model.safetensors", "metrics.json", "log.jsonl",
-                 "checkpoint.pt"):
+    for name in (
+        "config.json",
+        "model.json",
+        "model.safetensors",
+        "metrics.json",
+        "log.jsonl",
+        "checkpoint.pt",
+    ):
         assert (run / name).is_file(), name
     assert not list(run.glob(".*.tmp"))
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "stamp" and config["dataset"]["dataset"] == "synthetic"
     saved = json.loads((run / "metrics.json").read_text())
-    assert saved["test"] == metrics["test"] and set(saved["valid"]) >= {"hr@20", "mrr@20", "ndcg@20"}
+    assert saved["test"] == metrics["test"] and set(saved["valid"]) >= {
+        "hr@20",
+        "mrr@20",
+        "ndcg@20",
+    }
     # `sessionrec evaluate` path: rebuilt dataset + saved weights give the same numbers
     assert evaluate_run(run)["test"] == pytest.approx(metrics["test"], abs=1e-12)
     # the saved weights are those of the best validation epoch
-    epochs = [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())
-              if r["event"] == "epoch"]
+    epochs = [
+        r
+        for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())
+        if r["event"] == "epoch"
+    ]
     best = max(epochs, key=lambda r: r["valid"]["mrr@20"])
     assert saved["best_epoch"] == best["epoch"]
     assert saved["valid"]["mrr@20"] == pytest.approx(best["valid"]["mrr@20"], abs=1e-12)
@@ -62,7 +75,9 @@ def test_interrupted_run_resumes_to_identical_weights(tiny, tmp_path, monkeypatc
 
     monkeypatch.setattr(trainer_module, "collate", dying_collate)
     with pytest.raises(KeyboardInterrupt):
-        train_and_evaluate(create("narm", tiny.num_items, seed=0), tiny, TrainConfig(**cfg), tmp_path / "cut")
+        train_and_evaluate(
+            create("narm", tiny.num_items, seed=0), tiny, TrainConfig(**cfg), tmp_path / "cut"
+        )
     monkeypatch.setattr(trainer_module, "collate", real_collate)
     assert not (tmp_path / "cut" / "metrics.json").exists()
 
@@ -77,8 +92,9 @@ def test_interrupted_run_resumes_to_identical_weights(tiny, tmp_path, monkeypatc
 
 
 def test_resume_refuses_a_corrupt_checkpoint_or_another_model(tiny, tmp_path):
-    train_and_evaluate(create("stamp", tiny.num_items), tiny, TrainConfig(**dict(FAST, epochs=1)),
-                       tmp_path / "run")
+    train_and_evaluate(
+        create("stamp", tiny.num_items), tiny, TrainConfig(**dict(FAST, epochs=1)), tmp_path / "run"
+    )
     with pytest.raises(RunError, match="holds a 'stamp' run"):
         prepare_resume(tmp_path / "run", "narm")
     (tmp_path / "run" / "checkpoint.pt").write_bytes(b"not a checkpoint")

@@ -14,16 +14,26 @@ from rich.table import Table
 
 from sessionrec.errors import ConfigError, SessionrecError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Session-based recommendation: data, training, evaluation, recommendation.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Session-based recommendation: data, training, evaluation, recommendation.",
+)
 datasets_app = typer.Typer(no_args_is_help=True, help="List, inspect and prepare datasets.")
 models_app = typer.Typer(no_args_is_help=True, help="The registered models.")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(models_app, name="models")
 out = Console()
 
-DataRoot = Annotated[Path | None, typer.Option("--data-root", help="Directory holding the named "
-                                               "benchmarks (default: $SESSIONREC_DATA or ../shared/datasets).")]
+DataRoot = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-root",
+        help="Directory holding the named "
+        "benchmarks (default: $SESSIONREC_DATA or ../shared/datasets).",
+    ),
+]
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, str]:
@@ -37,8 +47,12 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
     return result
 
 
-def metrics_table(title: str, rows: dict[str, dict[str, float]], ks: tuple[int, ...] = (10, 20),
-                  extra: dict[str, dict[str, Any]] | None = None) -> Table:
+def metrics_table(
+    title: str,
+    rows: dict[str, dict[str, float]],
+    ks: tuple[int, ...] = (10, 20),
+    extra: dict[str, dict[str, Any]] | None = None,
+) -> Table:
     """A Rich table: one row per model, HR/MRR/NDCG@K in percent."""
     table = Table(title=title)
     table.add_column("model")
@@ -73,8 +87,10 @@ def datasets_list(data_root: DataRoot = None) -> None:
 
 
 @datasets_app.command("stats")
-def datasets_stats(dataset: Annotated[str, typer.Argument(help="A name or a dataset directory.")],
-                   data_root: DataRoot = None) -> None:
+def datasets_stats(
+    dataset: Annotated[str, typer.Argument(help="A name or a dataset directory.")],
+    data_root: DataRoot = None,
+) -> None:
     """Counts as in the papers' dataset tables."""
     from sessionrec.data.dataset import load_dataset
 
@@ -91,22 +107,40 @@ def datasets_stats(dataset: Annotated[str, typer.Argument(help="A name or a data
 def datasets_prepare(
     fmt: Annotated[str, typer.Option("--format", help="diginetica | yoochoose | retailrocket")],
     input_file: Annotated[Path, typer.Option("--input", help="The raw click log.")],
-    output: Annotated[Path, typer.Option("--output", help="Directory to write the prepared dataset to.")],
-    fraction: Annotated[str | None, typer.Option(help="Keep the most recent fraction of training "
-                                                 "sessions, e.g. 1/64 (YooChoose).")] = None,
+    output: Annotated[
+        Path, typer.Option("--output", help="Directory to write the prepared dataset to.")
+    ],
+    fraction: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the most recent fraction of training sessions, e.g. 1/64 (YooChoose)."
+        ),
+    ] = None,
     test_days: Annotated[int | None, typer.Option(help="Days at the end used as test.")] = None,
     min_item_support: Annotated[int, typer.Option(help="Drop items with fewer clicks.")] = 5,
-    single_pass: Annotated[bool, typer.Option(help="Apply the length/support filters once, "
-                                              "as SR-GNN's script does, instead of until stable.")] = False,
+    single_pass: Annotated[
+        bool,
+        typer.Option(
+            help="Apply the length/support filters once, "
+            "as SR-GNN's script does, instead of until stable."
+        ),
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
 ) -> None:
     """Preprocess a raw click log with the field's standard rules (Polars)."""
     from sessionrec.data.prepare import parse_fraction, prepare
 
     frac = parse_fraction(fraction) if fraction is not None else None
-    stats = prepare(fmt, input_file, output, fraction=frac, test_days=test_days,
-                    min_item_support=min_item_support, overwrite=overwrite,
-                    until_stable=not single_pass)
+    stats = prepare(
+        fmt,
+        input_file,
+        output,
+        fraction=frac,
+        test_days=test_days,
+        min_item_support=min_item_support,
+        overwrite=overwrite,
+        until_stable=not single_pass,
+    )
     table = Table(title=f"prepared {output} (rules and counts in {output / 'stats.json'})")
     table.add_column("key")
     table.add_column("value", justify="right")
@@ -141,12 +175,18 @@ def train(
     lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for weights, batch order and dropout.")] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    valid_fraction: Annotated[float, typer.Option(help="Last fraction of training examples "
-                                                  "held out for validation.")] = 0.1,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Run directory "
-                                                 "(default runs/MODEL-DATASET).")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value: a model "
-                                                   "hyper-parameter or training setting; repeatable.")] = None,
+    valid_fraction: Annotated[
+        float, typer.Option(help="Last fraction of training examples held out for validation.")
+    ] = 0.1,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Run directory (default runs/MODEL-DATASET).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="key=value: a model hyper-parameter or training setting; repeatable."
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
@@ -168,9 +208,11 @@ def train(
         model_fields = set(model_cls.Params.__dataclass_fields__)
         unknown = set(overrides) - model_fields - set(TrainConfig.__dataclass_fields__)
         if unknown:
-            raise ConfigError(f"unknown setting '{sorted(unknown)[0]}' for {model}; model "
-                              f"hyper-parameters: {', '.join(sorted(model_fields)) or 'none'}; "
-                              f"training settings: {', '.join(TrainConfig.__dataclass_fields__)}")
+            raise ConfigError(
+                f"unknown setting '{sorted(unknown)[0]}' for {model}; model "
+                f"hyper-parameters: {', '.join(sorted(model_fields)) or 'none'}; "
+                f"training settings: {', '.join(TrainConfig.__dataclass_fields__)}"
+            )
         model_hp = {k: v for k, v in overrides.items() if k in model_fields}
         train_hp: dict[str, Any] = {k: v for k, v in overrides.items() if k not in model_fields}
         for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)):
@@ -180,11 +222,20 @@ def train(
         config = build_params(TrainConfig, train_hp, "training")
         data = load_dataset(dataset, data_root, valid_fraction)
         recommender = create(model, data.num_items, seed=seed, **model_hp)
-        out.print(f"training {model} on {data.name}: {len(data.train):,} examples, "
-                  f"{data.num_items:,} items -> {run_dir}")
-    metrics = train_and_evaluate(recommender, data, config, run_dir, progress=progress, resume=resume)
-    out.print(metrics_table(f"{model} on {data.name} (test, %)", {model: metrics["test"]},
-                            extra={model: {"fit s": metrics["fit_seconds"]}}))
+        out.print(
+            f"training {model} on {data.name}: {len(data.train):,} examples, "
+            f"{data.num_items:,} items -> {run_dir}"
+        )
+    metrics = train_and_evaluate(
+        recommender, data, config, run_dir, progress=progress, resume=resume
+    )
+    out.print(
+        metrics_table(
+            f"{model} on {data.name} (test, %)",
+            {model: metrics["test"]},
+            extra={model: {"fit s": metrics["fit_seconds"]}},
+        )
+    )
     out.print(f"run directory: {run_dir}")
 
 
@@ -215,7 +266,9 @@ def recommend(
     try:
         items = [int(x) for x in session.split(",") if x.strip()]
     except ValueError:
-        raise ConfigError(f"--session must be comma-separated integer item ids, got '{session}'") from None
+        raise ConfigError(
+            f"--session must be comma-separated integer item ids, got '{session}'"
+        ) from None
     model, _ = load_run(run_dir)
     table = Table(title=f"{model.name}: next items after {items}")
     table.add_column("rank", justify="right")
@@ -229,14 +282,18 @@ def recommend(
 @app.command()
 def demo(
     epochs: Annotated[int, typer.Option(help="Epochs per neural model.")] = 5,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where the demo's runs go.")] = Path("runs/demo"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the demo's runs go.")] = Path(
+        "runs/demo"
+    ),
 ) -> None:
     """Train and evaluate the models on the built-in synthetic data and print a results table."""
     from sessionrec.demo import run_demo
 
     rows, extra, stats = run_demo(epochs, out_dir, console=out)
-    title = (f"synthetic data: {stats['fit_examples']:,} training examples, {stats['test_cases']:,} "
-             f"test cases, {stats['max_item_id']:,} items; full ranking (%)")
+    title = (
+        f"synthetic data: {stats['fit_examples']:,} training examples, {stats['test_cases']:,} "
+        f"test cases, {stats['max_item_id']:,} items; full ranking (%)"
+    )
     out.print(metrics_table(title, rows, extra=extra))
 
 
@@ -254,7 +311,9 @@ def main() -> None:
         print(f"sessionrec: error: {e}", file=sys.stderr)
         sys.exit(1)
     except Exception as e:
-        if hasattr(e, "format_message") and hasattr(e, "exit_code"):  # a usage error (Typer's click)
+        if hasattr(e, "format_message") and hasattr(
+            e, "exit_code"
+        ):  # a usage error (Typer's click)
             if e.format_message():  # empty when the help text was shown instead
                 print(f"sessionrec: error: {e.format_message()} (see --help)", file=sys.stderr)
             sys.exit(e.exit_code)
@@ -263,7 +322,10 @@ def main() -> None:
             sys.exit(130)
         if debug:
             raise
-        print(f"sessionrec: internal error: {type(e).__name__}: {e} "
-              "(set SESSIONREC_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"sessionrec: internal error: {type(e).__name__}: {e} "
+            "(set SESSIONREC_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

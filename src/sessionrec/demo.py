@@ -1,4 +1,4 @@
-"""The main job on built-in data: train each demo model on `synthetic`, evaluate with full ranking."""
+"""The main job: train each demo model on the built-in `synthetic` data, rank all items."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
 }
 
 
-def run_demo(epochs: int, out_dir: Path, console: Console | None = None
-             ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Any]], dict[str, Any]]:
+def run_demo(
+    epochs: int, out_dir: Path, console: Console | None = None
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Any]], dict[str, Any]]:
     """Train and evaluate every demo model; returns test metrics, timings and dataset stats."""
     console = console or Console()
     dataset = load_dataset("synthetic")
@@ -31,7 +32,9 @@ def run_demo(epochs: int, out_dir: Path, console: Console | None = None
         console.print(f"[bold]{name}[/bold] ...")
         config = TrainConfig(epochs=epochs, patience=1, **settings)
         model = create(name, dataset.num_items, seed=config.seed)
-        metrics = train_and_evaluate(model, dataset, config, out_dir / name, progress=console.is_terminal)
+        metrics = train_and_evaluate(
+            model, dataset, config, out_dir / name, progress=console.is_terminal
+        )
         rows[name] = metrics["test"]
         extra[name] = {"fit s": metrics["fit_seconds"], "eval s": metrics["eval_seconds"]}
     return rows, extra, dataset.stats()

@@ -46,13 +46,16 @@ def rank_counts(scores: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tens
     return greater, ties
 
 
-def case_metrics(greater: torch.Tensor, ties: torch.Tensor, ks: Sequence[int],
-                 tie_policy: str = "expected") -> dict[str, torch.Tensor]:
-    """Per-case HR/MRR/NDCG@K from rank counts; the target occupies places greater+1 .. greater+ties+1."""
+def case_metrics(
+    greater: torch.Tensor, ties: torch.Tensor, ks: Sequence[int], tie_policy: str = "expected"
+) -> dict[str, torch.Tensor]:
+    """Per-case HR/MRR/NDCG@K; the target sits in places greater+1 .. greater+ties+1."""
     if tie_policy == "pessimistic":
         greater, ties = greater + ties, torch.zeros_like(ties)
     elif tie_policy != "expected":
-        raise ConfigError(f"unknown tie policy '{tie_policy}' (choose from {', '.join(TIE_POLICIES)})")
+        raise ConfigError(
+            f"unknown tie policy '{tie_policy}' (choose from {', '.join(TIE_POLICIES)})"
+        )
     kmax = max(ks)
     r = torch.arange(1, kmax + 1, dtype=torch.float64, device=greater.device)
     # cum[x] = sum over places 1..x of the gain; gains beyond kmax are zero for every K <= kmax.
@@ -71,9 +74,15 @@ def case_metrics(greater: torch.Tensor, ties: torch.Tensor, ks: Sequence[int],
 
 
 @torch.no_grad()
-def evaluate(model: Scorer, examples: Examples, ks: Sequence[int] = DEFAULT_KS,
-             batch_size: int = 500, item_counts: np.ndarray | None = None,
-             tie_policy: str = "expected", max_len: int | None = None) -> EvalResult:
+def evaluate(
+    model: Scorer,
+    examples: Examples,
+    ks: Sequence[int] = DEFAULT_KS,
+    batch_size: int = 500,
+    item_counts: np.ndarray | None = None,
+    tie_policy: str = "expected",
+    max_len: int | None = None,
+) -> EvalResult:
     """Rank every item for every example, in length-sorted batches of bounded memory."""
     ks = sorted(set(int(k) for k in ks))
     if not ks or ks[0] < 1:

@@ -26,11 +26,18 @@ class Batch:
 def collate(examples: Examples, idx: np.ndarray, max_len: int | None = None) -> Batch:
     """Gather examples `idx` into a `Batch`, keeping each input's last `max_len` clicks."""
     items, lengths = examples.padded(idx, max_len)
-    return Batch(torch.from_numpy(items), torch.from_numpy(lengths), torch.from_numpy(examples.target[idx]))
+    return Batch(
+        torch.from_numpy(items), torch.from_numpy(lengths), torch.from_numpy(examples.target[idx])
+    )
 
 
-def batch_indices(examples: Examples, batch_size: int, shuffle: bool = False,
-                  seed: int = 0, bucket_batches: int = 64) -> list[np.ndarray]:
+def batch_indices(
+    examples: Examples,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    bucket_batches: int = 64,
+) -> list[np.ndarray]:
     """Split examples into batches of similar length.
 
     Training order (`shuffle`) is a seeded permutation, sorted by length inside windows of
@@ -52,8 +59,14 @@ def batch_indices(examples: Examples, batch_size: int, shuffle: bool = False,
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def iter_batches(examples: Examples, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 max_len: int | None = None, start: int = 0) -> Iterator[Batch]:
+def iter_batches(
+    examples: Examples,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    max_len: int | None = None,
+    start: int = 0,
+) -> Iterator[Batch]:
     """Yield collated batches, skipping the first `start` (to resume an epoch)."""
     for idx in batch_indices(examples, batch_size, shuffle, seed)[start:]:
         yield collate(examples, idx, max_len)

@@ -63,8 +63,10 @@ def default_data_root() -> Path | None:
     env = os.environ.get("SESSIONREC_DATA")
     if env:
         return Path(env)
-    candidates = [Path.cwd().parent / "shared" / "datasets",
-                  Path(__file__).resolve().parents[3].parent / "shared" / "datasets"]
+    candidates = [
+        Path.cwd().parent / "shared" / "datasets",
+        Path(__file__).resolve().parents[3].parent / "shared" / "datasets",
+    ]
     return next((c for c in candidates if c.is_dir()), None)
 
 
@@ -74,7 +76,9 @@ def resolve_dataset_dir(spec: str | Path, data_root: str | Path | None = None) -
     if spec_str in BENCHMARKS:
         root = Path(data_root) if data_root else default_data_root()
         if root is None:
-            raise DataError(f"dataset '{spec_str}': no data root; pass --data-root or set SESSIONREC_DATA")
+            raise DataError(
+                f"dataset '{spec_str}': no data root; pass --data-root or set SESSIONREC_DATA"
+            )
         path = root / spec_str
         if not path.is_dir():
             raise DataError(f"dataset '{spec_str}': directory {path} does not exist")
@@ -83,21 +87,27 @@ def resolve_dataset_dir(spec: str | Path, data_root: str | Path | None = None) -
     if path.is_dir():
         return path
     if path.exists():
-        raise DataError(f"{path}: not a directory (a dataset is a directory with all_train_seq.txt and test.txt)")
+        raise DataError(
+            f"{path}: not a directory (a dataset is a directory with its data files)"
+        )
     known = ", ".join(BENCHMARKS + BUILTIN)
     raise ConfigError(f"unknown dataset '{spec_str}': not a directory nor one of {known}")
 
 
 def _check_ids(items: np.ndarray, what: str) -> None:
     if items.size and items.min() < 1:
-        raise DataError(f"{what}: item id {int(items.min())} out of range (ids start at 1; 0 is padding)")
+        raise DataError(
+            f"{what}: item id {int(items.min())} out of range (ids start at 1; 0 is padding)"
+        )
 
 
 def _load_pickles(path: Path) -> tuple[Sessions, Examples, None]:
     train_file, test_file = path / "all_train_seq.txt", path / "test.txt"
     for f in (train_file, test_file):
         if not f.is_file():
-            raise DataError(f"{f}: missing (a dataset directory needs all_train_seq.txt and test.txt)")
+            raise DataError(
+                f"{f}: missing (a dataset directory needs all_train_seq.txt and test.txt)"
+            )
     train_obj = load_plain_pickle(train_file)
     if not isinstance(train_obj, list) or not all(isinstance(s, list | tuple) for s in train_obj):
         raise DataError(f"{train_file}: expected a list of sessions (lists of item ids)")
@@ -107,15 +117,21 @@ def _load_pickles(path: Path) -> tuple[Sessions, Examples, None]:
     elif isinstance(test_obj, tuple) and len(test_obj) == 4:
         _, seqs, labels, _ = test_obj  # (session_ids, sequences, labels, timestamps)
     else:
-        raise DataError(f"{test_file}: expected a 2-tuple (sequences, labels) or a 4-tuple "
-                        "(session_ids, sequences, labels, timestamps)")
+        raise DataError(
+            f"{test_file}: expected a 2-tuple (sequences, labels) or a 4-tuple "
+            "(session_ids, sequences, labels, timestamps)"
+        )
     if not isinstance(seqs, list | tuple) or not all(isinstance(s, list | tuple) for s in seqs):
         raise DataError(f"{test_file}: sequences must be a list of lists of item ids")
     if not isinstance(labels, list | tuple) or len(labels) != len(seqs):
-        raise DataError(f"{test_file}: {len(labels) if isinstance(labels, list | tuple) else 'no'} "
-                        f"labels for {len(seqs)} sequences")
+        raise DataError(
+            f"{test_file}: {len(labels) if isinstance(labels, list | tuple) else 'no'} "
+            f"labels for {len(seqs)} sequences"
+        )
     if any(len(s) == 0 for s in seqs):
-        raise DataError(f"{test_file}: a test sequence is empty (every test case needs at least one click)")
+        raise DataError(
+            f"{test_file}: a test sequence is empty (every test case needs at least one click)"
+        )
     train = Sessions.from_lists(train_obj)
     test = Sessions.from_lists(seqs).as_examples(np.asarray(labels, dtype=np.int64))
     _check_ids(train.items, str(train_file))
@@ -139,26 +155,46 @@ def split_valid(examples: Examples, valid_fraction: float) -> tuple[Examples, Ex
     return examples.subset(slice(0, cut)), examples.subset(slice(cut, None))
 
 
-def build_dataset(name: str, train_sessions: Sessions, test: Examples,
-                  valid_fraction: float = DEFAULT_VALID_FRACTION,
-                  item_ids: list[str] | None = None, source: dict[str, Any] | None = None) -> SessionDataset:
+def build_dataset(
+    name: str,
+    train_sessions: Sessions,
+    test: Examples,
+    valid_fraction: float = DEFAULT_VALID_FRACTION,
+    item_ids: list[str] | None = None,
+    source: dict[str, Any] | None = None,
+) -> SessionDataset:
     """Assemble a dataset from training sessions and test examples."""
     all_ids = np.concatenate([train_sessions.items, test.items, test.target])
     num_items = int(all_ids.max(initial=0))
     if item_ids is not None and num_items > len(item_ids):
-        raise DataError(f"{name}: item id {num_items} has no entry in item_ids ({len(item_ids)} known)")
+        raise DataError(
+            f"{name}: item id {num_items} has no entry in item_ids ({len(item_ids)} known)"
+        )
     if item_ids is not None:
         num_items = len(item_ids)
     examples = train_sessions.prefixes()
     if len(examples) == 0:
-        raise DataError(f"{name}: no training examples (every training session has fewer than 2 clicks)")
+        raise DataError(
+            f"{name}: no training examples (every training session has fewer than 2 clicks)"
+        )
     fit, valid = split_valid(examples, valid_fraction)
-    return SessionDataset(name, num_items, train_sessions, fit, valid, test, item_ids,
-                          dict(source or {}, valid_fraction=valid_fraction))
+    return SessionDataset(
+        name,
+        num_items,
+        train_sessions,
+        fit,
+        valid,
+        test,
+        item_ids,
+        dict(source or {}, valid_fraction=valid_fraction),
+    )
 
 
-def load_dataset(spec: str | Path, data_root: str | Path | None = None,
-                 valid_fraction: float = DEFAULT_VALID_FRACTION) -> SessionDataset:
+def load_dataset(
+    spec: str | Path,
+    data_root: str | Path | None = None,
+    valid_fraction: float = DEFAULT_VALID_FRACTION,
+) -> SessionDataset:
     """Load a named benchmark, the built-in synthetic data, or a dataset directory."""
     if str(spec) == "synthetic":
         from sessionrec.data.synthetic import make_synthetic
@@ -170,8 +206,10 @@ def load_dataset(spec: str | Path, data_root: str | Path | None = None,
     elif (path / "all_train_seq.txt").exists() or (path / "test.txt").exists():
         train, test, item_ids = _load_pickles(path)
     else:
-        raise DataError(f"{path}: not a dataset directory (expected all_train_seq.txt and test.txt, "
-                        "or train.npz and test.npz from `sessionrec datasets prepare`)")
+        raise DataError(
+            f"{path}: not a dataset directory (expected all_train_seq.txt and test.txt, "
+            "or train.npz and test.npz from `sessionrec datasets prepare`)"
+        )
     name = str(spec) if str(spec) in BENCHMARKS else path.name
     source = {"dataset": str(spec) if str(spec) in BENCHMARKS else str(path.resolve())}
     if str(spec) in BENCHMARKS and data_root:
@@ -187,5 +225,8 @@ def reload_dataset(source: dict[str, Any]) -> SessionDataset:
         from sessionrec.data.synthetic import make_synthetic
 
         return make_synthetic(**{k: v for k, v in source.items() if k != "dataset"})
-    return load_dataset(source["dataset"], source.get("data_root"),
-                        source.get("valid_fraction", DEFAULT_VALID_FRACTION))
+    return load_dataset(
+        source["dataset"],
+        source.get("data_root"),
+        source.get("valid_fraction", DEFAULT_VALID_FRACTION),
+    )

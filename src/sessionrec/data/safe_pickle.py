@@ -33,7 +33,9 @@ def _check_plain(obj: Any) -> None:
                 continue
             stack.extend(x)
         elif type(x) is not int:
-            raise UnsafeFileError(f"contains a {type(x).__name__}; only lists, tuples and ints are allowed")
+            raise UnsafeFileError(
+                f"contains a {type(x).__name__}; only lists, tuples and ints are allowed"
+            )
 
 
 def load_plain_pickle(path: str | Path) -> Any:
@@ -53,5 +55,7 @@ def load_plain_pickle(path: str | Path) -> Any:
     except RecursionError:
         raise DataError(f"{path}: nested too deeply to be session data") from None
     except Exception as e:  # truncated or corrupt pickles raise many types
-        raise DataError(f"{path}: not a valid pickle of session data ({type(e).__name__}: {e})") from None
+        raise DataError(
+            f"{path}: not a valid pickle of session data ({type(e).__name__}: {e})"
+        ) from None
     return obj

@@ -62,7 +62,9 @@ class Sessions:
 
     def as_examples(self, targets: np.ndarray) -> Examples:
         """Treat each session as one whole input sequence with the given next item."""
-        return Examples(self.items, self.offsets[:-1].copy(), self.lengths, np.asarray(targets, np.int64))
+        return Examples(
+            self.items, self.offsets[:-1].copy(), self.lengths, np.asarray(targets, np.int64)
+        )
 
 
 @dataclass(frozen=True)

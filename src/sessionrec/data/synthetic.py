@@ -20,8 +20,14 @@ def _zipf_cdf(n: int, exponent: float) -> np.ndarray:
     return np.cumsum(w / w.sum())
 
 
-def generate_sessions(num_items: int = 3000, num_categories: int = 60, num_sessions: int = 24000,
-                      mean_length: float = 6.0, max_length: int = 30, seed: int = 0) -> Sessions:
+def generate_sessions(
+    num_items: int = 3000,
+    num_categories: int = 60,
+    num_sessions: int = 24000,
+    mean_length: float = 6.0,
+    max_length: int = 30,
+    seed: int = 0,
+) -> Sessions:
     """Draw `num_sessions` sessions in time order (item ids 1..num_items)."""
     rng = np.random.default_rng(seed)
     per_cat = num_items // num_categories
@@ -55,7 +61,9 @@ def generate_sessions(num_items: int = 3000, num_categories: int = 60, num_sessi
     pos = np.arange(max_length)
     block = (pos[None, :] + rng.integers(0, 3, size=(n, 1))) // 3
     shuffled = rng.random((n, max_length // 3 + 2)) < 0.3
-    key = np.where(np.take_along_axis(shuffled, block, 1), rng.random((n, max_length)), pos / max_length)
+    key = np.where(
+        np.take_along_axis(shuffled, block, 1), rng.random((n, max_length)), pos / max_length
+    )
     order = np.lexsort((key, block), axis=1)
     seqs = np.take_along_axis(seqs, order, 1)
     keep = pos[None, :] < lengths[:, None]
@@ -63,9 +71,14 @@ def generate_sessions(num_items: int = 3000, num_categories: int = 60, num_sessi
     return Sessions(seqs[keep], offsets)
 
 
-def make_synthetic(num_items: int = 3000, num_categories: int = 60, num_sessions: int = 24000,
-                   test_fraction: float = 0.1, seed: int = 0,
-                   valid_fraction: float = DEFAULT_VALID_FRACTION) -> SessionDataset:
+def make_synthetic(
+    num_items: int = 3000,
+    num_categories: int = 60,
+    num_sessions: int = 24000,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    valid_fraction: float = DEFAULT_VALID_FRACTION,
+) -> SessionDataset:
     """The built-in `synthetic` dataset: the last `test_fraction` of sessions are test sessions."""
     sessions = generate_sessions(num_items, num_categories, num_sessions, seed=seed)
     n_train = len(sessions) - int(round(len(sessions) * test_fraction))
@@ -74,6 +87,12 @@ def make_synthetic(num_items: int = 3000, num_categories: int = 60, num_sessions
     seen = np.zeros(num_items + 1, dtype=bool)
     seen[train.items] = True
     test = test.subset(np.flatnonzero(seen[test.target]))
-    source = {"dataset": "synthetic", "num_items": num_items, "num_categories": num_categories,
-              "num_sessions": num_sessions, "test_fraction": test_fraction, "seed": seed}
+    source = {
+        "dataset": "synthetic",
+        "num_items": num_items,
+        "num_categories": num_categories,
+        "num_sessions": num_sessions,
+        "test_fraction": test_fraction,
+        "seed": seed,
+    }
     return build_dataset("synthetic", train, test, valid_fraction, None, source)

@@ -54,10 +54,15 @@ class Recommender(ABC):
 
     # --- training and scoring -------------------------------------------------------------
     @abstractmethod
-    def fit(self, dataset: SessionDataset, config: TrainConfig | None = None,
-            run_dir: str | Path | None = None, progress: bool = False,
-            resume: bool = False) -> Recommender:
-        """Learn from `dataset.train` (selecting on `dataset.valid` where relevant); returns self."""
+    def fit(
+        self,
+        dataset: SessionDataset,
+        config: TrainConfig | None = None,
+        run_dir: str | Path | None = None,
+        progress: bool = False,
+        resume: bool = False,
+    ) -> Recommender:
+        """Learn from `dataset.train` (selecting on `dataset.valid`); returns self."""
 
     @abstractmethod
     def score_batch(self, batch: Batch) -> torch.Tensor:
@@ -85,8 +90,12 @@ class Recommender(ABC):
         return items
 
     @torch.no_grad()
-    def recommend_batch(self, sessions: Sequence[Sequence[int]], k: int = 20,
-                        exclude: Iterable[Iterable[int]] | None = None) -> list[list[tuple[int, float]]]:
+    def recommend_batch(
+        self,
+        sessions: Sequence[Sequence[int]],
+        k: int = 20,
+        exclude: Iterable[Iterable[int]] | None = None,
+    ) -> list[list[tuple[int, float]]]:
         """Top-k (item, score) for each session; items in `exclude[i]` are left out."""
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
@@ -98,11 +107,14 @@ class Recommender(ABC):
             idx = [i for i in items if 0 < int(i) <= self.num_items]
             row[idx] = -torch.inf
         top = scores.topk(min(k, self.num_items), dim=1)
-        return [[(int(i), float(s)) for i, s in zip(ti, ts, strict=True) if s > -torch.inf]
-                for ti, ts in zip(top.indices, top.values, strict=True)]
+        return [
+            [(int(i), float(s)) for i, s in zip(ti, ts, strict=True) if s > -torch.inf]
+            for ti, ts in zip(top.indices, top.values, strict=True)
+        ]
 
-    def recommend(self, session: Sequence[int], k: int = 20,
-                  exclude: Iterable[int] | None = None) -> list[tuple[int, float]]:
+    def recommend(
+        self, session: Sequence[int], k: int = 20, exclude: Iterable[int] | None = None
+    ) -> list[tuple[int, float]]:
         """Top-k (item, score) pairs for one session given as item ids in click order."""
         return self.recommend_batch([session], k, None if exclude is None else [exclude])[0]
 
@@ -112,8 +124,10 @@ class Recommender(ABC):
         directory = Path(directory)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_tensors().items()}
         atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
-        atomic_write_json(directory / MODEL_FILE, {
-            "model": self.name, "num_items": self.num_items, "params": params_dict(self.params)})
+        atomic_write_json(
+            directory / MODEL_FILE,
+            {"model": self.name, "num_items": self.num_items, "params": params_dict(self.params)},
+        )
         return directory
 
     @classmethod
@@ -127,7 +141,9 @@ class Recommender(ABC):
             meta = json.loads(meta_path.read_text())
             name, num_items, params = meta["model"], int(meta["num_items"]), dict(meta["params"])
         except FileNotFoundError:
-            raise RunError(f"{directory}: no {MODEL_FILE}; not a saved model or run directory") from None
+            raise RunError(
+                f"{directory}: no {MODEL_FILE}; not a saved model or run directory"
+            ) from None
         except (ValueError, KeyError, TypeError) as e:
             raise RunError(f"{meta_path}: corrupted model description ({e})") from None
         model_cls = get(name)
@@ -158,9 +174,14 @@ class NeuralRecommender(Recommender):
         self.net.to(self.device)
         return self
 
-    def fit(self, dataset: SessionDataset, config: TrainConfig | None = None,
-            run_dir: str | Path | None = None, progress: bool = False,
-            resume: bool = False) -> NeuralRecommender:
+    def fit(
+        self,
+        dataset: SessionDataset,
+        config: TrainConfig | None = None,
+        run_dir: str | Path | None = None,
+        progress: bool = False,
+        resume: bool = False,
+    ) -> NeuralRecommender:
         from sessionrec.training.trainer import Trainer
 
         trainer = Trainer(self, config, run_dir, progress)

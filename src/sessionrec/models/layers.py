@@ -48,8 +48,14 @@ class AttentionReadout(nn.Module):
     softmax over positions.
     """
 
-    def __init__(self, key_dim: int, query_dim: int, hidden_dim: int,
-                 activation: str = "sigmoid", normalize: bool = False) -> None:
+    def __init__(
+        self,
+        key_dim: int,
+        query_dim: int,
+        hidden_dim: int,
+        activation: str = "sigmoid",
+        normalize: bool = False,
+    ) -> None:
         super().__init__()
         self.w_key = nn.Linear(key_dim, hidden_dim, bias=False)
         self.w_query = nn.Linear(query_dim, hidden_dim, bias=True)

@@ -34,7 +34,9 @@ class NARM(nn.Module):
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = items > 0
-        h, _ = self.gru(self.emb_dropout(self.item_emb(items)))  # GRU is causal: padding on the right is harmless
+        h, _ = self.gru(
+            self.emb_dropout(self.item_emb(items))
+        )  # GRU is causal: padding on the right is harmless
         c_global = gather_last(h, lengths)  # c_g = h_t (Eq. 5)
         c_local = self.attention(h, c_global, mask)  # c_l = Σ_j α_tj h_j (Eq. 6)
         c = self.ct_dropout(torch.cat([c_global, c_local], dim=1))  # c_t = [c_g; c_l] (Eq. 8)
@@ -44,6 +46,8 @@ class NARM(nn.Module):
 @register
 class NARMRecommender(NeuralRecommender):
     name = "narm"
-    description = "NARM (Li et al. 2017): GRU with global and attention-based local session encoders"
+    description = (
+        "NARM (Li et al. 2017): GRU with global and attention-based local session encoders"
+    )
     Params = NARMParams
     Module = NARM

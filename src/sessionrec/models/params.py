@@ -15,7 +15,7 @@ _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Convert `value` to type `tp` (int, float, bool, str, Optional, tuple/Literal), or fail clearly."""
+    """Convert `value` to `tp` (int, float, bool, str, Optional, tuple, Literal) or fail."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -25,7 +25,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin is typing.Literal:
         choices = typing.get_args(tp)
         if value not in choices:
-            raise ConfigError(f"{where} must be one of {', '.join(map(str, choices))}, got {value!r}")
+            raise ConfigError(
+                f"{where} must be one of {', '.join(map(str, choices))}, got {value!r}"
+            )
         return value
     if origin is tuple:
         (elem, *_) = typing.get_args(tp) or (str,)
@@ -55,15 +57,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def build_params(cls: type[P], overrides: Mapping[str, Any] | None = None, owner: str = "") -> P:
-    """Instantiate dataclass `cls` with `overrides`; unknown keys and bad values raise ConfigError."""
+    """Instantiate dataclass `cls` with `overrides`; unknown keys or bad values: ConfigError."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     values = {}
     for key, value in (overrides or {}).items():
         if key not in fields:
             valid = ", ".join(fields) or "none"
-            raise ConfigError(f"unknown hyper-parameter '{key}' for {owner or cls.__name__} (valid: {valid})")
-        values[key] = _coerce(value, hints[key], f"hyper-parameter '{key}' of {owner or cls.__name__}")
+            raise ConfigError(
+                f"unknown hyper-parameter '{key}' for {owner or cls.__name__} (valid: {valid})"
+            )
+        values[key] = _coerce(
+            value, hints[key], f"hyper-parameter '{key}' of {owner or cls.__name__}"
+        )
     params = cls(**values)
     check = getattr(params, "validate", None)
     if check is not None:
@@ -73,4 +79,6 @@ def build_params(cls: type[P], overrides: Mapping[str, Any] | None = None, owner
 
 def params_dict(params: Any) -> dict[str, Any]:
     """JSON-ready dict of a params dataclass (tuples become lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(params).items()}
+    return {
+        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(params).items()
+    }

@@ -25,9 +25,17 @@ class Pop(Recommender):
         super().__init__(num_items, params)
         self.counts = torch.zeros(num_items + 1)
 
-    def fit(self, dataset: SessionDataset, config: TrainConfig | None = None,
-            run_dir: str | Path | None = None, progress: bool = False, resume: bool = False) -> Pop:
-        self.counts = torch.as_tensor(dataset.item_counts()[: self.num_items + 1], dtype=torch.float32)
+    def fit(
+        self,
+        dataset: SessionDataset,
+        config: TrainConfig | None = None,
+        run_dir: str | Path | None = None,
+        progress: bool = False,
+        resume: bool = False,
+    ) -> Pop:
+        self.counts = torch.as_tensor(
+            dataset.item_counts()[: self.num_items + 1], dtype=torch.float32
+        )
         return self
 
     def score_batch(self, batch: Batch) -> torch.Tensor:

@@ -26,7 +26,9 @@ def get(name: str) -> type[Recommender]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"unknown model '{name}' (available: {', '.join(sorted(_REGISTRY))})") from None
+        raise ConfigError(
+            f"unknown model '{name}' (available: {', '.join(sorted(_REGISTRY))})"
+        ) from None
 
 
 def available() -> dict[str, str]:

@@ -46,7 +46,9 @@ class STAMP(nn.Module):
         m_a = self.attention(x, torch.cat([x_t, m_s], dim=1), mask)  # m_a = Σ α_i x_i (Eq. 8)
         h_s = torch.tanh(self.mlp_s(m_a))  # (Eq. 9)
         h_t = torch.tanh(self.mlp_t(x_t))  # (Eq. 10)
-        return score_all_items(h_s * h_t, self.item_emb.weight)  # trilinear <h_s, h_t, x_i> (Eq. 11)
+        return score_all_items(
+            h_s * h_t, self.item_emb.weight
+        )  # trilinear <h_s, h_t, x_i> (Eq. 11)
 
 
 @register

@@ -11,7 +11,7 @@ from sessionrec.errors import ConfigError
 
 @dataclass
 class TrainConfig:
-    """Adam with coupled L2 decay, early stopping on a validation metric (FOCOL/GCE-GNN protocol)."""
+    """Adam with coupled L2 decay and early stopping on a validation metric (FOCOL protocol)."""
 
     epochs: int = 30
     batch_size: int = 100
@@ -37,7 +37,9 @@ class TrainConfig:
         if self.lr <= 0 or self.weight_decay < 0 or self.patience < 0:
             raise ConfigError("lr must be > 0, weight_decay >= 0 and patience >= 0")
         if self.metric.split("@")[0] not in ("hr", "mrr", "ndcg") or "@" not in self.metric:
-            raise ConfigError(f"metric must look like mrr@20, hr@10 or ndcg@20, got '{self.metric}'")
+            raise ConfigError(
+                f"metric must look like mrr@20, hr@10 or ndcg@20, got '{self.metric}'"
+            )
         if int(self.metric.split("@")[1]) not in self.ks:
             raise ConfigError(f"metric {self.metric} needs its K in ks={list(self.ks)}")
         resolve_device(self.device)

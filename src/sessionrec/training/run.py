@@ -26,21 +26,46 @@ CONFIG_FILE, METRICS_FILE = "config.json", "metrics.json"
 
 
 def run_config(model: Recommender, dataset: SessionDataset, config: TrainConfig) -> dict[str, Any]:
-    return {"model": model.name, "num_items": model.num_items, "params": params_dict(model.params),
-            "dataset": dataset.source, "train": params_dict(config), "sessionrec": __version__}
+    return {
+        "model": model.name,
+        "num_items": model.num_items,
+        "params": params_dict(model.params),
+        "dataset": dataset.source,
+        "train": params_dict(config),
+        "sessionrec": __version__,
+    }
 
 
-def evaluate_splits(model: Recommender, dataset: SessionDataset, config: TrainConfig,
-                    splits: tuple[str, ...] = ("valid", "test")) -> dict[str, dict[str, float]]:
+def evaluate_splits(
+    model: Recommender,
+    dataset: SessionDataset,
+    config: TrainConfig,
+    splits: tuple[str, ...] = ("valid", "test"),
+) -> dict[str, dict[str, float]]:
     """Full-ranking metrics of `model` on the named splits of `dataset`."""
     counts = dataset.item_counts()
-    return {s: evaluate(model, getattr(dataset, s), config.ks, config.eval_batch_size, counts,
-                        config.tie_policy, config.max_len).metrics for s in splits}
+    return {
+        s: evaluate(
+            model,
+            getattr(dataset, s),
+            config.ks,
+            config.eval_batch_size,
+            counts,
+            config.tie_policy,
+            config.max_len,
+        ).metrics
+        for s in splits
+    }
 
 
-def train_and_evaluate(model: Recommender, dataset: SessionDataset, config: TrainConfig | None = None,
-                       run_dir: str | Path | None = None, progress: bool = False,
-                       resume: bool = False) -> dict[str, Any]:
+def train_and_evaluate(
+    model: Recommender,
+    dataset: SessionDataset,
+    config: TrainConfig | None = None,
+    run_dir: str | Path | None = None,
+    progress: bool = False,
+    resume: bool = False,
+) -> dict[str, Any]:
     """Fit `model`, evaluate it on validation and test, and write the run directory if given."""
     config = config or TrainConfig()
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -54,10 +79,14 @@ def train_and_evaluate(model: Recommender, dataset: SessionDataset, config: Trai
     fit_seconds = time.monotonic() - t0
     t1 = time.monotonic()
     results = evaluate_splits(model, dataset, config)
-    metrics: dict[str, Any] = {"model": model.name, "dataset": dataset.name, **results,
-                               "fit_seconds": round(fit_seconds, 2),
-                               "eval_seconds": round(time.monotonic() - t1, 2),
-                               "test_cases": len(dataset.test)}
+    metrics: dict[str, Any] = {
+        "model": model.name,
+        "dataset": dataset.name,
+        **results,
+        "fit_seconds": round(fit_seconds, 2),
+        "eval_seconds": round(time.monotonic() - t1, 2),
+        "test_cases": len(dataset.test),
+    }
     best_epoch = getattr(model, "best_epoch", None)
     if best_epoch is not None:
         metrics["best_epoch"] = best_epoch
@@ -83,7 +112,9 @@ def load_run(run_dir: str | Path) -> tuple[Recommender, dict[str, Any]]:
     return Recommender.load(run_dir), config
 
 
-def prepare_resume(run_dir: str | Path, model_name: str) -> tuple[Recommender, SessionDataset, TrainConfig]:
+def prepare_resume(
+    run_dir: str | Path, model_name: str
+) -> tuple[Recommender, SessionDataset, TrainConfig]:
     """Rebuild model, dataset and settings of an interrupted run from its config.json."""
     config = read_run_config(run_dir)
     if config.get("model") != model_name:
@@ -93,10 +124,11 @@ def prepare_resume(run_dir: str | Path, model_name: str) -> tuple[Recommender, S
     return model, reload_dataset(config["dataset"]), train
 
 
-def evaluate_run(run_dir: str | Path, splits: tuple[str, ...] = ("test",)) -> dict[str, dict[str, float]]:
+def evaluate_run(
+    run_dir: str | Path, splits: tuple[str, ...] = ("test",)
+) -> dict[str, dict[str, float]]:
     """Evaluate a saved run again on the dataset and settings it was trained with."""
     model, config = load_run(run_dir)
     train = build_params(TrainConfig, config["train"], "training")
     dataset = reload_dataset(config["dataset"])
     return evaluate_splits(model, dataset, train, splits)
-

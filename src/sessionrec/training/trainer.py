@@ -48,8 +48,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 class Trainer:
     """Mini-batch training of `model.net` on `dataset.train`, selecting on `dataset.valid`."""
 
-    def __init__(self, model: NeuralRecommender, config: TrainConfig | None = None,
-                 run_dir: str | Path | None = None, progress: bool = False) -> None:
+    def __init__(
+        self,
+        model: NeuralRecommender,
+        config: TrainConfig | None = None,
+        run_dir: str | Path | None = None,
+        progress: bool = False,
+    ) -> None:
         self.model = model
         self.config = config or TrainConfig()
         self.config.validate()
@@ -67,8 +72,12 @@ class Trainer:
     def _save_checkpoint(self, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
         if self.run_dir is None:
             return
-        payload = dict(state, net=self.model.net.state_dict(), optimizer=opt.state_dict(),
-                       rng=torch.get_rng_state())
+        payload = dict(
+            state,
+            net=self.model.net.state_dict(),
+            optimizer=opt.state_dict(),
+            rng=torch.get_rng_state(),
+        )
         atomic_write(self.run_dir / CHECKPOINT_FILE, lambda tmp: torch.save(payload, tmp))
 
     def _restore(self, opt: torch.optim.Optimizer) -> dict[str, Any]:
@@ -79,7 +88,9 @@ class Trainer:
             opt.load_state_dict(ckpt.pop("optimizer"))
             torch.set_rng_state(ckpt.pop("rng"))
         except (KeyError, RuntimeError, ValueError) as e:
-            raise RunError(f"{self.run_dir / CHECKPOINT_FILE}: does not fit this model ({e})") from None
+            raise RunError(
+                f"{self.run_dir / CHECKPOINT_FILE}: does not fit this model ({e})"
+            ) from None
         return ckpt
 
     # --- training --------------------------------------------------------------------------
@@ -89,8 +100,15 @@ class Trainer:
             torch.set_num_threads(cfg.num_threads)
         model.to(resolve_device(cfg.device))
         opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        state: dict[str, Any] = {"epoch": 0, "step": 0, "best": -math.inf, "best_epoch": -1,
-                                 "bad_epochs": 0, "elapsed": 0.0, "finished": False}
+        state: dict[str, Any] = {
+            "epoch": 0,
+            "step": 0,
+            "best": -math.inf,
+            "best_epoch": -1,
+            "bad_epochs": 0,
+            "elapsed": 0.0,
+            "finished": False,
+        }
         if resume:
             if self.run_dir is None:
                 raise RunError("resume needs a run directory")
@@ -105,17 +123,37 @@ class Trainer:
         started = time.monotonic() - state["elapsed"]
         budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
         console = Console(stderr=True)
-        with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[speed]:,.0f} ex/s"),
-                      TimeRemainingColumn(), console=console, disable=not self.progress) as bar:
+        with Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[speed]:,.0f} ex/s"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not self.progress,
+        ) as bar:
             while not state["finished"] and state["epoch"] < cfg.epochs:
                 epoch = state["epoch"]
-                batches = batch_indices(dataset.train, cfg.batch_size, shuffle=True,
-                                        seed=epoch_seed(cfg.seed, epoch))
-                task = bar.add_task("train", total=len(batches), completed=state["step"],
-                                    epoch=epoch + 1, loss=0.0, speed=0.0)
+                batches = batch_indices(
+                    dataset.train, cfg.batch_size, shuffle=True, seed=epoch_seed(cfg.seed, epoch)
+                )
+                task = bar.add_task(
+                    "train",
+                    total=len(batches),
+                    completed=state["step"],
+                    epoch=epoch + 1,
+                    loss=0.0,
+                    speed=0.0,
+                )
                 model.net.train()
-                t_epoch, last_ckpt, seen, loss_sum, window = time.monotonic(), time.monotonic(), 0, 0.0, []
+                t_epoch, last_ckpt, seen, loss_sum, window = (
+                    time.monotonic(),
+                    time.monotonic(),
+                    0,
+                    0.0,
+                    [],
+                )
                 for step in range(state["step"], len(batches)):
                     batch = collate(dataset.train, batches[step], cfg.max_len).to(model.device)
                     loss = model.training_loss(batch)
@@ -124,8 +162,10 @@ class Trainer:
                     opt.step()
                     value = loss.item()
                     if not math.isfinite(value):
-                        raise FloatingPointError(f"training loss became {value} at epoch {epoch + 1}, "
-                                                 f"step {step + 1}; lower the learning rate")
+                        raise FloatingPointError(
+                            f"training loss became {value} at epoch {epoch + 1}, "
+                            f"step {step + 1}; lower the learning rate"
+                        )
                     seen += len(batch.targets)
                     loss_sum += value * len(batch.targets)
                     window.append(value)
@@ -133,8 +173,15 @@ class Trainer:
                     bar.update(task, advance=1, loss=loss_sum / seen, speed=speed)
                     state["step"] = step + 1
                     if (step + 1) % cfg.log_every == 0:
-                        self._log({"event": "train", "epoch": epoch + 1, "step": step + 1,
-                                   "loss": sum(window) / len(window), "examples_per_s": round(speed, 1)})
+                        self._log(
+                            {
+                                "event": "train",
+                                "epoch": epoch + 1,
+                                "step": step + 1,
+                                "loss": sum(window) / len(window),
+                                "examples_per_s": round(speed, 1),
+                            }
+                        )
                         window = []
                     state["elapsed"] = time.monotonic() - started
                     if time.monotonic() - last_ckpt >= cfg.checkpoint_seconds:
@@ -143,13 +190,23 @@ class Trainer:
                     if state["elapsed"] >= budget:
                         break
                 bar.remove_task(task)
-                record: dict[str, Any] = {"event": "epoch", "epoch": epoch + 1,
-                                          "loss": loss_sum / max(seen, 1),
-                                          "seconds": round(time.monotonic() - t_epoch, 2),
-                                          "steps_done": state["step"], "steps": len(batches)}
+                record: dict[str, Any] = {
+                    "event": "epoch",
+                    "epoch": epoch + 1,
+                    "loss": loss_sum / max(seen, 1),
+                    "seconds": round(time.monotonic() - t_epoch, 2),
+                    "steps_done": state["step"],
+                    "steps": len(batches),
+                }
                 if has_valid:
-                    valid = evaluate(model, dataset.valid, cfg.ks, cfg.eval_batch_size,
-                                     tie_policy=cfg.tie_policy, max_len=cfg.max_len).metrics
+                    valid = evaluate(
+                        model,
+                        dataset.valid,
+                        cfg.ks,
+                        cfg.eval_batch_size,
+                        tie_policy=cfg.tie_policy,
+                        max_len=cfg.max_len,
+                    ).metrics
                     record["valid"] = valid
                     if valid[cfg.metric] > state["best"]:
                         state.update(best=valid[cfg.metric], best_epoch=epoch + 1, bad_epochs=0)
@@ -162,7 +219,9 @@ class Trainer:
                 out_of_budget = state["elapsed"] >= budget
                 stop = has_valid and state["bad_epochs"] > cfg.patience
                 state["finished"] = stop or out_of_budget or state["epoch"] >= cfg.epochs
-                record.update(best_epoch=state["best_epoch"], stopped_early=stop, out_of_budget=out_of_budget)
+                record.update(
+                    best_epoch=state["best_epoch"], stopped_early=stop, out_of_budget=out_of_budget
+                )
                 self._log(record)
                 if self.progress:
                     console.print(self._epoch_line(record, cfg.metric))
@@ -172,7 +231,9 @@ class Trainer:
             self._restore_best(best_weights)
         return model
 
-    def _keep_best(self, best_weights: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
+    def _keep_best(
+        self, best_weights: dict[str, torch.Tensor] | None
+    ) -> dict[str, torch.Tensor] | None:
         """Remember the best weights: on disk in the run directory, else in memory."""
         if self.run_dir is not None:
             self.model.save(self.run_dir)
@@ -191,5 +252,7 @@ class Trainer:
     def _epoch_line(record: dict[str, Any], metric: str) -> str:
         valid = record.get("valid", {})
         shown = f", valid {metric} {valid[metric]:.4f}" if metric in valid else ""
-        return (f"epoch {record['epoch']}: loss {record['loss']:.4f}{shown}, "
-                f"{record['seconds']:.1f} s (best epoch {record['best_epoch']})")
+        return (
+            f"epoch {record['epoch']}: loss {record['loss']:.4f}{shown}, "
+            f"{record['seconds']:.1f} s (best epoch {record['best_epoch']})"
+        )
