@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -302,7 +301,7 @@ def main() -> None:
     debug = bool(os.environ.get("SESSIONREC_DEBUG"))
     try:
         rv = app(standalone_mode=False)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         print("sessionrec: interrupted (a training run continues with --resume)", file=sys.stderr)
         sys.exit(130)
     except (SessionrecError, FloatingPointError) as e:
@@ -317,8 +316,8 @@ def main() -> None:
             if e.format_message():  # empty when the help text was shown instead
                 print(f"sessionrec: error: {e.format_message()} (see --help)", file=sys.stderr)
             sys.exit(e.exit_code)
-        if type(e).__name__ == "Abort":
-            print("sessionrec: interrupted", file=sys.stderr)
+        if type(e).__name__ == "Abort":  # click's Ctrl-C
+            print("sessionrec: interrupted (a training run continues with --resume)", file=sys.stderr)
             sys.exit(130)
         if debug:
             raise
