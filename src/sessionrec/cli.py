@@ -317,7 +317,7 @@ def main() -> None:
                 print(f"sessionrec: error: {e.format_message()} (see --help)", file=sys.stderr)
             sys.exit(e.exit_code)
         if type(e).__name__ == "Abort":  # click's Ctrl-C
-            print("sessionrec: interrupted (a training run continues with --resume)", file=sys.stderr)
+            print("sessionrec: interrupted", file=sys.stderr)
             sys.exit(130)
         if debug:
             raise
