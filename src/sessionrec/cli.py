@@ -21,8 +21,10 @@ app = typer.Typer(
 )
 datasets_app = typer.Typer(no_args_is_help=True, help="List, inspect and prepare datasets.")
 models_app = typer.Typer(no_args_is_help=True, help="The registered models.")
+analyze_app = typer.Typer(no_args_is_help=True, help="Analyses of trained runs.")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(models_app, name="models")
+app.add_typer(analyze_app, name="analyze")
 out = Console()
 
 DataRoot = Annotated[
@@ -294,6 +296,23 @@ def demo(
         f"test cases, {stats['max_item_id']:,} items; full ranking (%)"
     )
     out.print(metrics_table(title, rows, extra=extra))
+
+
+def _register_analyses() -> None:
+    """Add every `sessionrec.analysis` module's commands to the `analyze` group."""
+    import importlib
+    import pkgutil
+
+    import sessionrec.analysis as analysis
+
+    for module in pkgutil.iter_modules(analysis.__path__):
+        loaded = importlib.import_module(f"{analysis.__name__}.{module.name}")
+        register = getattr(loaded, "register", None)
+        if register is not None:
+            register(analyze_app)
+
+
+_register_analyses()
 
 
 def main() -> None:
