@@ -184,10 +184,22 @@ class NeuralRecommender(Recommender):
     ) -> NeuralRecommender:
         from sessionrec.training.trainer import Trainer
 
+        self.prepare(dataset)
         trainer = Trainer(self, config, run_dir, progress)
         trainer.fit(dataset, resume=resume)
         self.best_epoch, self.fit_history = trainer.best_epoch, trainer.history
         return self
+
+    def prepare(self, dataset: SessionDataset) -> None:
+        """Give the module what it derives from training data (a global graph, say) before training.
+
+        Modules define `prepare(dataset)` and keep what they derive as buffers, so it is saved
+        with the weights; a resumed run calls it again before loading its checkpoint.
+        """
+        hook = getattr(self.net, "prepare", None)
+        if hook is not None:
+            hook(dataset)
+            self.net.to(self.device)
 
     def training_loss(self, batch: Batch) -> torch.Tensor:
         """Default objective: cross-entropy over all items; models may add their own terms."""
@@ -207,6 +219,13 @@ class NeuralRecommender(Recommender):
         return dict(self.net.state_dict())
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        # Buffers derived from data (graphs, statistics) take the saved shape before loading.
+        for name, buf in list(self.net.named_buffers()):
+            saved = tensors.get(name)
+            if saved is not None and buf is not None and saved.shape != buf.shape:
+                owner, _, attr = name.rpartition(".")
+                module = self.net.get_submodule(owner) if owner else self.net
+                module.register_buffer(attr, torch.empty_like(saved, device=buf.device))
         try:
             self.net.load_state_dict(tensors)
         except RuntimeError as e:
