@@ -1,0 +1,1 @@
+"""Global item graphs built from training sessions (FOG for FOCOL) and their propagation."""
