@@ -18,7 +18,7 @@ def fitted(tiny):
     """Every registered model, fitted briefly on the tiny synthetic data."""
     models = {}
     for name in available():
-        model = create(name, tiny.num_items, seed=0)
+        model = create(name, tiny.num_items, seed=0, **get(name).contract_hparams)
         models[name] = model.fit(tiny, CONTRACT_TRAINING)
     return models
 

@@ -18,9 +18,11 @@ class Batch:
     items: torch.Tensor  # (B, T) long
     lengths: torch.Tensor  # (B,) long, >= 1
     targets: torch.Tensor  # (B,) long
+    index: torch.Tensor | None = None  # (B,) positions of the examples in their split
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.items.to(device), self.lengths.to(device), self.targets.to(device))
+        index = None if self.index is None else self.index.to(device)
+        return Batch(self.items.to(device), self.lengths.to(device), self.targets.to(device), index)
 
 
 def collate(examples: Examples, idx: np.ndarray, max_len: int | None = None) -> Batch:

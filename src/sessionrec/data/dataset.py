@@ -40,6 +40,19 @@ class SessionDataset:
         """How often each item is the next click in the fitting examples (length num_items+1)."""
         return np.bincount(self.train.target, minlength=self.num_items + 1)
 
+    def fit_sessions(self) -> Sessions:
+        """Training sessions that contribute fitting examples: what a global graph may see.
+
+        Validation examples are the most recent prefixes, so the sessions they come from are
+        left out (a session split by the cut is kept whole).
+        """
+        if len(self.valid) == 0:
+            return self.train_sessions
+        n_ex = np.maximum(self.train_sessions.lengths - 1, 0)
+        first_example = np.cumsum(n_ex) - n_ex
+        keep = np.flatnonzero((first_example < len(self.train)) & (n_ex > 0))
+        return self.train_sessions.select(keep)
+
     def stats(self) -> dict[str, Any]:
         """Counts as in the papers' dataset tables."""
         lengths = self.train_sessions.lengths

@@ -44,6 +44,8 @@ class Recommender(ABC):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
+    # Smaller hyper-parameters that keep the shared contract test fast for costly models.
+    contract_hparams: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, num_items: int, params: Any = None) -> None:
         if num_items < 1:
@@ -219,13 +221,18 @@ class NeuralRecommender(Recommender):
         return dict(self.net.state_dict())
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        # Buffers derived from data (graphs, statistics) take the saved shape before loading.
+        # Buffers and parameters whose shape depends on the training data (a graph, a
+        # distance range) take the saved shape before loading.
         for name, buf in list(self.net.named_buffers()):
             saved = tensors.get(name)
             if saved is not None and buf is not None and saved.shape != buf.shape:
                 owner, _, attr = name.rpartition(".")
                 module = self.net.get_submodule(owner) if owner else self.net
                 module.register_buffer(attr, torch.empty_like(saved, device=buf.device))
+        for name, param in self.net.named_parameters():
+            saved = tensors.get(name)
+            if saved is not None and saved.shape != param.shape:
+                param.data = torch.empty(saved.shape, dtype=param.dtype, device=param.device)
         try:
             self.net.load_state_dict(tensors)
         except RuntimeError as e:
