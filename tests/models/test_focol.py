@@ -1,0 +1,107 @@
+"""FOCOL pieces: CSRL sampling and augmentation, E^g caching, variants."""
+
+import numpy as np
+import pytest
+import torch
+
+from sessionrec.data.sessions import Sessions
+from sessionrec.data.dataset import build_dataset
+from sessionrec.models import Recommender, create, get
+
+SMALL = get("focol").contract_hparams
+
+
+@pytest.fixture()
+def toy():
+    train = Sessions.from_lists([[1, 2, 3], [4, 2, 3], [5, 1, 2], [3, 4, 5, 1]])
+    test = Sessions.from_lists([[1, 2], [4, 5]]).as_examples(np.array([3, 1]))
+    return build_dataset("toy", train, test, valid_fraction=0.0)
+
+
+def test_positive_is_another_example_with_the_same_next_item(toy):
+    model = create("focol", toy.num_items, **SMALL)
+    model.prepare(toy)
+    net = model.net
+    targets = torch.as_tensor(toy.train.target)
+    index = torch.arange(len(targets))
+    for _ in range(20):
+        pos = net.sample_positives(targets, index)
+        assert torch.equal(torch.as_tensor(toy.train.target[pos.numpy()]), targets)
+        counts = np.bincount(toy.train.target)
+        shared = counts[toy.train.target] > 1
+        assert (pos.numpy() != index.numpy())[shared].all()  # never the anchor when others exist
+        assert (pos.numpy() == index.numpy())[~shared].all()
+
+
+def test_insert_adds_the_mask_at_one_position(toy):
+    model = create("focol", toy.num_items, augmentations=("insert",), **SMALL)
+    model.prepare(toy)
+    idx = torch.arange(len(toy.train))
+    items, lengths, noise, drop = model.net._augmented_inputs(idx, torch.device("cpu"))
+    assert noise is None and drop is None
+    assert torch.equal(lengths, torch.as_tensor(toy.train.length) + 1)
+    for row, n, i in zip(items, lengths, idx, strict=True):
+        seq = row[:n].tolist()
+        assert seq.count(0) == 1
+        seq.remove(0)
+        assert seq == toy.train.sequence(int(i)).tolist()
+
+
+def test_corrupt_and_dropout_touch_only_sampled_inputs(toy):
+    for aug in ("corrupt", "dropout"):
+        model = create("focol", toy.num_items, augmentations=(aug,), **SMALL)
+        model.prepare(toy)
+        items, lengths, noise, drop = model.net._augmented_inputs(torch.arange(3), torch.device("cpu"))
+        assert (noise is not None) == (aug == "corrupt") and (drop is not None) == (aug == "dropout")
+        if aug == "dropout":
+            assert torch.allclose(torch.unique(drop), torch.tensor([0.0, 1 / 0.9]))
+
+
+def test_global_embeddings_computed_once_for_inference(toy, monkeypatch):
+    model = create("focol", toy.num_items, **SMALL)
+    model.prepare(toy)
+    net = model.net.eval()
+    calls = {"n": 0}
+    real = net._propagate
+
+    def counting():
+        calls["n"] += 1
+        return real()
+
+    monkeypatch.setattr(net, "_propagate", counting)
+    batch = (torch.tensor([[1, 2]]), torch.tensor([2]))
+    net(*batch)
+    net(*batch)
+    assert calls["n"] == 1
+    net.train()
+    net.eval()
+    net(*batch)
+    assert calls["n"] == 2
+
+
+def test_saved_model_serves_without_the_graph(toy, tmp_path):
+    model = create("focol", toy.num_items, **SMALL)
+    model.prepare(toy)
+    model.save(tmp_path)
+    loaded = Recommender.load(tmp_path)
+    assert loaded.net.graph is None
+    assert loaded.net.importance[0].shape == (2 * 3, SMALL["embedding_dim"])  # L = 3 from data
+    assert loaded.recommend([1, 2], k=3) == model.recommend([1, 2], k=3)
+
+
+@pytest.mark.parametrize("name,check", [
+    ("focol-ng", lambda p: not p.use_fogcn),
+    ("focol-sg", lambda p: not p.learn_distance_weights),
+    ("focol-ncl", lambda p: p.beta == 0),
+    ("focol-nc", lambda p: "corrupt" not in p.augmentations),
+    ("focol-nid", lambda p: "identity" not in p.augmentations and len(p.augmentations) == 3),
+])
+def test_variants(name, check, toy):
+    model = create(name, toy.num_items, **SMALL)
+    assert check(model.params)
+    model.prepare(toy)
+    items, lengths = torch.tensor([[1, 2], [4, 0]]), torch.tensor([2, 1])
+    loss = model.net.training_loss(items, lengths, torch.tensor([3, 2]), torch.tensor([0, 1]))
+    loss.backward()
+    frozen = [p for p in model.net.importance if not p.requires_grad]
+    assert bool(frozen) == (name == "focol-sg")
