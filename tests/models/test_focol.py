@@ -105,3 +105,14 @@ def test_variants(name, check, toy):
     loss.backward()
     frozen = [p for p in model.net.importance if not p.requires_grad]
     assert bool(frozen) == (name == "focol-sg")
+
+
+def test_distance_importance_slot_mapping():
+    from sessionrec.analysis.importance import distance_importance
+
+    # L = 3: slots 0,1,2 are neighbour distances -1,-2,-3; slots 3,4,5 are +3,+2,+1
+    p = torch.log(torch.tensor([[6.0], [5.0], [4.0], [3.0], [2.0], [1.0]]))
+    r = distance_importance(p, max_shown=10)
+    assert r["distances"] == [-3, -2, -1, 1, 2, 3]
+    assert r["mean"] == pytest.approx([4 / 21, 5 / 21, 6 / 21, 1 / 21, 2 / 21, 3 / 21])
+    assert r["std"] == pytest.approx([0.0] * 6)
