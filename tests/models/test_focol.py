@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from sessionrec.data.sessions import Sessions
 from sessionrec.data.dataset import build_dataset
+from sessionrec.data.sessions import Sessions
 from sessionrec.models import Recommender, create, get
 
 SMALL = get("focol").contract_hparams
@@ -51,8 +51,12 @@ def test_corrupt_and_dropout_touch_only_sampled_inputs(toy):
     for aug in ("corrupt", "dropout"):
         model = create("focol", toy.num_items, augmentations=(aug,), **SMALL)
         model.prepare(toy)
-        items, lengths, noise, drop = model.net._augmented_inputs(torch.arange(3), torch.device("cpu"))
-        assert (noise is not None) == (aug == "corrupt") and (drop is not None) == (aug == "dropout")
+        items, lengths, noise, drop = model.net._augmented_inputs(
+            torch.arange(3), torch.device("cpu")
+        )
+        assert (noise is not None) == (aug == "corrupt") and (drop is not None) == (
+            aug == "dropout"
+        )
         if aug == "dropout":
             assert torch.allclose(torch.unique(drop), torch.tensor([0.0, 1 / 0.9]))
 
@@ -89,13 +93,16 @@ def test_saved_model_serves_without_the_graph(toy, tmp_path):
     assert loaded.recommend([1, 2], k=3) == model.recommend([1, 2], k=3)
 
 
-@pytest.mark.parametrize("name,check", [
-    ("focol-ng", lambda p: not p.use_fogcn),
-    ("focol-sg", lambda p: not p.learn_distance_weights),
-    ("focol-ncl", lambda p: p.beta == 0),
-    ("focol-nc", lambda p: "corrupt" not in p.augmentations),
-    ("focol-nid", lambda p: "identity" not in p.augmentations and len(p.augmentations) == 3),
-])
+@pytest.mark.parametrize(
+    "name,check",
+    [
+        ("focol-ng", lambda p: not p.use_fogcn),
+        ("focol-sg", lambda p: not p.learn_distance_weights),
+        ("focol-ncl", lambda p: p.beta == 0),
+        ("focol-nc", lambda p: "corrupt" not in p.augmentations),
+        ("focol-nid", lambda p: "identity" not in p.augmentations and len(p.augmentations) == 3),
+    ],
+)
 def test_variants(name, check, toy):
     model = create(name, toy.num_items, **SMALL)
     assert check(model.params)

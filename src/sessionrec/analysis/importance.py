@@ -28,8 +28,13 @@ def distance_importance(p: torch.Tensor, max_shown: int = 10) -> dict[str, Any]:
     distances = [k for k in range(-min(max_shown, L), min(max_shown, L) + 1) if k != 0]
     slots = [(-k - 1) if k < 0 else (width - k) for k in distances]
     values = q[slots]  # (len(distances), d)
-    return {"distances": distances, "mean": values.mean(1).tolist(), "std": values.std(1).tolist(),
-            "uniform": 1.0 / width, "max_distance": L}
+    return {
+        "distances": distances,
+        "mean": values.mean(1).tolist(),
+        "std": values.std(1).tolist(),
+        "uniform": 1.0 / width,
+        "max_distance": L,
+    }
 
 
 def plot_importance(result: dict[str, Any], title: str, path: Path) -> None:
@@ -59,9 +64,13 @@ def importance_of_run(run_dir: Path, layer: int = 0, max_shown: int = 10) -> dic
     model = Recommender.load(run_dir)
     params = getattr(getattr(model, "net", None), "importance", None)
     if params is None or len(params) == 0:
-        raise RunError(f"{run_dir}: '{model.name}' has no FOGCN importance weights (a FOCOL run is needed)")
+        raise RunError(
+            f"{run_dir}: '{model.name}' has no FOGCN importance weights (a FOCOL run is needed)"
+        )
     if not 0 <= layer < len(params):
-        raise RunError(f"{run_dir}: layer {layer} out of range (the model has {len(params)} FOGCN layers)")
+        raise RunError(
+            f"{run_dir}: layer {layer} out of range (the model has {len(params)} FOGCN layers)"
+        )
     result = distance_importance(params[layer], max_shown)
     result.update(model=model.name, layer=layer, alpha=model.params.alpha)
     return result
@@ -73,7 +82,9 @@ def register(app: typer.Typer) -> None:
         run_dir: Annotated[Path, typer.Argument(help="A FOCOL run directory.")],
         layer: Annotated[int, typer.Option(help="FOGCN layer (0 = first).")] = 0,
         max_distance: Annotated[int, typer.Option(help="Show distances −N..N.")] = 10,
-        out: Annotated[Path | None, typer.Option(help="Output prefix (default RUN_DIR/importance).")] = None,
+        out: Annotated[
+            Path | None, typer.Option(help="Output prefix (default RUN_DIR/importance).")
+        ] = None,
     ) -> None:
         """Plot the learned importance of each relative distance (FOCOL Fig. 4) to PNG and JSON."""
         from sessionrec.io import atomic_write_json
@@ -81,7 +92,11 @@ def register(app: typer.Typer) -> None:
         result = importance_of_run(run_dir, layer, max_distance)
         prefix = out or run_dir / f"importance-layer{layer}"
         atomic_write_json(prefix.with_suffix(".json"), result)
-        plot_importance(result, f"{result['model']} layer {layer + 1} ({run_dir.name})", prefix.with_suffix(".png"))
+        plot_importance(
+            result,
+            f"{result['model']} layer {layer + 1} ({run_dir.name})",
+            prefix.with_suffix(".png"),
+        )
         typer.echo(json.dumps({k: result[k] for k in ("model", "layer", "alpha")}))
         for k, m, s in zip(result["distances"], result["mean"], result["std"], strict=True):
             typer.echo(f"distance {k:+3d}: {m:.4f} ± {s:.4f}")

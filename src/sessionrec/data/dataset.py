@@ -100,9 +100,7 @@ def resolve_dataset_dir(spec: str | Path, data_root: str | Path | None = None) -
     if path.is_dir():
         return path
     if path.exists():
-        raise DataError(
-            f"{path}: not a directory (a dataset is a directory with its data files)"
-        )
+        raise DataError(f"{path}: not a directory (a dataset is a directory with its data files)")
     known = ", ".join(BENCHMARKS + BUILTIN)
     raise ConfigError(f"unknown dataset '{spec_str}': not a directory nor one of {known}")
 

@@ -8,6 +8,7 @@ non-zero (edge, slot, count) entries, never as a dense E×2L tensor.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ def longest_distance(sessions: Sessions) -> int:
 
 
 def build_fog(sessions: Sessions, num_nodes: int, max_distance: int | None = None) -> FOG:
-    """Count ordered co-occurrences at every distance 1..L in `sessions` (vectorised per distance)."""
+    """Count ordered co-occurrences at every distance 1..L (vectorised over positions)."""
     L = max_distance or longest_distance(sessions)
     items = sessions.items
     session_of = np.repeat(np.arange(len(sessions)), sessions.lengths)
@@ -78,8 +79,7 @@ def build_fog(sessions: Sessions, num_nodes: int, max_distance: int | None = Non
     pair, slot = np.divmod(uniq, width)
     edges, entry_edge = np.unique(pair, return_inverse=True)
     src, dst = np.divmod(edges, num_nodes)
-    return FOG(num_nodes, L, src, dst, entry_edge.astype(np.int64), slot,
-               counts.astype(np.float32))
+    return FOG(num_nodes, L, src, dst, entry_edge.astype(np.int64), slot, counts.astype(np.float32))
 
 
 def cache_dir() -> Path:
@@ -94,23 +94,36 @@ def fog_cache_key(sessions: Sessions, num_nodes: int, max_distance: int) -> str:
     return h.hexdigest()[:20]
 
 
-def load_or_build_fog(sessions: Sessions, num_nodes: int, max_distance: int | None = None,
-                      cache: bool = True) -> FOG:
+def load_or_build_fog(
+    sessions: Sessions, num_nodes: int, max_distance: int | None = None, cache: bool = True
+) -> FOG:
     """`build_fog`, cached on disk (npz, no pickle) keyed by the training data and L."""
     L = max_distance or longest_distance(sessions)
     path = cache_dir() / f"fog-{fog_cache_key(sessions, num_nodes, L)}.npz"
     if cache and path.exists():
         try:
             with np.load(path, allow_pickle=False) as z:
-                return FOG(num_nodes, L, z["src"], z["dst"], z["entry_edge"], z["entry_slot"],
-                           z["entry_count"])
+                return FOG(
+                    num_nodes,
+                    L,
+                    z["src"],
+                    z["dst"],
+                    z["entry_edge"],
+                    z["entry_slot"],
+                    z["entry_count"],
+                )
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # a corrupt cache entry is rebuilt
     fog = build_fog(sessions, num_nodes, L)
     if cache:
-        arrays = {k: getattr(fog, k) for k in ("src", "dst", "entry_edge", "entry_slot", "entry_count")}
-        try:
-            atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
-        except OSError:
-            pass  # a read-only cache directory only costs the rebuild
+        arrays = {
+            k: getattr(fog, k) for k in ("src", "dst", "entry_edge", "entry_slot", "entry_count")
+        }
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+                np.savez(f, **arrays)
+
+        with contextlib.suppress(OSError):  # a read-only cache only costs the rebuild
+            atomic_write(path, write)
     return fog

@@ -64,7 +64,9 @@ class FOCOLParams:
     def validate(self) -> None:
         unknown = set(self.augmentations) - set(AUGMENTATIONS)
         if unknown:
-            raise ConfigError(f"unknown augmentation(s) {sorted(unknown)}; choose from {AUGMENTATIONS}")
+            raise ConfigError(
+                f"unknown augmentation(s) {sorted(unknown)}; choose from {AUGMENTATIONS}"
+            )
         if self.embedding_dim % self.heads:
             raise ConfigError("embedding_dim must be divisible by heads")
         if self.max_distance is not None and self.max_distance < 1:
@@ -78,12 +80,18 @@ class FOCOL(nn.Module):
         self.item_emb = nn.Embedding(num_items + 1, d)  # E^(0); row 0: padding / Insert mask
         width = 2 * (p.max_distance or 1)  # resized in prepare() once L is known
         self.importance = nn.ParameterList(
-            [nn.Parameter(torch.ones(width, d), requires_grad=p.learn_distance_weights)
-             for _ in range(p.fogcn_layers if p.use_fogcn else 0)])
+            [
+                nn.Parameter(torch.ones(width, d), requires_grad=p.learn_distance_weights)
+                for _ in range(p.fogcn_layers if p.use_fogcn else 0)
+            ]
+        )
         self.positions = ReversePositionEmbedding(p.max_len + 1, d)  # +1: Insert lengthens
-        layer = nn.TransformerEncoderLayer(d, p.heads, p.feedforward_dim, p.dropout,
-                                           batch_first=True)
-        self.encoder = nn.TransformerEncoder(layer, p.transformer_layers, enable_nested_tensor=False)
+        layer = nn.TransformerEncoderLayer(
+            d, p.heads, p.feedforward_dim, p.dropout, batch_first=True
+        )
+        self.encoder = nn.TransformerEncoder(
+            layer, p.transformer_layers, enable_nested_tensor=False
+        )
         self.register_buffer("global_emb", torch.zeros(num_items + 1, d))  # E^g for inference
         if p.init == "paper":
             for param in self.parameters():
@@ -97,15 +105,17 @@ class FOCOL(nn.Module):
     def prepare(self, dataset: Any) -> None:
         """Build (or load from cache) the FOG of the fitting sessions; index examples by label."""
         if self.p.use_fogcn:
-            fog = load_or_build_fog(dataset.fit_sessions(), self.item_emb.num_embeddings,
-                                    self.p.max_distance)
+            fog = load_or_build_fog(
+                dataset.fit_sessions(), self.item_emb.num_embeddings, self.p.max_distance
+            )
             for i, param in enumerate(self.importance):
                 if param.shape[0] != 2 * fog.max_distance:
                     init = torch.ones(2 * fog.max_distance, param.shape[1])
                     if self.p.init == "paper" and self.p.learn_distance_weights:
                         init = torch.randn_like(init) * 0.1
-                    self.importance[i] = nn.Parameter(init.to(param.device),
-                                                      requires_grad=self.p.learn_distance_weights)
+                    self.importance[i] = nn.Parameter(
+                        init.to(param.device), requires_grad=self.p.learn_distance_weights
+                    )
             self.graph = FOGOperator(fog).to(self.item_emb.weight.device)
         self.examples = dataset.train
         order = np.argsort(self.examples.target, kind="stable")
@@ -114,7 +124,9 @@ class FOCOL(nn.Module):
         self._label_start = torch.from_numpy(np.cumsum(counts) - counts)
         self._label_count = torch.from_numpy(counts)
         rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order)) - (np.cumsum(counts) - counts)[self.examples.target[order]]
+        rank[order] = (
+            np.arange(len(order)) - (np.cumsum(counts) - counts)[self.examples.target[order]]
+        )
         self._rank_in_label = torch.from_numpy(rank)
         self._stale = True
 
@@ -138,7 +150,7 @@ class FOCOL(nn.Module):
 
     def _propagate(self) -> torch.Tensor:
         assert self.graph is not None
-        if self.graph.row_node.device != self.item_emb.weight.device:
+        if self.graph.col_node.device != self.item_emb.weight.device:
             self.graph.to(self.item_emb.weight.device)
         return fogcn(self.item_emb.weight, list(self.importance), self.graph, self.p.alpha)
 
@@ -150,9 +162,15 @@ class FOCOL(nn.Module):
         return super().state_dict(*args, **kwargs)
 
     # --- session encoder (Sec. 3.3.1) -----------------------------------------------------
-    def encode(self, eg: torch.Tensor, items: torch.Tensor, lengths: torch.Tensor,
-               noise: torch.Tensor | None = None, drop: torch.Tensor | None = None) -> torch.Tensor:
-        """h_s: Transformer output at the last click (Eq. 5-7); optional embedding-level augmentation."""
+    def encode(
+        self,
+        eg: torch.Tensor,
+        items: torch.Tensor,
+        lengths: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        drop: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """h_s: Transformer output at the last click (Eq. 5-7), optionally augmented."""
         x = eg[items]  # E_s
         if noise is not None:
             x = x + noise  # Corrupt
@@ -167,8 +185,13 @@ class FOCOL(nn.Module):
         eg = self.global_embeddings()
         return self.encode(eg, items, lengths) @ eg.t()  # z = h_sᵀ E^g (Eq. 8)
 
-    def training_loss(self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
-                      index: torch.Tensor | None = None) -> torch.Tensor:
+    def training_loss(
+        self,
+        items: torch.Tensor,
+        lengths: torch.Tensor,
+        targets: torch.Tensor,
+        index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """L = L_rec + β L_cl (Eq. 13)."""
         eg = self.global_embeddings()
         h = self.encode(eg, items, lengths)
@@ -227,8 +250,9 @@ class FOCOL(nn.Module):
             drop = torch.where(dropping[:, None, None], keep, torch.ones_like(keep))
         return items, lengths, noise, drop
 
-    def contrastive_loss(self, eg: torch.Tensor, h: torch.Tensor, targets: torch.Tensor,
-                         index: torch.Tensor | None) -> torch.Tensor:
+    def contrastive_loss(
+        self, eg: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, index: torch.Tensor | None
+    ) -> torch.Tensor:
         """InfoNCE over one augmented positive and K_ns augmented negatives per anchor (Eq. 12)."""
         b, k = len(targets), self.p.negatives
         positives = self.sample_positives(targets, index)
@@ -257,31 +281,55 @@ class FOCOLRecommender(NeuralRecommender):
 
     Module = FOCOL
     contract_hparams: ClassVar[dict[str, Any]] = {
-        "embedding_dim": 32, "feedforward_dim": 64, "transformer_layers": 1, "fogcn_layers": 2,
-        "negatives": 8}
+        "embedding_dim": 32,
+        "feedforward_dim": 64,
+        "transformer_layers": 1,
+        "fogcn_layers": 2,
+        "negatives": 8,
+    }
 
     def training_loss(self, batch: Batch) -> torch.Tensor:
         return self.net.training_loss(batch.items, batch.lengths, batch.targets, batch.index)
 
 
 def _variant(name: str, description: str, **defaults: Any) -> type[FOCOLRecommender]:
-    fields = [(k, type(v) if not isinstance(v, tuple) else tuple[str, ...],
-               dataclasses.field(default=v)) for k, v in defaults.items()]
-    params = dataclasses.make_dataclass(f"{name.title().replace('-', '')}Params", fields,
-                                        bases=(FOCOLParams,))
-    cls = type(f"{name.title().replace('-', '')}Recommender", (FOCOLRecommender,),
-               {"name": name, "description": description, "Params": params})
+    fields = [
+        (k, type(v) if not isinstance(v, tuple) else tuple[str, ...], dataclasses.field(default=v))
+        for k, v in defaults.items()
+    ]
+    params = dataclasses.make_dataclass(
+        f"{name.title().replace('-', '')}Params", fields, bases=(FOCOLParams,)
+    )
+    cls = type(
+        f"{name.title().replace('-', '')}Recommender",
+        (FOCOLRecommender,),
+        {"name": name, "description": description, "Params": params},
+    )
     return register(cls)
 
 
 _without = {a: tuple(x for x in AUGMENTATIONS if x != a) for a in AUGMENTATIONS}
-_variant("focol", "FOCOL (2023): fine-grained co-occurrence GCN, Transformer and contrastive learning")
+_variant(
+    "focol", "FOCOL (2023): fine-grained co-occurrence GCN, Transformer and contrastive learning"
+)
 _variant("focol-ng", "FOCOL without FOGCN (E^g = E^(0)), Table 3", use_fogcn=False)
-_variant("focol-sg", "FOCOL on a simple graph: every distance weighs 1, Table 3",
-         learn_distance_weights=False)
+_variant(
+    "focol-sg",
+    "FOCOL on a simple graph: every distance weighs 1, Table 3",
+    learn_distance_weights=False,
+)
 _variant("focol-ncl", "FOCOL without contrastive session learning (CSRL), Table 4", beta=0.0)
-_variant("focol-nc", "FOCOL without the Corrupt augmentation, Table 4", augmentations=_without["corrupt"])
-_variant("focol-nd", "FOCOL without the Dropout augmentation, Table 4", augmentations=_without["dropout"])
-_variant("focol-ni", "FOCOL without the Insert augmentation, Table 4", augmentations=_without["insert"])
-_variant("focol-nid", "FOCOL without the Identity augmentation, Table 4",
-         augmentations=_without["identity"])
+_variant(
+    "focol-nc", "FOCOL without the Corrupt augmentation, Table 4", augmentations=_without["corrupt"]
+)
+_variant(
+    "focol-nd", "FOCOL without the Dropout augmentation, Table 4", augmentations=_without["dropout"]
+)
+_variant(
+    "focol-ni", "FOCOL without the Insert augmentation, Table 4", augmentations=_without["insert"]
+)
+_variant(
+    "focol-nid",
+    "FOCOL without the Identity augmentation, Table 4",
+    augmentations=_without["identity"],
+)
