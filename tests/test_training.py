@@ -108,3 +108,21 @@ def test_budget_stops_training(tiny):
     model.fit(tiny, TrainConfig(**dict(FAST, epochs=50, max_minutes=1e-6)))
     epochs = [r for r in model.fit_history if r["event"] == "epoch"]
     assert len(epochs) == 1 and epochs[0]["out_of_budget"] and epochs[0]["steps_done"] == 1
+
+
+def test_resume_can_extend_the_budget_but_not_change_the_model(tiny, tmp_path):
+    from sessionrec.errors import ConfigError
+
+    run = tmp_path / "run"
+    train_and_evaluate(
+        create("stamp", tiny.num_items), tiny, TrainConfig(**dict(FAST, epochs=1)), run
+    )
+    with pytest.raises(ConfigError, match="'lr' cannot change"):
+        prepare_resume(run, "stamp", {"lr": "0.1"})
+    model, data, config = prepare_resume(run, "stamp", {"epochs": "2"})
+    assert (
+        config.epochs == 2 and json.loads((run / "config.json").read_text())["train"]["epochs"] == 2
+    )
+    train_and_evaluate(model, data, config, run, resume=True)
+    epochs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in epochs if r["event"] == "epoch"] == [1, 2]

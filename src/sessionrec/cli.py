@@ -202,7 +202,10 @@ def train(
     name = Path(dataset).name if Path(dataset).is_dir() else dataset
     run_dir = out_dir or Path("runs") / f"{model}-{name}"
     if resume:
-        recommender, data, config = prepare_resume(run_dir, model)
+        extend = parse_assignments(set_ or [])
+        if epochs is not None:
+            extend["epochs"] = str(epochs)
+        recommender, data, config = prepare_resume(run_dir, model, extend)
         out.print(f"resuming {run_dir}")
     else:
         overrides = parse_assignments(set_ or [])

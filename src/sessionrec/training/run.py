@@ -14,7 +14,7 @@ from typing import Any
 
 from sessionrec import __version__
 from sessionrec.data.dataset import SessionDataset, reload_dataset
-from sessionrec.errors import RunError
+from sessionrec.errors import ConfigError, RunError
 from sessionrec.evaluation import evaluate
 from sessionrec.io import atomic_write_json
 from sessionrec.models.base import Recommender
@@ -112,14 +112,38 @@ def load_run(run_dir: str | Path) -> tuple[Recommender, dict[str, Any]]:
     return Recommender.load(run_dir), config
 
 
+RESUMABLE_CHANGES = (
+    "epochs",
+    "max_minutes",
+    "patience",
+    "checkpoint_seconds",
+    "log_every",
+    "eval_batch_size",
+    "num_threads",
+    "device",
+)
+
+
 def prepare_resume(
-    run_dir: str | Path, model_name: str
+    run_dir: str | Path, model_name: str, changes: dict[str, Any] | None = None
 ) -> tuple[Recommender, SessionDataset, TrainConfig]:
-    """Rebuild model, dataset and settings of an interrupted run from its config.json."""
+    """Rebuild model, dataset and settings of an interrupted run from its config.json.
+
+    `changes` may extend the budget (epochs, max_minutes, patience) or change how the run
+    executes; anything that would change the result so far is refused.
+    """
     config = read_run_config(run_dir)
     if config.get("model") != model_name:
         raise RunError(f"{run_dir}: holds a '{config.get('model')}' run, not '{model_name}'")
-    train = build_params(TrainConfig, config["train"], "training")
+    bad = sorted(set(changes or {}) - set(RESUMABLE_CHANGES))
+    if bad:
+        raise ConfigError(
+            f"'{bad[0]}' cannot change when resuming (allowed: {', '.join(RESUMABLE_CHANGES)})"
+        )
+    train = build_params(TrainConfig, {**config["train"], **(changes or {})}, "training")
+    if changes:
+        config["train"] = params_dict(train)
+        atomic_write_json(Path(run_dir) / CONFIG_FILE, config)
     model = create(model_name, int(config["num_items"]), seed=train.seed, **config["params"])
     return model, reload_dataset(config["dataset"]), train
 

@@ -122,6 +122,12 @@ class Trainer:
         has_valid = len(dataset.valid) > 0
         started = time.monotonic() - state["elapsed"]
         budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+        if resume and state["step"] == 0:  # the budget may have been extended on resume
+            state["finished"] = (
+                (has_valid and state["bad_epochs"] > cfg.patience)
+                or state["epoch"] >= cfg.epochs
+                or state["elapsed"] >= budget
+            )
         console = Console(stderr=True)
         with Progress(
             TextColumn("epoch {task.fields[epoch]}"),
