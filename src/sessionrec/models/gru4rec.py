@@ -1,0 +1,545 @@
+"""GRU4Rec (Hidasi et al., ICLR 2016; Hidasi & Karatzoglou, CIKM 2018), trained as published.
+
+"Session-based Recommendations with Recurrent Neural Networks" and "Recurrent Neural Networks
+with Top-k Gains for Session-based Recommendations". This is the original algorithm, not the
+"improved RNN" (Tan et al. 2016: full-softmax cross-entropy over every prefix) that other
+libraries ship under this name. Details follow the authors' code (hidasib/GRU4Rec, the Theano
+version of the 2018 paper; hidasib/GRU4Rec_PyTorch_Official) where the papers are silent:
+
+- Session-parallel mini-batches: sessions in time order fill `batch_size` slots; each step feeds
+  every slot's current click and predicts its next one; the hidden state is carried to the
+  next step (detached: back-propagation covers one step, as in the code) and set to zero when
+  a slot starts a new session. When no sessions are left, finished slots are dropped (the
+  batch shrinks); training stops below 2 slots when there are no extra samples.
+- Negatives: the other slots' targets (mini-batch sampling) plus `n_sample` items drawn from
+  support^`sample_alpha` (0 = uniform, 1 = popularity), shared by the whole mini-batch.
+  Scores are (b, b + n_sample) with each row's target on the diagonal; an item that is both a
+  target and a negative stays a negative, as in the code.
+- Losses (per row, summed and divided by `batch_size`, as in the code): cross-entropy over the
+  b + n_sample columns (log-softmax, no 1e-24), BPR-max (log-sum-exp form, plus `bpreg` times the
+  softmax-weighted squared scores) and TOP1-max, both with softmax over the negatives only.
+  `final_act` (linear, elu with `elu_alpha`, tanh) is applied before the two ranking losses;
+  cross-entropy uses the raw scores.
+- GRU as in the paper/code: ĥ = tanh(W x + U(r ⊙ h)), h' = (1 - z) h + z ĥ, one bias per gate.
+  Input: `embedding=0` feeds the item as one-hot (the first layer's input weights are an item
+  table), `embedding>0` a separate embedding, `constrained_embedding` the output table Wy.
+  Output scores Wy h + By. Dropout on the input embedding and on each layer's output, whose
+  dropped-out value is also the carried state (as in the code).
+- Init U(±√(6/(fan_in + fan_out))) per weight block, zero biases; Adagrad (ε = 1e-6 inside the
+  square root) with optional momentum on the scaled step, updating only the rows of item
+  tables that a step touched (sparse gradients), as the code's optimizer does.
+
+Defaults are the 2018 code's (gru4rec.py signature): bpr-max, one layer of 100, batch 32,
+Adagrad lr 0.1, momentum 0, 2048 extra samples with alpha 0.75, bpreg 1, no dropout, one-hot
+input, linear final activation, 10 epochs. The paper's best RSC15 setting (examples/rsc15) is
+`final_act=elu elu_alpha=0.5 learning_rate=0.2 momentum=0.3 sample_alpha=0`.
+
+Our choices: the optimiser's `learning_rate`, `momentum` and `batch_size` are hyper-parameters
+here (the batch size sets the number of in-batch negatives, i.e. the loss), so `TrainConfig`'s
+`lr`, `batch_size` and `weight_decay` are not used; `epochs`, `seed`, `device`, `patience`,
+`metric`, `max_minutes`, `checkpoint_seconds`, `num_threads` and the evaluation settings are.
+Training uses the sessions whose every prefix is in `dataset.train` (the session that the
+validation cut splits is left out: none of its clicks leak into training). Scoring a prefix
+runs the GRU from a zero state over it (what the session-parallel state would be at that
+point); `max_len` only truncates evaluation inputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from sessionrec.data.sessions import Examples
+from sessionrec.errors import ConfigError, RunError
+from sessionrec.evaluation import evaluate
+from sessionrec.io import append_jsonl, atomic_write
+from sessionrec.models.base import NeuralRecommender
+from sessionrec.models.registry import register
+from sessionrec.training.config import TrainConfig, resolve_device
+from sessionrec.training.trainer import CHECKPOINT_FILE, LOG_FILE, epoch_seed, load_checkpoint
+
+if TYPE_CHECKING:
+    from sessionrec.data.dataset import SessionDataset
+
+SAMPLE_CHUNK = 64  # steps whose extra negatives are drawn at once (seeded per chunk)
+
+
+@dataclass
+class GRU4RecParams:
+    loss: Literal["bpr-max", "top1-max", "cross-entropy"] = "bpr-max"  # 2018 code default
+    layers: tuple[int, ...] = (100,)  # code: [100]; papers: one layer of 100
+    batch_size: int = 32  # code: 32
+    learning_rate: float = 0.1  # code: 0.1 with Adagrad
+    momentum: float = 0.0  # code: 0.0
+    n_sample: int = 2048  # code: 2048 additional negatives
+    sample_alpha: float = 0.75  # code: 0.75
+    bpreg: float = 1.0  # code: 1.0 (BPR-max score regularisation)
+    final_act: Literal["linear", "elu", "tanh"] = "linear"  # code signature: linear
+    elu_alpha: float = 1.0  # the X of the code's "elu-X"
+    dropout_p_embed: float = 0.0  # code: 0.0
+    dropout_p_hidden: float = 0.0  # code: 0.0
+    embedding: int = 0  # code: 0 = one-hot input
+    constrained_embedding: bool = False  # code: False
+
+    def validate(self) -> None:
+        if not self.layers or min(self.layers) < 1 or self.batch_size < 1:
+            raise ConfigError("layers must be positive sizes and batch_size at least 1")
+        if self.learning_rate <= 0 or self.momentum < 0 or self.n_sample < 0:
+            raise ConfigError("learning_rate must be > 0, momentum and n_sample >= 0")
+        dropouts = (self.dropout_p_embed, self.dropout_p_hidden)
+        if self.embedding < 0 or not all(0.0 <= d < 1.0 for d in dropouts):
+            raise ConfigError("embedding must be >= 0 and dropout probabilities in [0, 1)")
+
+
+# --- losses on a (b, b + n_sample) score matrix; row i's target is column i ---------------------
+def _negative_log_softmax(r: torch.Tensor) -> torch.Tensor:
+    """log of the softmax over each row's negatives (all columns but the diagonal)."""
+    diag = torch.eye(r.shape[0], r.shape[1], dtype=torch.bool, device=r.device)
+    return torch.log_softmax(r.masked_fill(diag, float("-inf")), dim=1)
+
+
+def cross_entropy_loss(r: torch.Tensor) -> torch.Tensor:
+    """-log softmax(r_i)_i per row."""
+    return -torch.log_softmax(r, dim=1).diagonal()
+
+
+def bpr_max_loss(r: torch.Tensor, bpreg: float) -> torch.Tensor:
+    """-log Σ_j s_j σ(r_i - r_j) + bpreg Σ_j s_j r_j², s = softmax over negatives (per row)."""
+    log_s = _negative_log_softmax(r)
+    pos = r.diagonal().unsqueeze(1)
+    rank = torch.logsumexp(log_s + nn.functional.logsigmoid(pos - r), dim=1)
+    return -rank + bpreg * (log_s.exp() * r.pow(2)).sum(1)
+
+
+def top1_max_loss(r: torch.Tensor) -> torch.Tensor:
+    """Σ_j s_j (σ(r_j - r_i) + σ(r_j²)), s = softmax over negatives (per row)."""
+    s = _negative_log_softmax(r).exp()
+    pos = r.diagonal().unsqueeze(1)
+    return (s * (torch.sigmoid(r - pos) + torch.sigmoid(r.pow(2)))).sum(1)
+
+
+# --- session-parallel mini-batches ---------------------------------------------------------------
+def session_parallel_batches(
+    lengths: np.ndarray, batch_size: int, min_slots: int = 1
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Per step: (session of each slot, click position in it, slots kept from the last step).
+
+    Sessions (all of length >= 2) enter slots in order; a slot whose session has no next click
+    takes the next session (position 0: reset its state). With no sessions left it is dropped
+    and `keep` lists the surviving previous slots. Stops when fewer than `min_slots` remain.
+    """
+    n = len(lengths)
+    slots = np.arange(min(batch_size, n))
+    pos = np.zeros(len(slots), dtype=np.int64)
+    nxt, keep = len(slots), None
+    while len(slots) >= max(min_slots, 1):
+        yield slots, pos, keep
+        pos = pos + 1
+        done = np.flatnonzero(pos >= lengths[slots] - 1)
+        keep = None
+        if len(done):
+            new = np.arange(nxt, min(nxt + len(done), n))
+            nxt += len(new)
+            slots = slots.copy()
+            slots[done[: len(new)]] = new
+            pos[done[: len(new)]] = 0
+            if len(new) < len(done):
+                alive = np.ones(len(slots), dtype=bool)
+                alive[done[len(new) :]] = False
+                keep = np.flatnonzero(alive)
+                slots, pos = slots[keep], pos[keep]
+
+
+def carry_state(
+    hidden: list[torch.Tensor], keep: np.ndarray | None, fresh: torch.Tensor
+) -> list[torch.Tensor]:
+    """Hidden states for the next step: drop finished slots, zero slots that start a session."""
+    if keep is not None:
+        idx = torch.as_tensor(keep, device=hidden[0].device)
+        hidden = [h[idx] for h in hidden]
+    return [h.detach().masked_fill(fresh.unsqueeze(1), 0.0) for h in hidden]
+
+
+def fit_sessions(train: Examples) -> tuple[np.ndarray, np.ndarray]:
+    """(items, offsets) of the sessions whose every prefix is a training example, in order."""
+    starts, inv = np.unique(train.start, return_inverse=True)
+    longest = np.zeros(len(starts), dtype=np.int64)
+    shortest = np.full(len(starts), np.iinfo(np.int64).max)
+    np.maximum.at(longest, inv, train.length)
+    np.minimum.at(shortest, inv, train.length)
+    keep = shortest == 1
+    starts, lengths = starts[keep], longest[keep] + 1
+    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    pos = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    return train.items[pos], offsets
+
+
+class IndexedAdagrad(torch.optim.Optimizer):
+    """Adagrad (acc += g², step g/√(acc + ε)) with momentum; sparse grads touch only their rows."""
+
+    def __init__(self, params: Any, lr: float, momentum: float = 0.0, eps: float = 1e-6) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, eps=eps))
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            lr, mom, eps = group["lr"], group["momentum"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                if not st:
+                    st["acc"] = torch.zeros_like(p)
+                    if mom > 0:
+                        st["vel"] = torch.zeros_like(p)
+                if p.grad.is_sparse:
+                    g = p.grad.coalesce()
+                    idx, val = g.indices()[0], g.values()
+                    acc = st["acc"][idx] + val.pow(2)
+                    st["acc"][idx] = acc
+                    delta = -lr * val / (acc + eps).sqrt()
+                    if mom > 0:
+                        delta = st["vel"][idx] * mom + delta
+                        st["vel"][idx] = delta
+                    p.index_add_(0, idx, delta)
+                else:
+                    st["acc"].add_(p.grad.pow(2))
+                    delta = -lr * p.grad / (st["acc"] + eps).sqrt()
+                    if mom > 0:
+                        delta = st["vel"].mul_(mom).add_(delta)
+                    p.add_(delta)
+
+
+def _uniform_init(w: torch.Tensor, fan_in: int, fan_out: int) -> None:
+    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    nn.init.uniform_(w, -bound, bound)
+
+
+class GRU4RecCell(nn.Module):
+    """ĥ = tanh(W x + U(r ⊙ h) + b), r, z = σ(W_rz x + U_rz h + b_rz), h' = (1 - z) h + z ĥ."""
+
+    def __init__(self, in_dim: int, hidden: int, item_rows: int = 0) -> None:
+        super().__init__()
+        self.hidden = hidden
+        if item_rows:  # one-hot input: W x is a row of an item table
+            self.w_x: nn.Module = nn.Embedding(item_rows, 3 * hidden, sparse=True)
+            _uniform_init(self.w_x.weight, item_rows, hidden)
+        else:
+            self.w_x = nn.Linear(in_dim, 3 * hidden, bias=False)
+            _uniform_init(self.w_x.weight, in_dim, hidden)
+        self.w_rz = nn.Parameter(torch.empty(hidden, 2 * hidden))
+        self.w_h = nn.Parameter(torch.empty(hidden, hidden))
+        self.bias = nn.Parameter(torch.zeros(3 * hidden))
+        _uniform_init(self.w_rz, hidden, hidden)
+        _uniform_init(self.w_h, hidden, hidden)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        vx = self.w_x(x) + self.bias  # [candidate | reset | update] input parts
+        r, z = torch.sigmoid(vx[:, self.hidden :] + h @ self.w_rz).chunk(2, dim=1)
+        cand = torch.tanh(vx[:, : self.hidden] + (r * h) @ self.w_h)
+        return (1.0 - z) * h + z * cand
+
+
+class GRU4Rec(nn.Module):
+    def __init__(self, num_items: int, p: GRU4RecParams) -> None:
+        super().__init__()
+        rows, last = num_items + 1, p.layers[-1]
+        self.p = p
+        self.out_w = nn.Embedding(rows, last, sparse=True)  # Wy (also the input if constrained)
+        self.out_b = nn.Embedding(rows, 1, sparse=True)  # By
+        _uniform_init(self.out_w.weight, rows, last)
+        nn.init.zeros_(self.out_b.weight)
+        self.emb = None
+        if p.embedding and not p.constrained_embedding:
+            self.emb = nn.Embedding(rows, p.embedding, sparse=True)
+            _uniform_init(self.emb.weight, rows, p.embedding)
+        one_hot = not p.embedding and not p.constrained_embedding
+        in_dim = last if p.constrained_embedding else p.embedding
+        self.cells = nn.ModuleList()
+        for i, size in enumerate(p.layers):
+            rows_i = rows if i == 0 and one_hot else 0
+            self.cells.append(GRU4RecCell(in_dim if i == 0 else p.layers[i - 1], size, rows_i))
+        self.drop_embed = nn.Dropout(p.dropout_p_embed)
+        self.drop_hidden = nn.Dropout(p.dropout_p_hidden)
+
+    def zero_state(self, batch: int, device: torch.device) -> list[torch.Tensor]:
+        return [torch.zeros(batch, size, device=device) for size in self.p.layers]
+
+    def step(
+        self, items: torch.Tensor, hidden: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One click per row: the last layer's output and the new states."""
+        if self.p.constrained_embedding:
+            x: torch.Tensor = self.drop_embed(self.out_w(items))
+        elif self.emb is not None:
+            x = self.drop_embed(self.emb(items))
+        else:
+            x = items  # one-hot: the first cell looks the item up itself
+        new = []
+        for cell, h in zip(self.cells, hidden, strict=True):
+            x = self.drop_hidden(cell(x, h))  # the dropped-out output is also the state (code)
+            new.append(x)
+        return x, new
+
+    def sampled_scores(self, out: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Scores Wy_j · h + By_j for the target and negative columns (b, b + n_sample)."""
+        return out @ self.out_w(columns).t() + self.out_b(columns).squeeze(1)
+
+    def row_losses(self, r: torch.Tensor) -> torch.Tensor:
+        p = self.p
+        if p.loss == "cross-entropy":
+            return cross_entropy_loss(r)
+        if p.final_act == "elu":
+            r = nn.functional.elu(r, p.elu_alpha)
+        elif p.final_act == "tanh":
+            r = torch.tanh(r)
+        return bpr_max_loss(r, p.bpreg) if p.loss == "bpr-max" else top1_max_loss(r)
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Run the GRU from a zero state over each prefix; linear scores Wy h + By of all items.
+
+        The final activation is monotone, so ranking by the linear scores is the same (and
+        avoids ties where tanh saturates).
+        """
+        hidden = self.zero_state(items.shape[0], items.device)
+        out = hidden[-1]
+        for t in range(items.shape[1]):
+            active = (lengths > t).unsqueeze(1)
+            step_out, new = self.step(items[:, t], hidden)
+            hidden = [torch.where(active, n, h) for n, h in zip(new, hidden, strict=True)]
+            out = torch.where(active, step_out, out)
+        return out @ self.out_w.weight.t() + self.out_b.weight.t()
+
+
+class NegativeSampler:
+    """Extra negatives ∝ support^alpha, drawn per chunk of steps from a seeded generator."""
+
+    def __init__(self, counts: np.ndarray, alpha: float, n: int, device: torch.device) -> None:
+        w = np.where(counts > 0, counts.astype(np.float64) ** alpha, 0.0)
+        w[0] = 0.0  # never the padding id
+        self.cdf = torch.as_tensor(np.cumsum(w) / w.sum(), device=device)
+        self.last = int(np.flatnonzero(w)[-1]) if n else 0
+        self.n, self.device, self.key, self.chunk = n, device, None, None
+
+    def get(self, seed: int, step: int) -> torch.Tensor:
+        key = (seed, step // SAMPLE_CHUNK)
+        if key != self.key:
+            gen = torch.Generator().manual_seed((seed * 1_000_003 + key[1]) % (2**63))
+            u = torch.rand(SAMPLE_CHUNK * self.n, generator=gen, dtype=torch.float64)
+            idx = torch.searchsorted(self.cdf, u.to(self.device), right=True)
+            self.chunk, self.key = idx.clamp_(max=self.last).view(SAMPLE_CHUNK, self.n), key
+        return self.chunk[step % SAMPLE_CHUNK]
+
+
+@register
+class GRU4RecRecommender(NeuralRecommender):
+    name = "gru4rec"
+    description = "GRU4Rec (Hidasi et al. 2016/2018): session-parallel GRU with BPR-max/TOP1-max"
+    Params = GRU4RecParams
+    Module = GRU4Rec
+
+    def fit(
+        self,
+        dataset: SessionDataset,
+        config: TrainConfig | None = None,
+        run_dir: str | Path | None = None,
+        progress: bool = False,
+        resume: bool = False,
+    ) -> GRU4RecRecommender:
+        """Session-parallel training; the best epoch on `dataset.valid` is kept."""
+        cfg, p, net = config or TrainConfig(), self.params, self.net
+        cfg.validate()
+        run = Path(run_dir) if run_dir is not None else None
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        self.to(resolve_device(cfg.device))
+        items, offsets = fit_sessions(dataset.train)
+        if len(offsets) < 2:
+            raise RunError("gru4rec: no training session has all its prefixes in dataset.train")
+        lengths = np.diff(offsets)
+        sampler = NegativeSampler(
+            np.bincount(items, minlength=self.num_items + 1),
+            p.sample_alpha,
+            p.n_sample,
+            self.device,
+        )
+        opt = IndexedAdagrad(net.parameters(), p.learning_rate, p.momentum)
+        state: dict[str, Any] = {
+            "epoch": 0,
+            "step": 0,
+            "best": -math.inf,
+            "best_epoch": -1,
+            "bad_epochs": 0,
+            "elapsed": 0.0,
+            "finished": False,
+        }
+        hidden: list[torch.Tensor] = []
+        if resume:
+            if run is None:
+                raise RunError("resume needs a run directory")
+            hidden = self._restore(run, opt, state)
+        else:
+            torch.manual_seed(cfg.seed)
+            if run is not None:
+                run.mkdir(parents=True, exist_ok=True)
+                (run / LOG_FILE).unlink(missing_ok=True)
+        self.fit_history: list[dict[str, Any]] = []
+        best_weights, has_valid = None, len(dataset.valid) > 0
+        buf = torch.as_tensor(items, device=self.device)
+        started = time.monotonic() - state["elapsed"]
+        budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+        while not state["finished"] and state["epoch"] < cfg.epochs:
+            epoch, net_seed = state["epoch"], epoch_seed(cfg.seed, state["epoch"])
+            net.train()
+            t_epoch = last_ckpt = time.monotonic()
+            rows = loss_sum = 0.0
+            window: list[float] = []
+            steps = session_parallel_batches(lengths, p.batch_size, 1 if p.n_sample else 2)
+            for i, (sess, pos, keep) in enumerate(steps):
+                if i < state["step"]:
+                    continue  # replaying a resumed epoch up to where it stopped
+                flat = torch.as_tensor(offsets[sess] + pos, device=self.device)
+                fresh = torch.as_tensor(pos == 0, device=self.device)
+                hidden = (
+                    carry_state(hidden, keep, fresh)
+                    if hidden
+                    else net.zero_state(len(sess), buf.device)
+                )
+                inp, tgt = buf[flat], buf[flat + 1]
+                out, hidden = net.step(inp, hidden)
+                cols = torch.cat([tgt, sampler.get(net_seed, i)]) if p.n_sample else tgt
+                loss = net.row_losses(net.sampled_scores(out, cols)).sum() / p.batch_size
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise FloatingPointError(
+                        f"gru4rec: loss became {value} at epoch {epoch + 1}, step {i + 1}; "
+                        "lower learning_rate"
+                    )
+                rows, loss_sum = rows + len(sess), loss_sum + value * p.batch_size
+                window.append(value)
+                state.update(step=i + 1, elapsed=time.monotonic() - started)
+                if (i + 1) % cfg.log_every == 0:
+                    mean = sum(window) / len(window)
+                    self._log(
+                        run, {"event": "train", "epoch": epoch + 1, "step": i + 1, "loss": mean}
+                    )
+                    window = []
+                if run is not None and time.monotonic() - last_ckpt >= cfg.checkpoint_seconds:
+                    self._checkpoint(run, opt, state, hidden)
+                    last_ckpt = time.monotonic()
+                if state["elapsed"] >= budget:
+                    break
+            record: dict[str, Any] = {
+                "event": "epoch",
+                "epoch": epoch + 1,
+                "loss": loss_sum / max(rows, 1.0),
+                "seconds": round(time.monotonic() - t_epoch, 2),
+                "steps_done": state["step"],
+            }
+            if has_valid:
+                valid = self._validate(dataset, cfg)
+                record["valid"] = valid
+                if valid[cfg.metric] > state["best"]:
+                    state.update(best=valid[cfg.metric], best_epoch=epoch + 1, bad_epochs=0)
+                    best_weights = self._keep_best(run)
+                else:
+                    state["bad_epochs"] += 1
+            else:
+                state["best_epoch"] = epoch + 1
+            state.update(epoch=epoch + 1, step=0, elapsed=time.monotonic() - started)
+            hidden = []
+            stop = has_valid and state["bad_epochs"] > cfg.patience
+            out_of_budget = state["elapsed"] >= budget
+            state["finished"] = stop or out_of_budget or state["epoch"] >= cfg.epochs
+            record.update(
+                best_epoch=state["best_epoch"], stopped_early=stop, out_of_budget=out_of_budget
+            )
+            self._log(run, record)
+            if progress:
+                self._print_epoch(record, cfg.metric)
+            if run is not None:
+                self._checkpoint(run, opt, state, hidden)
+        self.best_epoch = state["best_epoch"]
+        if has_valid:
+            self._restore_best(run, best_weights)
+        return self
+
+    def _validate(self, dataset: SessionDataset, cfg: TrainConfig) -> dict[str, float]:
+        return evaluate(
+            self,
+            dataset.valid,
+            cfg.ks,
+            cfg.eval_batch_size,
+            tie_policy=cfg.tie_policy,
+            max_len=cfg.max_len,
+        ).metrics
+
+    @staticmethod
+    def _print_epoch(record: dict[str, Any], metric: str) -> None:
+        from rich.console import Console
+
+        valid = record.get("valid", {})
+        shown = f", valid {metric} {valid[metric]:.4f}" if metric in valid else ""
+        Console(stderr=True).print(
+            f"epoch {record['epoch']}: loss {record['loss']:.4f}{shown}, "
+            f"{record['seconds']:.1f} s (best epoch {record['best_epoch']})"
+        )
+
+    # --- run directory --------------------------------------------------------------------------
+    def _log(self, run: Path | None, record: dict[str, Any]) -> None:
+        self.fit_history.append(record)
+        if run is not None:
+            append_jsonl(run / LOG_FILE, record)
+
+    def _checkpoint(
+        self, run: Path, opt: torch.optim.Optimizer, state: dict[str, Any], hidden: list
+    ) -> None:
+        payload = dict(
+            state,
+            net=self.net.state_dict(),
+            optimizer=opt.state_dict(),
+            rng=torch.get_rng_state(),
+            hidden=[h.cpu() for h in hidden],
+        )
+        atomic_write(run / CHECKPOINT_FILE, lambda tmp: torch.save(payload, tmp))
+
+    def _restore(
+        self, run: Path, opt: torch.optim.Optimizer, state: dict[str, Any]
+    ) -> list[torch.Tensor]:
+        ckpt = load_checkpoint(run / CHECKPOINT_FILE)
+        try:
+            self.net.load_state_dict(ckpt.pop("net"))
+            opt.load_state_dict(ckpt.pop("optimizer"))
+            torch.set_rng_state(ckpt.pop("rng"))
+            hidden = [h.to(self.device) for h in ckpt.pop("hidden")]
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise RunError(f"{run / CHECKPOINT_FILE}: does not fit this model ({e})") from None
+        state.update({k: v for k, v in ckpt.items() if k in state})
+        return hidden
+
+    def _keep_best(self, run: Path | None) -> dict[str, torch.Tensor] | None:
+        if run is not None:
+            self.save(run)
+            return None
+        return copy.deepcopy(self.net.state_dict())
+
+    def _restore_best(self, run: Path | None, best: dict[str, torch.Tensor] | None) -> None:
+        if best is not None:
+            self.net.load_state_dict(best)
+        elif run is not None and (run / "model.safetensors").exists():
+            from safetensors.torch import load_file
+
+            self.load_state_tensors(load_file(run / "model.safetensors"))

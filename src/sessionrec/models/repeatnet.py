@@ -1,0 +1,132 @@
+"""RepeatNet (Ren et al., AAAI 2019): a repeat-explore mixture over a GRU session encoder.
+
+"RepeatNet: A Repeat Aware Neural Recommendation Machine for Session-based Recommendation".
+Details checked against the authors' Chainer code (PengjieRen/RepeatNet) where the paper is
+silent:
+
+- Encoder: a unidirectional GRU over item embeddings; h_t is its last state (Eq. 2). Dropout
+  0.5 on the embeddings, on h_t and on the states h_τ (independent masks), as in the code
+  (the paper does not say).
+- Attention (all three): e_τ = vᵀ tanh(W h_t + U h_τ), softmax over the session positions.
+- Repeat-explore selector: c^re = Σ α^c_τ h_τ, [P(r), P(e)] = softmax(W^re c^re) (Eqs. 3-4).
+- Repeat decoder: P(i|r) = Σ_{τ: x_τ = i} α^r_τ (Eq. 6): the attention weights are added onto
+  item ids with `scatter_add` (relative to the row's largest weight, so nothing underflows to
+  log 0), never through a dense (B×T×N) one-hot map; an item clicked twice gets both weights.
+- Explore decoder: c^e = Σ α^e_τ h_τ, P(i|e) = softmax(W^e [h_t ; c^e] + f), f_i = -∞ for items
+  in the session (Eqs. 7-9); padding id 0 is excluded as well.
+- Mixture P(i) = P(r) P(i|r) + P(e) P(i|e) (Eq. 1). The two distributions have disjoint
+  support (repeat: items in the session; explore: all others), so log P(i) is exactly
+  log P(r) + log P(i|r) or log P(e) + log P(i|e): no log(0) or log(p + ε) anywhere.
+- `forward` returns log P(i) (column 0 is -∞), so ranking by it ranks by probability. The loss
+  is -log P(target) (Eq. 11), computed for the targets alone: a log-sum-exp of α^r over the
+  target's positions, or the explore logit minus its log-normaliser; no (B, N) mixture. The
+  optional mode loss of "joint training" is off, as in the authors' training script.
+
+Training in the paper/code: Adam lr 0.001 (`TrainConfig`'s default), batch 1024, gradient
+clipping at 5 and lr halved every 3 epochs; the shared Trainer does neither of the last two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sessionrec.models.base import NeuralRecommender
+from sessionrec.models.layers import AttentionReadout, gather_last
+from sessionrec.models.registry import register
+
+
+@dataclass
+class RepeatNetParams:
+    embedding_dim: int = 100  # paper: 100
+    hidden_size: int = 100  # paper: 100
+    dropout: float = 0.5  # code: 0.5 on embeddings and on the GRU states
+
+
+class AdditiveScores(nn.Module):
+    """Attention logits e_τ = vᵀ tanh(W q + U k_τ) with padding at -∞ (B, T)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.w_key = nn.Linear(dim, dim, bias=False)
+        self.w_query = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, 1, bias=False)
+
+    def forward(self, keys: torch.Tensor, query: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        e = self.v(torch.tanh(self.w_key(keys) + self.w_query(query).unsqueeze(1))).squeeze(-1)
+        return e.masked_fill(~mask, float("-inf"))
+
+
+class RepeatNet(nn.Module):
+    def __init__(self, num_items: int, p: RepeatNetParams) -> None:
+        super().__init__()
+        d = p.hidden_size
+        self.item_emb = nn.Embedding(num_items + 1, p.embedding_dim, padding_idx=0)
+        self.dropout = nn.Dropout(p.dropout)
+        self.gru = nn.GRU(p.embedding_dim, d, batch_first=True)
+        self.mode_attention = AttentionReadout(d, d, d, "tanh", normalize=True)  # α^c (Eq. 3)
+        self.mode = nn.Linear(d, 2, bias=False)  # W^re (Eq. 4)
+        self.repeat_attention = AdditiveScores(d)  # α^r (Eq. 5)
+        self.explore_attention = AttentionReadout(d, d, d, "tanh", normalize=True)  # α^e (Eq. 7)
+        self.explore = nn.Linear(2 * d, num_items + 1, bias=False)  # W^e (Eq. 9)
+
+    def heads(
+        self, items: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """log [P(r), P(e)] (B, 2), log α^r (B, T), masked explore logits (B, N+1), their lse."""
+        mask = items > 0
+        states, _ = self.gru(self.dropout(self.item_emb(items)))  # causal: right padding is fine
+        h_t = self.dropout(gather_last(states, lengths))  # (Eq. 2); own dropout mask, as the code
+        h_all = self.dropout(states)
+        log_mode = torch.log_softmax(self.mode(self.mode_attention(h_all, h_t, mask)), dim=1)
+        log_alpha = torch.log_softmax(self.repeat_attention(h_all, h_t, mask), dim=1)  # (Eq. 5)
+        c_e = self.explore_attention(h_all, h_t, mask)  # (Eq. 8)
+        logits = self.explore(torch.cat([h_t, c_e], dim=1))
+        seen = torch.cat([items, items.new_zeros(len(items), 1)], dim=1)  # session items + pad
+        logits = logits.scatter(1, seen, float("-inf"))  # f_i = -∞ in the session (Eq. 9)
+        return log_mode, log_alpha, logits, logits.logsumexp(1, keepdim=True)
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """log P(i) for every item (Eq. 1); column 0 (padding) is -∞."""
+        log_mode, log_alpha, logits, lse = self.heads(items, lengths)
+        out = logits - (lse - log_mode[:, 1:])  # log P(e) + log P(i|e); -∞ on session items
+        # P(i|r) = Σ_{τ: x_τ = i} α^r_τ, scattered onto item ids (Eq. 6), relative to the row max
+        top = log_alpha.max(dim=1, keepdim=True).values
+        mass = torch.zeros_like(out).scatter_add_(1, items, (log_alpha - top).exp())
+        tiny = torch.finfo(out.dtype).tiny  # an item of the session never gets log 0
+        rep = mass.gather(1, items).clamp(min=tiny).log() + top + log_mode[:, :1]
+        return out.scatter(1, items, rep.masked_fill(items == 0, float("-inf")))
+
+    def training_loss(
+        self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """-log P(target) (Eq. 11), computed for the targets only: no dense mixture is built."""
+        log_mode, log_alpha, logits, lse = self.heads(items, lengths)
+        hit = (items == targets.unsqueeze(1)) & (items > 0)
+        repeat = hit.any(dim=1)
+        first = torch.zeros_like(hit)
+        first[:, 0] = True  # a finite stand-in for rows whose target is not in the session
+        pick = torch.where(repeat.unsqueeze(1), hit, first)
+        log_rep = log_alpha.masked_fill(~pick, float("-inf")).logsumexp(1)  # log Σ α^r (Eq. 6)
+        log_exp = logits.gather(1, targets.unsqueeze(1)).squeeze(1) - lse.squeeze(1)
+        log_p = torch.where(repeat, log_mode[:, 0] + log_rep, log_mode[:, 1] + log_exp)
+        return -log_p.mean()
+
+    @torch.no_grad()
+    def components(
+        self, items: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """[P(r), P(e)] (B, 2), P(i|r) and P(i|e) (B, N+1) each, for inspection and tests."""
+        log_mode, log_alpha, logits, lse = self.heads(items, lengths)
+        repeat = torch.zeros_like(logits).scatter_add_(1, items, log_alpha.exp())
+        return log_mode.exp(), repeat, (logits - lse).exp()
+
+
+@register
+class RepeatNetRecommender(NeuralRecommender):
+    name = "repeatnet"
+    description = "RepeatNet (Ren et al. 2019): GRU encoder, mixture of repeat and explore decoders"
+    Params = RepeatNetParams
+    Module = RepeatNet

@@ -1,0 +1,74 @@
+"""RepeatNet: repeat probabilities land on the session's item ids; the mixture is a distribution."""
+
+import math
+
+import torch
+
+from sessionrec.models import create
+
+
+def _net():
+    model = create("repeatnet", 6, seed=0, embedding_dim=8, hidden_size=8)
+    return model.net.eval()
+
+
+ITEMS = torch.tensor([[3, 5, 3, 0], [1, 2, 4, 6]])
+LENGTHS = torch.tensor([3, 4])
+
+
+def test_repeat_mode_scatters_attention_onto_item_ids():
+    net = _net()
+    _, log_alpha, _, _ = net.heads(ITEMS, LENGTHS)
+    alpha = log_alpha.exp()  # attention over positions; 0 at padding
+    _, p_repeat, _ = net.components(ITEMS, LENGTHS)
+    # row 0 = [3, 5, 3]: item 3 gets positions 0 and 2, item 5 position 1, nothing else (Eq. 6)
+    want = torch.zeros(7)
+    want[3], want[5] = alpha[0, 0] + alpha[0, 2], alpha[0, 1]
+    torch.testing.assert_close(p_repeat[0], want)
+    torch.testing.assert_close(p_repeat[1, [1, 2, 4, 6]], alpha[1])
+    assert p_repeat[1, [0, 3, 5]].eq(0).all()
+    torch.testing.assert_close(p_repeat.sum(1), torch.ones(2))
+
+
+def test_explore_excludes_the_session_and_the_mixture_sums_to_one():
+    net = _net()
+    p_mode, p_repeat, p_explore = net.components(ITEMS, LENGTHS)
+    assert p_explore[0, [0, 3, 5]].eq(0).all() and p_explore[1, [0, 1, 2, 4, 6]].eq(0).all()
+    torch.testing.assert_close(p_explore.sum(1), torch.ones(2))
+    mix = p_mode[:, :1] * p_repeat + p_mode[:, 1:] * p_explore  # Eq. 1
+    torch.testing.assert_close(mix.sum(1), torch.ones(2))
+    logp = net(ITEMS, LENGTHS)  # forward returns the log of exactly this mixture
+    torch.testing.assert_close(logp[:, 1:].exp(), mix[:, 1:])
+    assert torch.isfinite(logp[:, 1:]).all() and logp[:, 0].eq(float("-inf")).all()
+
+
+def test_loss_is_negative_log_of_mixture_probability():
+    net = _net()
+    targets = torch.tensor([5, 2])  # repeat targets: each is in its own session
+    logp = net(ITEMS, LENGTHS)
+    want = -(logp[0, 5] + logp[1, 2]).item() / 2
+    assert math.isclose(net.training_loss(ITEMS, LENGTHS, targets).item(), want, rel_tol=1e-5)
+    targets = torch.tensor([4, 3])  # explore targets (not in their sessions)
+    want = -(logp[0, 4] + logp[1, 3]).item() / 2
+    assert math.isclose(net.training_loss(ITEMS, LENGTHS, targets).item(), want, rel_tol=1e-5)
+
+
+def test_extreme_attention_stays_finite():
+    net = _net()
+    with torch.no_grad():  # make the repeat attention extremely peaked
+        net.repeat_attention.v.weight.mul_(1e4)
+    net.train(False)
+    logp = net(ITEMS, LENGTHS)
+    assert torch.isfinite(logp[:, 1:]).all()
+    net.zero_grad()
+    loss = net.training_loss(ITEMS, LENGTHS, torch.tensor([5, 6]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+
+def test_scores_do_not_depend_on_padding():
+    net = _net()
+    alone = net(torch.tensor([[2, 4]]), torch.tensor([2]))
+    padded = net(torch.tensor([[2, 4, 0, 0], [1, 2, 3, 1]]), torch.tensor([2, 4]))
+    torch.testing.assert_close(padded[:1], alone)
