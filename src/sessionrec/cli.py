@@ -222,6 +222,12 @@ def train(
         for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)):
             if value is not None:
                 train_hp[key] = value
+        owned = sorted(set(train_hp) & set(model_cls.own_train_settings))
+        if owned:
+            raise ConfigError(
+                f"{model} sets '{owned[0]}' through its own hyper-parameters "
+                f"(see its Params: {', '.join(sorted(model_fields))})"
+            )
         train_hp.update(seed=seed, device=device)
         config = build_params(TrainConfig, train_hp, "training")
         data = load_dataset(dataset, data_root, valid_fraction)

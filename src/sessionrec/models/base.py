@@ -46,6 +46,8 @@ class Recommender(ABC):
     Params: ClassVar[type] = NoParams
     # Smaller hyper-parameters that keep the shared contract test fast for costly models.
     contract_hparams: ClassVar[dict[str, Any]] = {}
+    # Training settings the model sets through its own hyper-parameters (its own loop).
+    own_train_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, num_items: int, params: Any = None) -> None:
         if num_items < 1:

@@ -346,6 +346,7 @@ class GRU4RecRecommender(NeuralRecommender):
     name = "gru4rec"
     description = "GRU4Rec (Hidasi et al. 2016/2018): session-parallel GRU with BPR-max/TOP1-max"
     Params = GRU4RecParams
+    own_train_settings = ("lr", "batch_size", "weight_decay")
     Module = GRU4Rec
 
     def fit(

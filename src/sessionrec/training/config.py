@@ -17,6 +17,9 @@ class TrainConfig:
     batch_size: int = 100
     lr: float = 1e-3
     weight_decay: float = 1e-5
+    lr_decay: float = 1.0  # multiply lr by this every lr_decay_every epochs (SR-GNN: 0.1)
+    lr_decay_every: int = 0  # 0 = constant lr (SR-GNN: 3)
+    grad_clip: float | None = None  # max gradient norm (RepeatNet's code: 5)
     patience: int = 3  # epochs without validation improvement before stopping
     metric: str = "mrr@20"  # validation metric for early stopping and model selection
     seed: int = 0

@@ -141,6 +141,9 @@ class Trainer:
         ) as bar:
             while not state["finished"] and state["epoch"] < cfg.epochs:
                 epoch = state["epoch"]
+                if cfg.lr_decay_every:  # a function of the epoch, so resuming stays exact
+                    for group in opt.param_groups:
+                        group["lr"] = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
                 batches = batch_indices(
                     dataset.train, cfg.batch_size, shuffle=True, seed=epoch_seed(cfg.seed, epoch)
                 )
@@ -165,6 +168,8 @@ class Trainer:
                     loss = model.training_loss(batch)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
+                    if cfg.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.grad_clip)
                     opt.step()
                     value = loss.item()
                     if not math.isfinite(value):
