@@ -310,7 +310,7 @@ def _variant(name: str, description: str, **defaults: Any) -> type[FOCOLRecommen
 
 _without = {a: tuple(x for x in AUGMENTATIONS if x != a) for a in AUGMENTATIONS}
 _variant(
-    "focol", "FOCOL (2023): fine-grained co-occurrence GCN, Transformer and contrastive learning"
+    "focol", "FOCOL: fine-grained co-occurrence GCN, Transformer encoder and contrastive learning"
 )
 _variant("focol-ng", "FOCOL without FOGCN (E^g = E^(0)), Table 3", use_fogcn=False)
 _variant(

@@ -70,3 +70,29 @@ class AttentionReadout(nn.Module):
         else:
             a = e * mask.to(e.dtype)
         return (a.unsqueeze(-1) * keys).sum(1)
+
+
+class PositionAwareReadout(nn.Module):
+    """Soft attention with reverse positions (GCE-GNN Eqs. 11-14; DHCN's session embedding).
+
+    z_i = tanh(W_z [h_i ; p_i] + b_z), β_i = qᵀ σ(W_1 z_i + W_2 mean(h) + b_1) (unnormalised),
+    out = Σ_i β_i h_i; p_i embeds the distance from the last click. `use_position=False`
+    gives z_i = tanh(h_i) (DHCN's Tmall variant).
+    """
+
+    def __init__(self, dim: int, max_len: int = 200, use_position: bool = True) -> None:
+        super().__init__()
+        self.positions = ReversePositionEmbedding(max_len, dim) if use_position else None
+        self.w_z = nn.Linear(2 * dim, dim) if use_position else None
+        self.w_1 = nn.Linear(dim, dim, bias=True)
+        self.w_2 = nn.Linear(dim, dim, bias=False)
+        self.q = nn.Linear(dim, 1, bias=False)
+
+    def forward(self, h: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.positions is not None and self.w_z is not None:
+            z = torch.tanh(self.w_z(torch.cat([h, self.positions(lengths, h.shape[1])], -1)))
+        else:
+            z = torch.tanh(h)
+        mean = masked_mean(h, mask)
+        beta = self.q(torch.sigmoid(self.w_1(z) + self.w_2(mean).unsqueeze(1)))
+        return (beta * mask.unsqueeze(-1).to(h.dtype) * h).sum(1)
