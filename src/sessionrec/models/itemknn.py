@@ -1,0 +1,145 @@
+"""Item-kNN (the item-to-item baseline of Hidasi et al., ICLR 2016): neighbours of the last click.
+
+sim(i, j) = c_ij / ((supp_i + λ)^α (supp_j + λ)^(1-α)), with c_ij the co-occurrences of i and j
+in training sessions and supp_i the support of i. The paper describes c_ij as the number of
+sessions holding both items and supp_i as the number of sessions holding i (cosine of binary
+session vectors, regularised by λ), which is the default here; `count_clicks=True` instead
+counts clicks as the GRU4Rec/session-rec reference code does (c_ij = Σ_s n_s(i)·n_s(j),
+supp_i = clicks on i). Defaults are the reference code's: λ = 20, α = 0.5 (cosine), the 100
+most similar items kept per item, an item is not its own neighbour, and items outside the last
+click's neighbour list score 0. Neighbours come from the sessions of the fitting split only
+(`fit_sessions`), so validation measures what the test measures.
+
+The model is stored as the top-M neighbours of every item (index and value tensors, (N+1, M)),
+never as a dense N x N matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from sessionrec.data.batching import Batch
+from sessionrec.data.sessions import Sessions
+from sessionrec.errors import ConfigError, RunError
+from sessionrec.models.base import Recommender
+from sessionrec.models.registry import register
+
+if TYPE_CHECKING:
+    from sessionrec.data.dataset import SessionDataset
+    from sessionrec.training.config import TrainConfig
+
+
+def fit_sessions(dataset: SessionDataset) -> Sessions:
+    """Training sessions all of whose examples are in the fitting split (not validation)."""
+    sessions = dataset.train_sessions
+    if len(dataset.valid) == 0:
+        return sessions
+    examples = np.cumsum(np.maximum(sessions.lengths - 1, 0))
+    n_fit = int(np.searchsorted(examples, len(dataset.train), side="right"))
+    return sessions.select(np.arange(n_fit))
+
+
+def incidence(sessions: Sessions, num_items: int, binary: bool = True) -> sp.csr_matrix:
+    """Session x item matrix (S, N+1): 1 where the session holds the item, or click counts."""
+    rows = np.repeat(np.arange(len(sessions)), sessions.lengths)
+    x = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float64), (rows, sessions.items)),
+        shape=(len(sessions), num_items + 1),
+    )
+    x.sum_duplicates()
+    if binary:
+        x.data[:] = 1.0
+    return x
+
+
+def top_per_row(m: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest entries of each row as (rows, k) index and value arrays (0-padded).
+
+    Ties go to the smaller column index, so the result does not depend on storage order.
+    """
+    m = m.tocoo()
+    order = np.lexsort((m.col, -m.data, m.row))
+    row, col, val = m.row[order], m.col[order], m.data[order]
+    rank = np.arange(len(row)) - np.searchsorted(row, row, side="left")
+    keep = rank < k
+    idx = np.zeros((m.shape[0], k), dtype=np.int64)
+    values = np.zeros((m.shape[0], k), dtype=np.float64)
+    idx[row[keep], rank[keep]] = col[keep]
+    values[row[keep], rank[keep]] = val[keep]
+    return idx, values
+
+
+@dataclass
+class ItemKNNParams:
+    num_neighbors: int = 100  # reference code: n_sims = 100
+    regularization: float = 20.0  # λ; reference code: lmbd = 20
+    alpha: float = 0.5  # 0.5 = cosine (paper); 1.0 = confidence as in association rules
+    count_clicks: bool = False  # paper: sessions; True = the reference code's click counts
+
+    def validate(self) -> None:
+        if self.num_neighbors < 1 or self.regularization < 0 or not 0 <= self.alpha <= 1:
+            raise ConfigError("itemknn: need num_neighbors >= 1, regularization >= 0, 0<=alpha<=1")
+
+
+def item_similarities(x: sp.csr_matrix, p: ItemKNNParams) -> sp.csr_matrix:
+    """Regularised cosine between item columns of the incidence matrix, diagonal removed."""
+    c = (x.T @ x).tocsr()
+    c.setdiag(0)
+    c.eliminate_zeros()
+    supp = np.asarray(x.sum(axis=0)).ravel()
+    c = c.tocoo()
+    lam, a = p.regularization, p.alpha
+    norm = (supp[c.row] + lam) ** a * (supp[c.col] + lam) ** (1.0 - a)
+    return sp.csr_matrix((c.data / np.where(norm > 0, norm, 1.0), (c.row, c.col)), shape=c.shape)
+
+
+@register
+class ItemKNN(Recommender):
+    name = "itemknn"
+    description = "Item-kNN (Hidasi et al. 2016): the items most similar (cosine) to the last click"
+    Params = ItemKNNParams
+
+    def __init__(self, num_items: int, params: ItemKNNParams | None = None) -> None:
+        super().__init__(num_items, params)
+        m = self.params.num_neighbors
+        self.neighbors = torch.zeros(num_items + 1, m, dtype=torch.int64)
+        self.weights = torch.zeros(num_items + 1, m)
+
+    def fit(
+        self,
+        dataset: SessionDataset,
+        config: TrainConfig | None = None,
+        run_dir: str | Path | None = None,
+        progress: bool = False,
+        resume: bool = False,
+    ) -> ItemKNN:
+        if config is not None and config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        x = incidence(fit_sessions(dataset), self.num_items, binary=not self.params.count_clicks)
+        idx, val = top_per_row(item_similarities(x, self.params), self.params.num_neighbors)
+        self.neighbors = torch.from_numpy(idx)
+        self.weights = torch.from_numpy(val).float()
+        return self
+
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        last = batch.items.gather(1, (batch.lengths - 1).clamp(min=0).view(-1, 1)).squeeze(1).cpu()
+        scores = torch.zeros(len(last), self.num_items + 1)
+        scores.scatter_(1, self.neighbors[last], self.weights[last])  # padding writes 0 to column 0
+        scores[:, 0] = 0.0
+        return scores.to(self.device)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"neighbors": self.neighbors, "weights": self.weights}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        shape = (self.num_items + 1, self.params.num_neighbors)
+        idx, val = tensors.get("neighbors"), tensors.get("weights")
+        if idx is None or val is None or idx.shape != shape or val.shape != shape:
+            raise RunError(f"weights do not fit model 'itemknn' with {self.num_items} items")
+        self.neighbors, self.weights = idx.long(), val.float()
