@@ -1,0 +1,239 @@
+"""DHCN (Xia et al., AAAI 2021): self-supervised hypergraph convolutional networks.
+
+Every training session is a hyperedge over its distinct items. The hypergraph channel
+convolves all item embeddings with D⁻¹ H W B⁻¹ Hᵀ (W = I, no transform or non-linearity)
+for L layers and averages the layers; a session's embedding is a reverse-position soft
+attention over its clicks' convolved embeddings, and scores are inner products with the
+convolved embeddings of all items. The line-graph channel treats the sessions of a batch as
+nodes joined by their Jaccard overlap, starts each from the mean raw embedding of its clicks
+and convolves with D̂⁻¹(A + I). A contrastive loss (β-weighted) tells the two channels'
+embeddings of the same session apart from a row- and column-shuffled copy.
+
+Details chosen where the paper is silent, following the authors' code (xiaxin1998/DHCN):
+- Hyperedges are `dataset.train_sessions` (full sessions); the code uses its training
+  prefixes instead (see docs/baselines-graph.md). Items never in training keep X⁽⁰⁾/(L+1).
+- The incidence is kept as an index buffer; the normalised adjacency and its transpose are
+  rebuilt lazily as int32 CSR matrices, and the sparse products run in a custom autograd
+  function (forward A·X, backward Aᵀ·G). Evaluation reuses the convolved table until the
+  weights change or the module is put back in training mode.
+- SSL loss: −log(1e-8 + σ(pos)) − log(1e-8 + 1 − σ(neg)), summed over the batch, as the code
+  (the paper writes σ(1 − f_D) for the negative term); added to the mean cross-entropy.
+- All weights start uniform in ±1/√d; the padding row is zero and never scored (logit −∞).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from sessionrec.data.sessions import Sessions
+from sessionrec.errors import ConfigError
+from sessionrec.models.base import NeuralRecommender
+from sessionrec.models.layers import PositionAwareReadout, score_all_items
+from sessionrec.models.registry import register
+
+if TYPE_CHECKING:
+    from sessionrec.data.dataset import SessionDataset
+
+
+@dataclass
+class DHCNParams:
+    embedding_dim: int = 100  # paper: 100
+    layers: int = 3  # authors' main.py default (--layer 3)
+    beta: float = 0.01  # authors' README: best β on Diginetica 0.01 (Tmall 0.02)
+    use_position: bool = True  # code: reverse positions except on Tmall
+    max_position: int = 200  # code: 200 position embeddings
+
+    def validate(self) -> None:
+        if self.embedding_dim < 1 or self.layers < 0 or self.beta < 0:
+            raise ConfigError("embedding_dim must be >= 1, layers >= 0 and beta >= 0")
+
+
+def hypergraph_incidence(sessions: Sessions) -> np.ndarray:
+    """(2, nnz) [item; hyperedge] pairs: each session's distinct items, sessions in order."""
+    sid = np.repeat(np.arange(len(sessions), dtype=np.int64), sessions.lengths)
+    width = int(sessions.items.max(initial=0)) + 1
+    key = np.sort(sid * width + sessions.items)  # (np.unique is ~80x slower in numpy 2.4)
+    key = key[np.r_[True, key[1:] != key[:-1]]]
+    return np.stack([key % width, key // width])
+
+
+def hypergraph_adjacency(incidence: np.ndarray, num_items: int) -> sp.csr_matrix:
+    """D⁻¹ H W B⁻¹ Hᵀ over items 0..num_items (W = I; rows of unseen items are empty)."""
+    item, edge = incidence
+    num_edges = int(edge.max(initial=-1)) + 1
+    h = sp.csr_matrix(
+        (np.ones(len(item), np.float64), (item, edge)), shape=(num_items + 1, num_edges)
+    )
+    d = np.asarray(h.sum(1)).ravel()  # item degrees
+    b = np.asarray(h.sum(0)).ravel()  # hyperedge degrees
+    d_inv = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
+    b_inv = np.divide(1.0, b, out=np.zeros_like(b), where=b > 0)
+    adj = sp.diags(d_inv) @ h @ sp.diags(b_inv) @ h.T
+    return adj.astype(np.float32).tocsr()
+
+
+def _to_torch_csr(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
+    m.sort_indices()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr.astype(np.int32)),
+            torch.from_numpy(m.indices.astype(np.int32)),
+            torch.from_numpy(m.data),
+            m.shape,
+            device=device,
+            check_invariants=False,
+        )
+
+
+class SparseMM(torch.autograd.Function):
+    """A·X with a constant sparse A; the gradient is Aᵀ·G with a precomputed Aᵀ."""
+
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, a_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.a_t = a_t
+        return a @ x
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        return None, None, ctx.a_t @ grad
+
+
+def line_graph(items: torch.Tensor) -> torch.Tensor:
+    """D̂⁻¹(A + I) for the sessions of a batch: A_pq = |S_p ∩ S_q| / |S_p ∪ S_q| (B, B)."""
+    uniq, inv = torch.unique(items, return_inverse=True)
+    m = torch.zeros(items.shape[0], len(uniq), device=items.device)
+    m.scatter_(1, inv, 1.0)
+    m[:, uniq == 0] = 0.0  # padding is no item
+    inter = m @ m.t()
+    size = m.sum(1)
+    a = inter / (size[:, None] + size[None, :] - inter)
+    a.fill_diagonal_(1.0)  # A + I (the overlap of a session with itself is not counted)
+    return a / a.sum(1, keepdim=True)
+
+
+def ssl_loss(
+    theta_h: torch.Tensor,
+    theta_l: torch.Tensor,
+    row_perm: torch.Tensor | None = None,
+    col_perm: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Contrast θ_h with θ_l (positive) and θ_l with row- then column-shuffled θ_h (negative)."""
+    if row_perm is None:
+        row_perm = torch.randperm(theta_h.shape[0], device=theta_h.device)
+    if col_perm is None:
+        col_perm = torch.randperm(theta_h.shape[1], device=theta_h.device)
+    pos = (theta_h * theta_l).sum(1)  # f_D = inner product
+    neg = (theta_l * theta_h[row_perm][:, col_perm]).sum(1)
+    return (-torch.log(1e-8 + torch.sigmoid(pos)) - torch.log(1e-8 + 1 - torch.sigmoid(neg))).sum()
+
+
+class DHCN(nn.Module):
+    def __init__(self, num_items: int, p: DHCNParams) -> None:
+        super().__init__()
+        self.p, self.num_items = p, num_items
+        d = p.embedding_dim
+        self.item_emb = nn.Embedding(num_items + 1, d, padding_idx=0)
+        self.readout = PositionAwareReadout(d, p.max_position, p.use_position)
+        self.register_buffer("incidence", torch.zeros(2, 0, dtype=torch.long))
+        bound = d**-0.5
+        for w in self.parameters():
+            nn.init.uniform_(w, -bound, bound)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+        self._adj: tuple[Any, torch.Tensor, torch.Tensor] | None = None
+        self._table: tuple[Any, torch.Tensor] | None = None
+
+    def prepare(self, dataset: SessionDataset) -> None:
+        """Each training session becomes a hyperedge; the incidence is kept as a buffer."""
+        inc = hypergraph_incidence(dataset.train_sessions)
+        self.incidence = torch.from_numpy(inc).to(self.incidence.device)
+        self._adj = self._table = None
+
+    def train(self, mode: bool = True) -> DHCN:
+        if mode:
+            self._table = None  # the cached item table is only for frozen weights
+        return super().train(mode)
+
+    def adjacency(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalised hypergraph adjacency and its transpose (built once per incidence)."""
+        inc = self.incidence
+        key = (inc.data_ptr(), inc._version, tuple(inc.shape), inc.device)
+        if self._adj is None or self._adj[0] != key:
+            adj = hypergraph_adjacency(inc.cpu().numpy(), self.num_items)
+            self._adj = (
+                key,
+                _to_torch_csr(adj, inc.device),
+                _to_torch_csr(adj.T.tocsr(), inc.device),
+            )
+        return self._adj[1], self._adj[2]
+
+    def item_table(self) -> torch.Tensor:
+        """X_h = 1/(L+1) Σ_l (D⁻¹HWB⁻¹Hᵀ)^l X⁽⁰⁾ over all items; cached in eval mode."""
+        w = self.item_emb.weight
+        key = (w.data_ptr(), w._version, self.incidence.data_ptr(), self.incidence._version)
+        frozen = not self.training and not torch.is_grad_enabled()
+        if frozen and self._table is not None and self._table[0] == key:
+            return self._table[1]
+        a, a_t = self.adjacency()
+        x, total = w, w
+        for _ in range(self.p.layers):
+            x = SparseMM.apply(a, a_t, x)
+            total = total + x
+        table = total / (self.p.layers + 1)
+        if frozen:
+            self._table = (key, table)
+        return table
+
+    def session_embedding(
+        self, table: torch.Tensor, items: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """θ_h: reverse-position soft attention over the clicks' hypergraph embeddings."""
+        return self.readout(F.embedding(items, table), lengths, items > 0)
+
+    def line_channel(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """θ_l: L layers of D̂⁻¹(A+I) over the batch's sessions, averaged with layer 0."""
+        theta = self.item_emb(items).sum(1) / lengths.unsqueeze(1).to(self.item_emb.weight.dtype)
+        prop, total = line_graph(items), theta
+        for _ in range(self.p.layers):
+            theta = prop @ theta
+            total = total + theta
+        return total / (self.p.layers + 1)
+
+    def _scores(self, theta_h: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        logits = score_all_items(theta_h, table)  # ẑ = θ_hᵀ X_h over all items
+        zero = torch.zeros(1, dtype=torch.long, device=logits.device)
+        return logits.index_fill_(1, zero, -torch.inf)
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        table = self.item_table()
+        return self._scores(self.session_embedding(table, items, lengths), table)
+
+    def training_loss(
+        self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """Cross-entropy over all items + β · SSL between the two channels."""
+        table = self.item_table()
+        theta_h = self.session_embedding(table, items, lengths)
+        loss = F.cross_entropy(self._scores(theta_h, table), targets)
+        if self.p.beta > 0:
+            loss = loss + self.p.beta * ssl_loss(theta_h, self.line_channel(items, lengths))
+        return loss
+
+
+@register
+class DHCNRecommender(NeuralRecommender):
+    name = "dhcn"
+    description = (
+        "DHCN (Xia et al. 2021): hypergraph and line-graph convolution with self-supervision"
+    )
+    Params = DHCNParams
+    Module = DHCN

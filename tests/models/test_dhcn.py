@@ -1,0 +1,120 @@
+"""DHCN: hypergraph incidence and adjacency, line graph, SSL loss, item-table cache."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from sessionrec.data.dataset import build_dataset
+from sessionrec.data.sessions import Sessions
+from sessionrec.models import create
+from sessionrec.models.dhcn import hypergraph_adjacency, hypergraph_incidence, line_graph, ssl_loss
+
+TOY = [[1, 2, 3], [3, 2], [4, 3, 4]]  # hyperedges e0 = {1,2,3}, e1 = {2,3}, e2 = {3,4}
+
+
+def toy_model(**hparams):
+    test = Sessions.from_lists([[5, 1]]).as_examples(np.array([2]))
+    data = build_dataset("toy", Sessions.from_lists(TOY), test, valid_fraction=0.0)
+    model = create("dhcn", data.num_items, **hparams)
+    model.prepare(data)
+    return model
+
+
+def test_incidence_and_normalised_adjacency():
+    inc = hypergraph_incidence(Sessions.from_lists(TOY))
+    assert inc.T.tolist() == [[1, 0], [2, 0], [3, 0], [2, 1], [3, 1], [3, 2], [4, 2]]
+    adj = hypergraph_adjacency(inc, 5).toarray()
+    # item degrees d = (1, 2, 3, 1), hyperedge degrees b = (3, 2, 2);
+    # A_ij = (1/d_i) Σ_{e ∋ i, j} 1/b_e  (D⁻¹ H W B⁻¹ Hᵀ with W = I)
+    expected = np.zeros((6, 6))
+    expected[1, 1:4] = 1 / 3
+    expected[2, 1:4] = [1 / 6, 5 / 12, 5 / 12]
+    expected[3, 1:5] = [1 / 9, 5 / 18, 4 / 9, 1 / 6]
+    expected[4, 3:5] = [1 / 2, 1 / 2]
+    np.testing.assert_allclose(adj, expected, rtol=1e-6)  # rows 0 and 5 (unseen) stay empty
+
+
+def test_item_table_is_the_layer_average_and_its_gradient():
+    model = toy_model(layers=2)
+    net = model.net
+    net.train()
+    table = net.item_table()
+    a = torch.from_numpy(hypergraph_adjacency(net.incidence.numpy(), 5).toarray())
+    x0 = net.item_emb.weight
+    expected = (x0 + a @ x0 + a @ (a @ x0)) / 3
+    torch.testing.assert_close(table, expected)
+    g = torch.randn_like(table)
+    (grad,) = torch.autograd.grad((table * g).sum(), x0)
+    (grad_dense,) = torch.autograd.grad((expected * g).sum(), x0)
+    torch.testing.assert_close(grad, grad_dense)
+    assert table[5].tolist() == pytest.approx((x0[5] / 3).tolist())  # unseen: X⁽⁰⁾/(L+1)
+
+
+def test_line_graph_overlap_weights():
+    items = torch.tensor([[1, 2, 3], [2, 3, 0], [4, 4, 0]])
+    # Jaccard: |{2,3}| / |{1,2,3}| = 2/3 between the first two, 0 with {4}; + I; row-normalised
+    expected = torch.tensor([[3 / 5, 2 / 5, 0.0], [2 / 5, 3 / 5, 0.0], [0.0, 0.0, 1.0]])
+    torch.testing.assert_close(line_graph(items), expected)
+
+
+def test_line_channel_starts_from_mean_click_embedding():
+    net = toy_model(layers=1).net
+    items, lengths = torch.tensor([[1, 2, 3], [2, 3, 0], [4, 4, 0]]), torch.tensor([3, 2, 2])
+    theta0 = net.item_emb(items).sum(1) / lengths.unsqueeze(1)
+    expected = (theta0 + line_graph(items) @ theta0) / 2
+    torch.testing.assert_close(net.line_channel(items, lengths), expected)
+
+
+def test_ssl_loss_on_a_tiny_example():
+    theta_h = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    theta_l = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    # negatives: rows swapped, columns kept -> [[0, 1], [1, 0]]; pos = (1, 2), neg = (0, 0)
+    loss = ssl_loss(theta_h, theta_l, torch.tensor([1, 0]), torch.tensor([0, 1]))
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    expected = -math.log(sig(1)) - math.log(sig(2)) + 2 * math.log(2)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    # columns swapped too: corrupted = I again, so the negatives score like the positives
+    loss = ssl_loss(theta_h, theta_l, torch.tensor([1, 0]), torch.tensor([1, 0]))
+    pos_terms = -math.log(sig(1)) - math.log(sig(2))
+    assert loss.item() == pytest.approx(pos_terms - math.log(1 - sig(1)) - math.log(1 - sig(2)))
+
+
+def test_training_loss_adds_beta_times_ssl():
+    items, lengths, targets = (
+        torch.tensor([[1, 2], [3, 4]]),
+        torch.tensor([2, 2]),
+        torch.tensor([3, 2]),
+    )
+    plain = toy_model(beta=0.0).net
+    plain.train()
+    ce = F.cross_entropy(plain(items, lengths), targets)
+    torch.testing.assert_close(plain.training_loss(items, lengths, targets), ce)
+    net = toy_model(beta=0.5).net
+    net.train()
+    torch.manual_seed(3)
+    loss = net.training_loss(items, lengths, targets)
+    table = net.item_table()
+    theta_h = net.session_embedding(table, items, lengths)
+    torch.manual_seed(3)
+    ssl = ssl_loss(theta_h, net.line_channel(items, lengths))
+    torch.testing.assert_close(loss, ce + 0.5 * ssl)
+
+
+def test_item_table_cache_follows_the_weights():
+    net = toy_model().net
+    items, lengths = torch.tensor([[1, 2, 3]]), torch.tensor([3])
+    net.eval()
+    with torch.no_grad():
+        first = net(items, lengths)
+        assert net.item_table() is net.item_table()  # cached while frozen
+        net.item_emb.weight.mul_(2.0)  # any in-place change invalidates the cache
+        second = net(items, lengths)
+    net.train()
+    assert net._table is None
+    with torch.no_grad():
+        torch.testing.assert_close(net(items, lengths), second)  # recomputed, not stale
+    assert not torch.allclose(first[:, 1:], second[:, 1:])
+    assert torch.isinf(first[:, 0]).all() and torch.isfinite(first[:, 1:]).all()
