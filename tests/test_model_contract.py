@@ -15,17 +15,20 @@ CONTRACT_TRAINING = TrainConfig(epochs=4, batch_size=64, lr=3e-3, patience=4, ev
 
 @pytest.fixture(scope="module")
 def fitted(tiny):
-    """Every registered model, fitted briefly on the tiny synthetic data."""
-    models = {}
-    for name in available():
-        model = create(name, tiny.num_items, seed=0, **get(name).contract_hparams)
-        models[name] = model.fit(tiny, CONTRACT_TRAINING)
-    return models
+    """fitted(name): the model trained briefly on the tiny synthetic data (trained once, lazily)."""
+    cache = {}
+
+    def get_fitted(name):
+        if name not in cache:
+            model = create(name, tiny.num_items, seed=0, **get(name).contract_hparams)
+            cache[name] = model.fit(tiny, CONTRACT_TRAINING)
+        return cache[name]
+
+    return get_fitted
 
 
-@pytest.fixture(scope="module")
-def test_hr20(fitted, tiny):
-    return {name: evaluate(m, tiny.test, ks=(20,)).metrics["hr@20"] for name, m in fitted.items()}
+def _test_hr20(fitted, tiny, name):
+    return evaluate(fitted(name), tiny.test, ks=(20,)).metrics["hr@20"]
 
 
 @pytest.mark.parametrize("name", list(available()))
@@ -39,7 +42,7 @@ def test_registry_entry(name):
 
 @pytest.mark.parametrize("name", list(available()))
 def test_scores_and_recommendations(name, fitted, tiny):
-    model = fitted[name]
+    model = fitted(name)
     idx = np.arange(16)
     scores = model.score_batch(collate(tiny.test, idx))
     assert scores.shape == (16, tiny.num_items + 1)
@@ -67,7 +70,7 @@ def test_scores_and_recommendations(name, fitted, tiny):
 
 @pytest.mark.parametrize("name", list(available()))
 def test_save_and_load_round_trip(name, fitted, tiny, tmp_path):
-    model = fitted[name]
+    model = fitted(name)
     model.save(tmp_path)
     loaded = Recommender.load(tmp_path)
     assert type(loaded) is type(model) and loaded.params == model.params
@@ -83,5 +86,6 @@ def test_save_and_load_round_trip(name, fitted, tiny, tmp_path):
 
 
 @pytest.mark.parametrize("name", [n for n in available() if n != "pop"])
-def test_beats_popularity(name, test_hr20):
-    assert test_hr20[name] > 1.5 * test_hr20["pop"], test_hr20
+def test_beats_popularity(name, fitted, tiny):
+    hr, pop = _test_hr20(fitted, tiny, name), _test_hr20(fitted, tiny, "pop")
+    assert hr > 1.5 * pop, (name, hr, pop)
