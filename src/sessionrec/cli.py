@@ -307,21 +307,23 @@ def demo(
     out.print(metrics_table(title, rows, extra=extra))
 
 
-def _register_analyses() -> None:
-    """Add every `sessionrec.analysis` module's commands to the `analyze` group."""
+def _register_plugins() -> None:
+    """Add the commands of `sessionrec.commands` and `sessionrec.analysis` modules."""
     import importlib
     import pkgutil
 
     import sessionrec.analysis as analysis
+    import sessionrec.commands as commands
 
-    for module in pkgutil.iter_modules(analysis.__path__):
-        loaded = importlib.import_module(f"{analysis.__name__}.{module.name}")
-        register = getattr(loaded, "register", None)
-        if register is not None:
-            register(analyze_app)
+    for package, target in ((commands, app), (analysis, analyze_app)):
+        for module in pkgutil.iter_modules(package.__path__):
+            loaded = importlib.import_module(f"{package.__name__}.{module.name}")
+            register = getattr(loaded, "register", None)
+            if register is not None:
+                register(target)
 
 
-_register_analyses()
+_register_plugins()
 
 
 def main() -> None:
