@@ -53,11 +53,12 @@ def metrics_table(
     rows: dict[str, dict[str, float]],
     ks: tuple[int, ...] = (10, 20),
     extra: dict[str, dict[str, Any]] | None = None,
+    measures: tuple[str, ...] = ("hr", "mrr", "ndcg"),
 ) -> Table:
     """A Rich table: one row per model, HR/MRR/NDCG@K in percent."""
     table = Table(title=title)
     table.add_column("model")
-    names = [f"{m}@{k}" for m in ("hr", "mrr", "ndcg") for k in ks]
+    names = [f"{m}@{k}" for m in measures for k in ks]
     for name in names:
         table.add_column(name.upper().replace("@", "@"), justify="right")
     extra_cols = sorted({c for e in (extra or {}).values() for c in e})
@@ -196,8 +197,10 @@ def train(
     from sessionrec.models import create, get
     from sessionrec.models.params import build_params
     from sessionrec.training.config import TrainConfig
+    from sessionrec.training.distributed import env_world
     from sessionrec.training.run import prepare_resume, train_and_evaluate
 
+    say = out.print if env_world().is_main else (lambda *a, **k: None)  # rank 0 only (torchrun)
     model_cls = get(model)
     name = Path(dataset).name if Path(dataset).is_dir() else dataset
     run_dir = out_dir or Path("runs") / f"{model}-{name}"
@@ -206,7 +209,7 @@ def train(
         if epochs is not None:
             extend["epochs"] = str(epochs)
         recommender, data, config = prepare_resume(run_dir, model, extend)
-        out.print(f"resuming {run_dir}")
+        say(f"resuming {run_dir}")
     else:
         overrides = parse_assignments(set_ or [])
         model_fields = set(model_cls.Params.__dataclass_fields__)
@@ -232,21 +235,21 @@ def train(
         config = build_params(TrainConfig, train_hp, "training")
         data = load_dataset(dataset, data_root, valid_fraction)
         recommender = create(model, data.num_items, seed=seed, **model_hp)
-        out.print(
+        say(
             f"training {model} on {data.name}: {len(data.train):,} examples, "
             f"{data.num_items:,} items -> {run_dir}"
         )
     metrics = train_and_evaluate(
         recommender, data, config, run_dir, progress=progress, resume=resume
     )
-    out.print(
+    say(
         metrics_table(
             f"{model} on {data.name} (test, %)",
             {model: metrics["test"]},
             extra={model: {"fit s": metrics["fit_seconds"]}},
         )
     )
-    out.print(f"run directory: {run_dir}")
+    say(f"run directory: {run_dir}")
 
 
 @app.command("evaluate")
@@ -271,27 +274,32 @@ def recommend(
     k: Annotated[int, typer.Option(help="How many items.")] = 20,
 ) -> None:
     """Top-k next items for one session."""
-    from sessionrec.training.run import load_run
+    from sessionrec.serving import SessionRecommender
 
-    try:
-        items = [int(x) for x in session.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(
-            f"--session must be comma-separated integer item ids, got '{session}'"
-        ) from None
-    model, _ = load_run(run_dir)
-    table = Table(title=f"{model.name}: next items after {items}")
+    rec = SessionRecommender.load(run_dir)
+    items: list[Any] = [x.strip() for x in session.split(",") if x.strip()]
+    if rec.vocab.kind == "integer":  # the run's dataset uses integer ids
+        try:
+            items = [int(x) for x in items]
+        except ValueError:
+            raise ConfigError(
+                f"--session must be comma-separated integer item ids, got '{session}'"
+            ) from None
+    result = rec.recommend(items, k)
+    table = Table(title=f"{rec.model.name}: next items after {items}")
     table.add_column("rank", justify="right")
     table.add_column("item", justify="right")
     table.add_column("score", justify="right")
-    for rank, (item, score) in enumerate(model.recommend(items, k), 1):
+    for rank, (item, score) in enumerate(result.pairs(), 1):
         table.add_row(str(rank), str(item), f"{score:.4f}")
     out.print(table)
+    if result.unknown_items:
+        out.print(f"unknown items (dropped): {', '.join(map(str, result.unknown_items))}")
 
 
 @app.command()
 def demo(
-    epochs: Annotated[int, typer.Option(help="Epochs per neural model.")] = 5,
+    epochs: Annotated[int, typer.Option(help="Epochs per neural model.")] = 3,
     out_dir: Annotated[Path, typer.Option("--out", help="Where the demo's runs go.")] = Path(
         "runs/demo"
     ),
@@ -304,7 +312,7 @@ def demo(
         f"synthetic data: {stats['fit_examples']:,} training examples, {stats['test_cases']:,} "
         f"test cases, {stats['max_item_id']:,} items; full ranking (%)"
     )
-    out.print(metrics_table(title, rows, extra=extra))
+    out.print(metrics_table(title, rows, extra=extra, measures=("hr", "mrr")))
 
 
 def _register_plugins() -> None:
@@ -329,6 +337,8 @@ _register_plugins()
 def main() -> None:
     """Entry point: run the app; turn known errors into one line on stderr."""
     debug = bool(os.environ.get("SESSIONREC_DEBUG"))
+    # under torchrun every rank reports its own failure; name the rank unless it is rank 0
+    where = f" (rank {os.environ['RANK']})" if os.environ.get("RANK", "0") != "0" else ""
     try:
         rv = app(standalone_mode=False)
     except KeyboardInterrupt:
@@ -337,7 +347,7 @@ def main() -> None:
     except (SessionrecError, FloatingPointError) as e:
         if debug:
             raise
-        print(f"sessionrec: error: {e}", file=sys.stderr)
+        print(f"sessionrec: error{where}: {e}", file=sys.stderr)
         sys.exit(1)
     except Exception as e:
         if hasattr(e, "format_message") and hasattr(
@@ -352,7 +362,7 @@ def main() -> None:
         if debug:
             raise
         print(
-            f"sessionrec: internal error: {type(e).__name__}: {e} "
+            f"sessionrec: internal error{where}: {type(e).__name__}: {e} "
             "(set SESSIONREC_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )

@@ -16,8 +16,13 @@ from sessionrec.training.run import train_and_evaluate
 # with a larger batch so the demo finishes in a few minutes on two CPU cores.
 DEMO_MODELS: dict[str, dict[str, Any]] = {
     "pop": {},
+    "itemknn": {},
+    "vsknn": {},
+    "stan": {},
     "narm": {"batch_size": 128, "lr": 1e-3},
     "stamp": {"batch_size": 128, "lr": 1e-3},
+    "srgnn": {"batch_size": 128, "lr": 1e-3},
+    "linet": {"batch_size": 128, "lr": 1e-3},
 }
 
 
