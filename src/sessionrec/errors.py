@@ -4,6 +4,10 @@
 class SessionrecError(Exception):
     """Base class; the CLI prints its message on one line and exits non-zero."""
 
+    def __str__(self) -> str:
+        # One line even when the message embeds a library's multi-line error text.
+        return " ".join(line.strip() for line in super().__str__().splitlines() if line.strip())
+
 
 class DataError(SessionrecError):
     """A data file or directory is missing, malformed or unsafe."""

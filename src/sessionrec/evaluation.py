@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from sessionrec.data.batching import Batch, batch_indices, collate
 from sessionrec.data.sessions import Examples
@@ -82,38 +83,94 @@ def evaluate(
     item_counts: np.ndarray | None = None,
     tie_policy: str = "expected",
     max_len: int | None = None,
+    sharded: bool = False,
 ) -> EvalResult:
-    """Rank every item for every example, in length-sorted batches of bounded memory."""
+    """Rank every item for every example, in length-sorted batches of bounded memory.
+
+    `sharded` (all ranks of an initialised process group call it together): rank r scores
+    batches r, r + W, ...; the per-case values are summed over ranks (each filled by exactly
+    one), so every rank gets exactly the single-process result.
+    """
     ks = sorted(set(int(k) for k in ks))
     if not ks or ks[0] < 1:
         raise ConfigError(f"cut-offs K must be positive integers, got {ks}")
     n = len(examples)
     if n == 0:
         return EvalResult({}, {}, 0)
+    rank, world = 0, 1
+    if sharded and dist.is_available() and dist.is_initialized():
+        rank, world = dist.get_rank(), dist.get_world_size()
     per_case = {f"{m}@{k}": np.zeros(n) for k in ks for m in ("hr", "mrr", "ndcg")}
-    recommended: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
-    popularity = {k: 0.0 for k in ks}
+    batches = batch_indices(examples, batch_size)
+    recommended: dict[int, torch.Tensor] = {}  # k -> (num_items + 1,) flags
+    popularity = {k: np.zeros(len(batches)) for k in ks}  # per-batch sums, added up in order
     counts = None
     if item_counts is not None:
         counts = torch.as_tensor(item_counts, dtype=torch.float64)
         counts = counts / counts.max().clamp(min=1)
-    for idx in batch_indices(examples, batch_size):
+    num_items, nan = 0, 0
+    for b, idx in enumerate(batches):
+        if b % world != rank:
+            continue
         batch = collate(examples, idx, max_len)
         scores = model.score_batch(batch).float()[:, 1:]  # column 0 (padding) is never ranked
         if torch.isnan(scores).any():
-            raise FloatingPointError("model produced NaN scores")
+            nan = 1
+            if world == 1:
+                break
+            continue
+        num_items = scores.shape[1]
         greater, ties = rank_counts(scores, batch.targets.to(scores.device) - 1)
         for name, values in case_metrics(greater, ties, ks, tie_policy).items():
             per_case[name][idx] = values.cpu().numpy()
-        top = scores.topk(min(ks[-1], scores.shape[1]), dim=1).indices.cpu() + 1
+        top = scores.topk(min(ks[-1], num_items), dim=1).indices.cpu() + 1
         for k in ks:
-            recommended[k].append(torch.unique(top[:, :k]))
+            flags = recommended.setdefault(k, torch.zeros(num_items + 1, dtype=torch.int64))
+            flags[top[:, :k].reshape(-1)] = 1
             if counts is not None:
-                popularity[k] += counts[top[:, :k]].mean(1).sum().item()
+                popularity[k][b] = counts[top[:, :k]].mean(1).sum().item()
+    if world > 1:
+        num_items, nan = _reduce(per_case, recommended, popularity, ks, num_items, nan)
+    if nan:
+        raise FloatingPointError("model produced NaN scores")
     metrics = {name: float(v.mean()) for name, v in per_case.items()}
-    num_items = scores.shape[1]
     for k in ks:
-        metrics[f"coverage@{k}"] = len(torch.unique(torch.cat(recommended[k]))) / num_items
+        metrics[f"coverage@{k}"] = int((recommended[k] > 0).sum()) / num_items
         if counts is not None:
-            metrics[f"popularity@{k}"] = popularity[k] / n
+            total = 0.0
+            for value in popularity[k].tolist():  # in batch order, as one process adds them up
+                total += value
+            metrics[f"popularity@{k}"] = total / n
     return EvalResult(metrics, per_case, n)
+
+
+def _all_reduce(t: torch.Tensor, maximum: bool = False) -> torch.Tensor:
+    nccl = dist.get_backend() == "nccl"
+    moved = t.to(torch.device("cuda", torch.cuda.current_device()) if nccl else "cpu")
+    dist.all_reduce(moved, dist.ReduceOp.MAX if maximum else dist.ReduceOp.SUM)
+    return moved.cpu()
+
+
+def _reduce(
+    per_case: dict[str, np.ndarray],
+    recommended: dict[int, torch.Tensor],
+    popularity: dict[int, np.ndarray],
+    ks: Sequence[int],
+    num_items: int,
+    nan: int,
+) -> tuple[int, int]:
+    """Add up every rank's share in place; exact, as each value is non-zero on one rank at most."""
+    num_items, nan = _all_reduce(torch.tensor([num_items, nan]), maximum=True).tolist()
+    names = list(per_case)
+    cases = _all_reduce(torch.from_numpy(np.stack([per_case[m] for m in names]))).numpy()
+    for i, name in enumerate(names):
+        per_case[name][:] = cases[i]
+    flags = torch.stack(
+        [recommended.get(k, torch.zeros(num_items + 1, dtype=torch.int64)) for k in ks]
+    )
+    flags = _all_reduce(flags)
+    pops = _all_reduce(torch.from_numpy(np.stack([popularity[k] for k in ks]))).numpy()
+    for i, k in enumerate(ks):
+        recommended[k] = flags[i]
+        popularity[k][:] = pops[i]
+    return int(num_items), int(nan)

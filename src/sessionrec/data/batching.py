@@ -72,3 +72,15 @@ def iter_batches(
     """Yield collated batches, skipping the first `start` (to resume an epoch)."""
     for idx in batch_indices(examples, batch_size, shuffle, seed)[start:]:
         yield collate(examples, idx, max_len)
+
+
+def shard_batches(
+    batches: list[np.ndarray], rank: int, world_size: int, start: int = 0
+) -> list[np.ndarray | None]:
+    """The batch rank `rank` of `world_size` takes at each step, from batch `start` on.
+
+    Step s takes batches[start + s·W + rank] (None when the epoch runs out first), so the
+    union over ranks is exactly `batches[start:]`, the single-process epoch's remainder.
+    """
+    n = len(batches)
+    return [batches[i + rank] if i + rank < n else None for i in range(start, n, world_size)]

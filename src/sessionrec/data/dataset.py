@@ -16,11 +16,22 @@ import numpy as np
 
 from sessionrec.data.safe_pickle import load_plain_pickle
 from sessionrec.data.sessions import Examples, Sessions
-from sessionrec.errors import ConfigError, DataError
+from sessionrec.errors import ConfigError, DataError, UnsafeFileError
 
 BENCHMARKS = ("diginetica", "tmall", "retailrocket", "yoochoose1_64")
 BUILTIN = ("synthetic",)
 DEFAULT_VALID_FRACTION = 0.1
+# The files a dataset directory may hold; each must resolve inside the data root.
+DATA_FILES = (
+    "all_train_seq.txt",
+    "test.txt",
+    "train.npz",
+    "test.npz",
+    "item_ids.json",
+    "stats.json",
+)
+# Ids index the item table: refuse ids above both limits (raw, un-renumbered ids, say).
+SPARSE_ID_LIMIT, SPARSE_ID_RATIO = 1_000_000, 10
 
 
 @dataclass
@@ -83,6 +94,18 @@ def default_data_root() -> Path | None:
     return next((c for c in candidates if c.is_dir()), None)
 
 
+def check_inside(path: Path, root: Path) -> None:
+    """Refuse `path` unless it resolves (following every symlink) to `root` or inside it."""
+    try:
+        real, real_root = path.resolve(), root.resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop
+        raise UnsafeFileError(f"{path}: refused: cannot be resolved ({e})") from None
+    if real != real_root and real_root not in real.parents:
+        raise UnsafeFileError(
+            f"{path}: refused: it resolves to {real}, outside the data root {root}"
+        )
+
+
 def resolve_dataset_dir(spec: str | Path, data_root: str | Path | None = None) -> Path:
     """Turn a dataset name or directory path into an existing directory."""
     spec_str = str(spec)
@@ -95,6 +118,7 @@ def resolve_dataset_dir(spec: str | Path, data_root: str | Path | None = None) -
         path = root / spec_str
         if not path.is_dir():
             raise DataError(f"dataset '{spec_str}': directory {path} does not exist")
+        check_inside(path, root)
         return path
     path = Path(spec_str).expanduser()
     if path.is_dir():
@@ -109,6 +133,50 @@ def _check_ids(items: np.ndarray, what: str) -> None:
     if items.size and items.min() < 1:
         raise DataError(
             f"{what}: item id {int(items.min())} out of range (ids start at 1; 0 is padding)"
+        )
+
+
+def _to_sessions(seqs: list[Any], path: Path, what: str) -> Sessions:
+    """`Sessions` from lists of item ids; a nested list or a huge int is a `DataError`."""
+    try:
+        return Sessions.from_lists(seqs)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    for i, seq in enumerate(seqs):
+        for x in seq:
+            if type(x) is not int:
+                raise DataError(
+                    f"{path}: {what} {i} holds a {type(x).__name__}, expected item ids (ints)"
+                )
+            if not -(2**63) <= x < 2**63:
+                raise DataError(f"{path}: {what} {i}: item id {_show_int(x)} out of range")
+    raise DataError(f"{path}: {what}s cannot be read as lists of item ids")
+
+
+def _show_int(x: int) -> str:
+    return str(x) if abs(x) < 10**30 else f"of {x.bit_length()} bits"
+
+
+def _to_labels(labels: list[Any] | tuple[Any, ...], path: Path) -> np.ndarray:
+    for i, x in enumerate(labels):
+        if type(x) is not int:
+            raise DataError(f"{path}: label {i} is a {type(x).__name__}, expected an item id (int)")
+        if not -(2**63) <= x < 2**63:
+            raise DataError(f"{path}: label {i}: item id {_show_int(x)} out of range")
+    return np.asarray(labels, dtype=np.int64)
+
+
+def _check_dense(train: Sessions, test: Examples, path: Path) -> None:
+    """Refuse ids far beyond the number of distinct items: the item table would not fit."""
+    ids = (train.items, test.items, test.target)
+    max_id = int(max(a.max(initial=0) for a in ids))
+    if max_id <= SPARSE_ID_LIMIT:
+        return
+    distinct = len(np.unique(np.concatenate(ids)))
+    if max_id > SPARSE_ID_RATIO * distinct:
+        raise DataError(
+            f"{path}: item ids go up to {max_id:,} but only {distinct:,} distinct ids occur; "
+            "ids index the item table, so renumber them 1..N (`sessionrec datasets prepare` does)"
         )
 
 
@@ -143,10 +211,12 @@ def _load_pickles(path: Path) -> tuple[Sessions, Examples, None]:
         raise DataError(
             f"{test_file}: a test sequence is empty (every test case needs at least one click)"
         )
-    train = Sessions.from_lists(train_obj)
-    test = Sessions.from_lists(seqs).as_examples(np.asarray(labels, dtype=np.int64))
+    train = _to_sessions(train_obj, train_file, "session")
+    targets = _to_labels(labels, test_file)
+    test = _to_sessions(list(seqs), test_file, "sequence").as_examples(targets)
     _check_ids(train.items, str(train_file))
     _check_ids(np.concatenate([test.items, test.target]), str(test_file))
+    _check_dense(train, test, path)
     return train, test, None
 
 
@@ -212,6 +282,10 @@ def load_dataset(
 
         return make_synthetic(valid_fraction=valid_fraction)
     path = resolve_dataset_dir(spec, data_root)
+    root = path.parent if str(spec) in BENCHMARKS else path  # what the files must stay inside
+    for name in DATA_FILES:
+        if (path / name).is_symlink() or (path / name).exists():
+            check_inside(path / name, root)
     if (path / "train.npz").exists():
         train, test, item_ids = _load_prepared(path)
     elif (path / "all_train_seq.txt").exists() or (path / "test.txt").exists():

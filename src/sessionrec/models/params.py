@@ -31,6 +31,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     if origin is tuple:
         (elem, *_) = typing.get_args(tp) or (str,)
+        if not isinstance(value, str | list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
         items = value.split(",") if isinstance(value, str) else list(value)
         return tuple(_coerce(v.strip() if isinstance(v, str) else v, elem, where) for v in items)
     if tp is bool:
@@ -56,10 +58,23 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
-def build_params(cls: type[P], overrides: Mapping[str, Any] | None = None, owner: str = "") -> P:
-    """Instantiate dataclass `cls` with `overrides`; unknown keys or bad values: ConfigError."""
+def build_params(
+    cls: type[P],
+    overrides: Mapping[str, Any] | None = None,
+    owner: str = "",
+    validate: bool = True,
+) -> P:
+    """Instantiate dataclass `cls` with `overrides`; unknown keys or bad values: ConfigError.
+
+    `validate=False` checks names and types only, not the dataclass's own `validate()`.
+    """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ConfigError(
+            f"hyper-parameters of {owner or cls.__name__} must be a mapping of names to "
+            f"values, got {type(overrides).__name__}"
+        )
     values = {}
     for key, value in (overrides or {}).items():
         if key not in fields:
@@ -72,7 +87,7 @@ def build_params(cls: type[P], overrides: Mapping[str, Any] | None = None, owner
         )
     params = cls(**values)
     check = getattr(params, "validate", None)
-    if check is not None:
+    if check is not None and validate:
         check()
     return params
 

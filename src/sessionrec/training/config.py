@@ -24,6 +24,7 @@ class TrainConfig:
     metric: str = "mrr@20"  # validation metric for early stopping and model selection
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = False  # bf16 autocast for training steps on CUDA (no effect on CPU)
     eval_batch_size: int = 500
     max_len: int | None = None  # keep only the last max_len clicks of each input
     max_minutes: float | None = None  # wall-clock budget for training (stops after a step)

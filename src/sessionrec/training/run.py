@@ -3,6 +3,9 @@
 A run directory holds `config.json` (model, hyper-parameters, dataset, training settings),
 `model.json` + `model.safetensors` (the selected weights), `metrics.json` (valid and test),
 `log.jsonl` and, for neural models, `checkpoint.pt` (for `--resume`).
+
+Under torchrun every rank runs `train_and_evaluate`; only rank 0 writes the run directory
+(docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sessionrec.io import atomic_write_json
 from sessionrec.models.base import Recommender
 from sessionrec.models.params import build_params, params_dict
 from sessionrec.models.registry import create
+from sessionrec.training import distributed
 from sessionrec.training.config import TrainConfig
 
 CONFIG_FILE, METRICS_FILE = "config.json", "metrics.json"
@@ -42,8 +46,9 @@ def evaluate_splits(
     config: TrainConfig,
     splits: tuple[str, ...] = ("valid", "test"),
 ) -> dict[str, dict[str, float]]:
-    """Full-ranking metrics of `model` on the named splits of `dataset`."""
+    """Full-ranking metrics of `model` on the named splits (sharded over ranks under torchrun)."""
     counts = dataset.item_counts()
+    sharded = distributed.current().enabled
     return {
         s: evaluate(
             model,
@@ -53,6 +58,7 @@ def evaluate_splits(
             counts,
             config.tie_policy,
             config.max_len,
+            sharded,
         ).metrics
         for s in splits
     }
@@ -66,16 +72,46 @@ def train_and_evaluate(
     progress: bool = False,
     resume: bool = False,
 ) -> dict[str, Any]:
-    """Fit `model`, evaluate it on validation and test, and write the run directory if given."""
+    """Fit `model`, evaluate it on validation and test, and write the run directory if given.
+
+    Under torchrun (WORLD_SIZE > 1) it joins the process group, trains with DDP and shards
+    evaluation; models with their own training loop are refused there.
+    """
     config = config or TrainConfig()
     run_dir = Path(run_dir) if run_dir is not None else None
-    if run_dir is not None and not resume:
+    world = distributed.env_world()
+    if world.enabled and not distributed.uses_trainer(model):
+        raise ConfigError(
+            f"{model.name} is not trained by the shared Trainer (it has its own fit), so it "
+            f"cannot train on {world.world_size} processes; run it as one process"
+        )
+    owned = distributed.setup(config.device)
+    try:
+        return _train_and_evaluate(model, dataset, config, run_dir, progress, resume)
+    finally:
+        if owned:
+            distributed.shutdown()
+
+
+def _train_and_evaluate(
+    model: Recommender,
+    dataset: SessionDataset,
+    config: TrainConfig,
+    run_dir: Path | None,
+    progress: bool,
+    resume: bool,
+) -> dict[str, Any]:
+    world = distributed.current()
+    if run_dir is not None and not resume and world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         for stale in (METRICS_FILE, "checkpoint.pt"):
             (run_dir / stale).unlink(missing_ok=True)
         atomic_write_json(run_dir / CONFIG_FILE, run_config(model, dataset, config))
     t0 = time.monotonic()
-    model.fit(dataset, config, run_dir, progress, resume)
+    if world.enabled:
+        _fit_on_ranks(model, dataset, config, run_dir, progress, resume)
+    else:
+        model.fit(dataset, config, run_dir, progress, resume)
     fit_seconds = time.monotonic() - t0
     t1 = time.monotonic()
     results = evaluate_splits(model, dataset, config)
@@ -87,13 +123,36 @@ def train_and_evaluate(
         "eval_seconds": round(time.monotonic() - t1, 2),
         "test_cases": len(dataset.test),
     }
+    if world.enabled:
+        metrics["world_size"] = world.world_size
     best_epoch = getattr(model, "best_epoch", None)
     if best_epoch is not None:
         metrics["best_epoch"] = best_epoch
-    if run_dir is not None:
+    if run_dir is not None and world.is_main:
         model.save(run_dir)
         atomic_write_json(run_dir / METRICS_FILE, metrics)
     return metrics
+
+
+def _fit_on_ranks(
+    model: Recommender,
+    dataset: SessionDataset,
+    config: TrainConfig,
+    run_dir: Path | None,
+    progress: bool,
+    resume: bool,
+) -> None:
+    """`NeuralRecommender.fit` on every rank; each node's local rank 0 prepares first, so a
+    cached derivation (FOCOL's FOG) is built once per node and loaded by the other ranks."""
+    from sessionrec.models.base import NeuralRecommender
+    from sessionrec.training.trainer import Trainer
+
+    assert isinstance(model, NeuralRecommender)
+    with distributed.local_main_first():
+        model.prepare(dataset)
+    trainer = Trainer(model, config, run_dir, progress)
+    trainer.fit(dataset, resume=resume)
+    model.best_epoch, model.fit_history = trainer.best_epoch, trainer.history
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
@@ -121,6 +180,7 @@ RESUMABLE_CHANGES = (
     "eval_batch_size",
     "num_threads",
     "device",
+    "amp",
 )
 
 
@@ -141,7 +201,7 @@ def prepare_resume(
             f"'{bad[0]}' cannot change when resuming (allowed: {', '.join(RESUMABLE_CHANGES)})"
         )
     train = build_params(TrainConfig, {**config["train"], **(changes or {})}, "training")
-    if changes:
+    if changes and distributed.env_world().is_main:
         config["train"] = params_dict(train)
         atomic_write_json(Path(run_dir) / CONFIG_FILE, config)
     model = create(model_name, int(config["num_items"]), seed=train.seed, **config["params"])

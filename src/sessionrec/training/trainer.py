@@ -3,12 +3,17 @@
 Each epoch's batch order depends only on (seed, epoch), and the checkpoint stores the
 optimizer, the torch RNG and the position inside the epoch, so a run that is killed and
 resumed ends with the same weights as one that never stopped.
+
+Under torchrun (see docs/distributed.md) each of W ranks takes one batch of every W
+consecutive batches of that order, gradients are averaged by DistributedDataParallel with
+each rank weighted by its share of the step's examples, and only rank 0 writes the run.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,11 +22,12 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from sessionrec.data.batching import batch_indices, collate
+from sessionrec.data.batching import batch_indices, collate, shard_batches
 from sessionrec.errors import RunError
 from sessionrec.evaluation import evaluate
 from sessionrec.io import append_jsonl, atomic_write
-from sessionrec.training.config import TrainConfig, resolve_device
+from sessionrec.training import distributed
+from sessionrec.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
@@ -33,6 +39,11 @@ CHECKPOINT_FILE, LOG_FILE = "checkpoint.pt", "log.jsonl"
 def epoch_seed(seed: int, epoch: int) -> int:
     """Seed of one epoch's batch order."""
     return (seed * 1_000_003 + epoch) % (2**63)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """Seed of rank `rank`'s torch RNG (dropout, sampling); rank 0 uses the run's seed."""
+    return seed if rank == 0 else (seed * 1_000_003 + 7_919 * rank) % (2**63)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -62,22 +73,31 @@ class Trainer:
         self.progress = progress
         self.history: list[dict[str, Any]] = []
         self.best_epoch = -1
+        self.world = distributed.current()
 
     # --- persistence -----------------------------------------------------------------------
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.world.is_main:
             append_jsonl(self.run_dir / LOG_FILE, record)
+
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        states = {"rng": torch.get_rng_state()}
+        if self.model.device.type == "cuda":
+            states["cuda_rng"] = torch.cuda.get_rng_state(self.model.device)
+        return states
 
     def _save_checkpoint(self, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
         if self.run_dir is None:
             return
-        payload = dict(
-            state,
-            net=self.model.net.state_dict(),
-            optimizer=opt.state_dict(),
-            rng=torch.get_rng_state(),
-        )
+        rngs = self._rng_states()
+        if self.world.enabled:  # every rank's RNG, so a resumed rank continues its own stream
+            gathered = distributed.all_gather_objects(rngs)
+            rngs.update({f"rank_{k}": torch.stack([g[k] for g in gathered]) for k in rngs})
+            rngs["world_size"] = self.world.world_size
+        if not self.world.is_main:
+            return
+        payload = dict(state, net=self.model.net.state_dict(), optimizer=opt.state_dict(), **rngs)
         atomic_write(self.run_dir / CHECKPOINT_FILE, lambda tmp: torch.save(payload, tmp))
 
     def _restore(self, opt: torch.optim.Optimizer) -> dict[str, Any]:
@@ -86,23 +106,36 @@ class Trainer:
         try:
             self.model.net.load_state_dict(ckpt.pop("net"))
             opt.load_state_dict(ckpt.pop("optimizer"))
-            torch.set_rng_state(ckpt.pop("rng"))
+            rngs = {k: ckpt.pop(k) for k in list(ckpt) if k.endswith("rng")}
+            saved_world = ckpt.pop("world_size", 1)
+            self._set_rng(rngs, saved_world)
         except (KeyError, RuntimeError, ValueError) as e:
             raise RunError(
                 f"{self.run_dir / CHECKPOINT_FILE}: does not fit this model ({e})"
             ) from None
         return ckpt
 
+    def _set_rng(self, rngs: dict[str, torch.Tensor], saved_world: int) -> None:
+        """This rank's saved RNG state; a rank the checkpoint did not have starts a fresh seed."""
+        rank, cuda = self.world.rank, self.model.device.type == "cuda"
+        if rank == 0 or saved_world == self.world.world_size:
+            pick = (lambda k: rngs[f"rank_{k}"][rank]) if rank else (lambda k: rngs[k])
+            torch.set_rng_state(pick("rng"))
+            if cuda and "cuda_rng" in rngs:
+                torch.cuda.set_rng_state(pick("cuda_rng"), self.model.device)
+        else:
+            torch.manual_seed(rank_seed(self.config.seed, rank))
+
     # --- training --------------------------------------------------------------------------
     def fit(self, dataset: SessionDataset, resume: bool = False) -> NeuralRecommender:
-        cfg, model = self.config, self.model
+        cfg, model, world = self.config, self.model, self.world
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        model.to(resolve_device(cfg.device))
+        model.to(distributed.rank_device(cfg.device, world))
         opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         state: dict[str, Any] = {
             "epoch": 0,
-            "step": 0,
+            "step": 0,  # batches of the epoch done (summed over ranks)
             "best": -math.inf,
             "best_epoch": -1,
             "bad_epochs": 0,
@@ -114,10 +147,15 @@ class Trainer:
                 raise RunError("resume needs a run directory")
             state.update(self._restore(opt))
         else:
-            torch.manual_seed(cfg.seed)
-            if self.run_dir is not None:
+            torch.manual_seed(rank_seed(cfg.seed, world.rank))
+            if self.run_dir is not None and world.is_main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 (self.run_dir / LOG_FILE).unlink(missing_ok=True)
+        step_loss = distributed.ddp_loss(model) if world.enabled else model.training_loss
+        autocast = torch.autocast(
+            model.device.type, torch.bfloat16, enabled=cfg.amp and model.device.type == "cuda"
+        )
+        trace = os.environ.get(distributed.TRACE_ENV)
         best_weights = None
         has_valid = len(dataset.valid) > 0
         started = time.monotonic() - state["elapsed"]
@@ -137,7 +175,7 @@ class Trainer:
             TextColumn("{task.fields[speed]:,.0f} ex/s"),
             TimeRemainingColumn(),
             console=console,
-            disable=not self.progress,
+            disable=not (self.progress and world.is_main),
         ) as bar:
             while not state["finished"] and state["epoch"] < cfg.epochs:
                 epoch = state["epoch"]
@@ -147,10 +185,11 @@ class Trainer:
                 batches = batch_indices(
                     dataset.train, cfg.batch_size, shuffle=True, seed=epoch_seed(cfg.seed, epoch)
                 )
+                n, w, start = len(batches), world.world_size, state["step"]
                 task = bar.add_task(
                     "train",
-                    total=len(batches),
-                    completed=state["step"],
+                    total=n,
+                    completed=start,
                     epoch=epoch + 1,
                     loss=0.0,
                     speed=0.0,
@@ -163,39 +202,64 @@ class Trainer:
                     0.0,
                     [],
                 )
-                for step in range(state["step"], len(batches)):
-                    batch = collate(dataset.train, batches[step], cfg.max_len).to(model.device)
-                    loss = model.training_loss(batch)
+                for k, mine in enumerate(shard_batches(batches, world.rank, w, start)):
+                    pos = start + k * w  # batches done before this step
+                    # a rank past the end of the epoch runs batch `pos` with weight 0
+                    idx = batches[pos] if mine is None else mine
+                    batch = collate(dataset.train, idx, cfg.max_len).to(model.device)
+                    with autocast:
+                        loss = step_loss(batch)
                     opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    if w > 1:  # DDP averages over ranks: weigh each by its share of examples
+                        n_step = sum(len(b) for b in batches[pos : pos + w])
+                        n_mine = 0 if mine is None else len(mine)
+                        weight = n_mine * w / n_step
+                        (loss if weight == 1.0 else loss * weight).backward()
+                    else:
+                        n_step = len(batch.targets)
+                        loss.backward()
                     if cfg.grad_clip:
                         torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.grad_clip)
                     opt.step()
                     value = loss.item()
+                    if w > 1:  # the step's mean loss; mean clocks, so every rank decides alike
+                        now = time.monotonic()
+                        total, elapsed, since = distributed.all_sum(
+                            [value * n_mine, now - started, now - last_ckpt]
+                        )
+                        value = total / n_step
+                    if trace:
+                        self._trace(trace, epoch, min(pos + w, n))
                     if not math.isfinite(value):
                         raise FloatingPointError(
                             f"training loss became {value} at epoch {epoch + 1}, "
-                            f"step {step + 1}; lower the learning rate"
+                            f"step {pos + 1}; lower the learning rate"
                         )
-                    seen += len(batch.targets)
-                    loss_sum += value * len(batch.targets)
+                    seen += n_step
+                    loss_sum += value * n_step
                     window.append(value)
                     speed = seen / max(time.monotonic() - t_epoch, 1e-9)
-                    bar.update(task, advance=1, loss=loss_sum / seen, speed=speed)
-                    state["step"] = step + 1
-                    if (step + 1) % cfg.log_every == 0:
+                    done = min(pos + w, n)
+                    bar.update(task, advance=done - pos, loss=loss_sum / seen, speed=speed)
+                    state["step"] = done
+                    if done // (w * cfg.log_every) > pos // (w * cfg.log_every):
                         self._log(
                             {
                                 "event": "train",
                                 "epoch": epoch + 1,
-                                "step": step + 1,
+                                "step": done,
                                 "loss": sum(window) / len(window),
                                 "examples_per_s": round(speed, 1),
                             }
                         )
                         window = []
-                    state["elapsed"] = time.monotonic() - started
-                    if time.monotonic() - last_ckpt >= cfg.checkpoint_seconds:
+                    if w > 1:
+                        state["elapsed"] = elapsed / w
+                        due = since / w >= cfg.checkpoint_seconds
+                    else:
+                        state["elapsed"] = time.monotonic() - started
+                        due = time.monotonic() - last_ckpt >= cfg.checkpoint_seconds
+                    if due:
                         self._save_checkpoint(opt, state)
                         last_ckpt = time.monotonic()
                     if state["elapsed"] >= budget:
@@ -207,8 +271,10 @@ class Trainer:
                     "loss": loss_sum / max(seen, 1),
                     "seconds": round(time.monotonic() - t_epoch, 2),
                     "steps_done": state["step"],
-                    "steps": len(batches),
+                    "steps": n,
                 }
+                if w > 1:
+                    record["world_size"] = w
                 if has_valid:
                     valid = evaluate(
                         model,
@@ -217,6 +283,7 @@ class Trainer:
                         cfg.eval_batch_size,
                         tie_policy=cfg.tie_policy,
                         max_len=cfg.max_len,
+                        sharded=world.enabled,
                     ).metrics
                     record["valid"] = valid
                     if valid[cfg.metric] > state["best"]:
@@ -226,7 +293,10 @@ class Trainer:
                         state["bad_epochs"] += 1
                 else:
                     state["best_epoch"] = epoch + 1
-                state.update(epoch=epoch + 1, step=0, elapsed=time.monotonic() - started)
+                elapsed = time.monotonic() - started
+                if w > 1:
+                    elapsed = distributed.all_sum([elapsed])[0] / w
+                state.update(epoch=epoch + 1, step=0, elapsed=elapsed)
                 out_of_budget = state["elapsed"] >= budget
                 stop = has_valid and state["bad_epochs"] > cfg.patience
                 state["finished"] = stop or out_of_budget or state["epoch"] >= cfg.epochs
@@ -234,7 +304,7 @@ class Trainer:
                     best_epoch=state["best_epoch"], stopped_early=stop, out_of_budget=out_of_budget
                 )
                 self._log(record)
-                if self.progress:
+                if self.progress and world.is_main:
                     console.print(self._epoch_line(record, cfg.metric))
                 self._save_checkpoint(opt, state)
         self.best_epoch = state["best_epoch"]
@@ -242,22 +312,34 @@ class Trainer:
             self._restore_best(best_weights)
         return model
 
+    def _trace(self, directory: str, epoch: int, done: int) -> None:
+        """Test-only (SESSIONREC_WEIGHT_TRACE=DIR): append the weight digest after a step."""
+        line = f"{epoch + 1} {done} {distributed.weight_digest(self.model.net)}\n"
+        with open(os.path.join(directory, f"weights-rank{self.world.rank}.txt"), "a") as f:
+            f.write(line)
+
     def _keep_best(
         self, best_weights: dict[str, torch.Tensor] | None
     ) -> dict[str, torch.Tensor] | None:
-        """Remember the best weights: on disk in the run directory, else in memory."""
+        """Remember the best weights: on disk in the run directory, else in memory (rank 0)."""
+        if not self.world.is_main:
+            return None  # other ranks receive rank 0's best weights at the end
         if self.run_dir is not None:
             self.model.save(self.run_dir)
             return None
         return copy.deepcopy(self.model.net.state_dict())
 
     def _restore_best(self, best_weights: dict[str, torch.Tensor] | None) -> None:
-        if best_weights is not None:
+        if not self.world.is_main:
+            pass  # receives rank 0's weights below
+        elif best_weights is not None:
             self.model.net.load_state_dict(best_weights)
         elif self.run_dir is not None and (self.run_dir / "model.safetensors").exists():
             from safetensors.torch import load_file
 
             self.model.load_state_tensors(load_file(self.run_dir / "model.safetensors"))
+        if self.world.enabled:
+            distributed.broadcast_module(self.model.net)
 
     @staticmethod
     def _epoch_line(record: dict[str, Any], metric: str) -> str:
