@@ -54,19 +54,21 @@ class FOGOperator:
         self.num_nodes, self.width = n, width
         dst, src = fog.dst[fog.entry_edge], fog.src[fog.entry_edge]
         slot, count = fog.entry_slot, fog.entry_count
-        col_key, col = np.unique(src * width + slot, return_inverse=True)
+        # Columns sorted by slot, so each slot's columns form one contiguous block.
+        col_key, col = np.unique(slot * n + src, return_inverse=True)
         r = len(col_key)
-        self.col_node = torch.from_numpy(col_key // width)
-        self.col_slot = torch.from_numpy(col_key % width)
+        self.col_node = torch.from_numpy(col_key % n)
+        self.col_slot = torch.from_numpy(col_key // n)
+        bounds = np.searchsorted(col_key // n, np.arange(width + 1))
+        self.slot_blocks = [
+            (k, int(bounds[k]), int(bounds[k + 1]))
+            for k in range(width)
+            if bounds[k + 1] > bounds[k]
+        ]
         self.adjacency = _csr(dst, col, count, (n, r))  # A
         self.adjacency_t = _csr(col, dst, count, (r, n))  # Aᵀ, for gradients
         ones = np.ones(r, dtype=np.float32)
-        self.node_sum = _csr(
-            col_key // width, np.arange(r), ones, (n, r)
-        )  # Σ over a node's columns
-        self.slot_sum = _csr(
-            col_key % width, np.arange(r), ones, (width, r)
-        )  # Σ over a slot's columns
+        self.node_sum = _csr(col_key % n, np.arange(r), ones, (n, r))  # Σ over a node's columns
         deg_key, deg_inv = np.unique(dst * width + slot, return_inverse=True)
         degree = np.bincount(deg_inv, weights=count).astype(np.float32)
         self.degree = _csr(deg_key // width, deg_key % width, degree, (n, width))  # deg_k[i]
@@ -117,7 +119,11 @@ class _NormalizedLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, q: torch.Tensor, op: FOGOperator) -> torch.Tensor:
-        num = op.adjacency @ (h[op.col_node] * q[op.col_slot])  # Σ_j s_ji ⊙ h_j
+        cols = torch.index_select(h, 0, op.col_node)
+        for k, lo, hi in op.slot_blocks:  # H[j] ⊙ Q[k], in place, one slot block at a time
+            cols[lo:hi].mul_(q[k])
+        num = op.adjacency @ cols  # Σ_j s_ji ⊙ h_j
+        del cols
         den = op.degree @ q  # Σ_j s_ji = Σ_k deg_k[i] Q[k]
         keep = op.has_neighbours[:, None]
         out = torch.where(keep, num / den.where(keep, 1.0), h)
@@ -133,8 +139,13 @@ class _NormalizedLayer(torch.autograd.Function):
         g_num = torch.where(keep, grad / den.where(keep, 1.0), 0.0)  # ∂out/∂num
         g_den = -g_num * out  # ∂out/∂den = −num/den² = −out/den
         g_cols = op.adjacency_t @ g_num  # gradient of each (neighbour, slot) column
-        g_h = op.node_sum @ (g_cols * q[op.col_slot]) + torch.where(keep, 0.0, grad)
-        g_q = op.slot_sum @ (g_cols * h[op.col_node]) + op.degree_t @ g_den
+        h_cols = torch.index_select(h, 0, op.col_node).mul_(g_cols)
+        g_q = op.degree_t @ g_den
+        for k, lo, hi in op.slot_blocks:
+            g_q[k] += h_cols[lo:hi].sum(0)
+            g_cols[lo:hi].mul_(q[k])
+        del h_cols
+        g_h = op.node_sum @ g_cols + torch.where(keep, 0.0, grad)
         return g_h, g_q, None
 
 
