@@ -118,13 +118,17 @@ class Trainer:
     def _set_rng(self, rngs: dict[str, torch.Tensor], saved_world: int) -> None:
         """This rank's saved RNG state; a rank the checkpoint did not have starts a fresh seed."""
         rank, cuda = self.world.rank, self.model.device.type == "cuda"
-        if rank == 0 or saved_world == self.world.world_size:
-            pick = (lambda k: rngs[f"rank_{k}"][rank]) if rank else (lambda k: rngs[k])
-            torch.set_rng_state(pick("rng"))
-            if cuda and "cuda_rng" in rngs:
-                torch.cuda.set_rng_state(pick("cuda_rng"), self.model.device)
-        else:
+        if rank > 0 and saved_world != self.world.world_size:
             torch.manual_seed(rank_seed(self.config.seed, rank))
+            return
+        own = {
+            k: rngs[f"rank_{k}"][rank].clone() if rank else rngs[k]
+            for k in ("rng", "cuda_rng")
+            if k in rngs
+        }
+        torch.set_rng_state(own["rng"])
+        if cuda and "cuda_rng" in own:
+            torch.cuda.set_rng_state(own["cuda_rng"], self.model.device)
 
     # --- training --------------------------------------------------------------------------
     def fit(self, dataset: SessionDataset, resume: bool = False) -> NeuralRecommender:
