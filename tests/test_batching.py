@@ -33,6 +33,7 @@ def test_collate_matches_prefixes(seqs):
     if not len(ex):
         return
     batch = collate(ex, np.arange(len(ex)))
+    assert batch.index.tolist() == list(range(len(ex)))
     for row, n, target, i in zip(
         batch.items, batch.lengths, batch.targets, range(len(ex)), strict=True
     ):

@@ -123,3 +123,19 @@ def test_distance_importance_slot_mapping():
     assert r["distances"] == [-3, -2, -1, 1, 2, 3]
     assert r["mean"] == pytest.approx([4 / 21, 5 / 21, 6 / 21, 1 / 21, 2 / 21, 3 / 21])
     assert r["std"] == pytest.approx([0.0] * 6)
+
+
+def test_training_passes_example_indices_to_csrl(toy, monkeypatch):
+    from sessionrec.models.focol import FOCOL
+    from sessionrec.training.config import TrainConfig
+
+    seen = []
+    real = FOCOL.sample_positives
+
+    def spy(self, targets, index):
+        seen.append(index)
+        return real(self, targets, index)
+
+    monkeypatch.setattr(FOCOL, "sample_positives", spy)
+    create("focol", toy.num_items, **SMALL).fit(toy, TrainConfig(epochs=1, batch_size=4))
+    assert seen and all(i is not None for i in seen)

@@ -28,8 +28,12 @@ class Batch:
 def collate(examples: Examples, idx: np.ndarray, max_len: int | None = None) -> Batch:
     """Gather examples `idx` into a `Batch`, keeping each input's last `max_len` clicks."""
     items, lengths = examples.padded(idx, max_len)
+    idx = np.asarray(idx)
     return Batch(
-        torch.from_numpy(items), torch.from_numpy(lengths), torch.from_numpy(examples.target[idx])
+        torch.from_numpy(items),
+        torch.from_numpy(lengths),
+        torch.from_numpy(examples.target[idx]),
+        torch.from_numpy(idx),  # FOCOL's CSRL needs the anchors' positions
     )
 
 
