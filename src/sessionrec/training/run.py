@@ -24,7 +24,7 @@ from sessionrec.models.base import Recommender
 from sessionrec.models.params import build_params, params_dict
 from sessionrec.models.registry import create
 from sessionrec.training import distributed
-from sessionrec.training.config import TrainConfig
+from sessionrec.training.config import TrainConfig, resolve_device
 
 CONFIG_FILE, METRICS_FILE = "config.json", "metrics.json"
 
@@ -165,10 +165,10 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
         raise RunError(f"{path}: corrupted ({e})") from None
 
 
-def load_run(run_dir: str | Path) -> tuple[Recommender, dict[str, Any]]:
-    """The trained model of a run directory and its config."""
+def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[Recommender, dict[str, Any]]:
+    """The trained model of a run directory (on `device`: auto | cpu | cuda) and its config."""
     config = read_run_config(run_dir)
-    return Recommender.load(run_dir), config
+    return Recommender.load(run_dir, resolve_device(device)), config
 
 
 RESUMABLE_CHANGES = (
@@ -209,10 +209,10 @@ def prepare_resume(
 
 
 def evaluate_run(
-    run_dir: str | Path, splits: tuple[str, ...] = ("test",)
+    run_dir: str | Path, splits: tuple[str, ...] = ("test",), device: str = "cpu"
 ) -> dict[str, dict[str, float]]:
     """Evaluate a saved run again on the dataset and settings it was trained with."""
-    model, config = load_run(run_dir)
+    model, config = load_run(run_dir, device)
     train = build_params(TrainConfig, config["train"], "training")
     dataset = reload_dataset(config["dataset"])
     return evaluate_splits(model, dataset, train, splits)

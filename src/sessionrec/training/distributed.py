@@ -1,0 +1,206 @@
+"""Multi-process training under torchrun: the process group, each rank's device, small collectives.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK (and MASTER_ADDR/MASTER_PORT); without them every
+function here describes, and acts as, a single process. The backend is NCCL when the ranks train
+on CUDA and gloo otherwise. See docs/distributed.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import inspect
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from sessionrec.data.batching import Batch
+from sessionrec.errors import ConfigError
+from sessionrec.training.config import resolve_device
+
+if TYPE_CHECKING:
+    from sessionrec.models.base import NeuralRecommender, Recommender
+
+TIMEOUT_MINUTES = 60  # collectives wait this long (rank 0 may be building a large graph)
+TRACE_ENV = "SESSIONREC_WEIGHT_TRACE"  # test-only: a directory for per-step weight digests
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    try:
+        return int(value) if value not in (None, "") else default
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not '{value}' (set by torchrun)") from None
+
+
+def env_world() -> World:
+    """The world torchrun describes in the environment (before or without a process group)."""
+    return World(_env_int("RANK", 0), _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0))
+
+
+def current() -> World:
+    """The world of the initialised process group, else a single process."""
+    if dist.is_available() and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0))
+    return World()
+
+
+def rank_device(name: str, world: World | None = None) -> torch.device:
+    """`resolve_device(name)`; `auto` and `cuda` pick GPU LOCAL_RANK in a multi-process run."""
+    world = world or current()
+    device = resolve_device(name)
+    if device.type == "cuda" and device.index is None and world.enabled:
+        if world.local_rank >= torch.cuda.device_count():
+            raise ConfigError(
+                f"LOCAL_RANK {world.local_rank} has no GPU ({torch.cuda.device_count()} visible); "
+                "start at most one process per GPU (--nproc_per_node)"
+            )
+        device = torch.device("cuda", world.local_rank)
+    return device
+
+
+def setup(device: str = "auto") -> bool:
+    """Join the process group torchrun describes; True if this call created it (and owns it)."""
+    world = env_world()
+    if not world.enabled or (dist.is_available() and dist.is_initialized()):
+        return False
+    if not dist.is_available():
+        raise ConfigError("this PyTorch build has no torch.distributed; run one process")
+    dev = rank_device(device, world)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    dist.init_process_group(
+        "nccl" if dev.type == "cuda" else "gloo",
+        rank=world.rank,
+        world_size=world.world_size,
+        timeout=datetime.timedelta(minutes=TIMEOUT_MINUTES),
+    )
+    return True
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def uses_trainer(model: Recommender) -> bool:
+    """Whether `model` is fitted by the shared `Trainer` (and can therefore train on many ranks)."""
+    from sessionrec.models.base import NeuralRecommender
+
+    return isinstance(model, NeuralRecommender) and type(model).fit is NeuralRecommender.fit
+
+
+def _comm_device() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_sum(values: list[float]) -> list[float]:
+    """Element-wise sum of `values` over all ranks (float64)."""
+    t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(t)
+    return t.cpu().tolist()
+
+
+def all_sum_(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over all ranks in place (moved to the backend's device and back)."""
+    moved = tensor.to(_comm_device())
+    dist.all_reduce(moved)
+    tensor.copy_(moved.to(tensor.device))
+    return tensor
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """`obj` of every rank, in rank order (pickled between our own processes)."""
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_module(module: nn.Module, src: int = 0) -> None:
+    """Copy the parameters and buffers of rank `src` into every rank's `module`."""
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            moved = t.data.to(_comm_device())
+            dist.broadcast(moved, src)
+            t.data.copy_(moved.to(t.device))
+
+
+@contextlib.contextmanager
+def local_main_first(world: World | None = None) -> Iterator[None]:
+    """Run the body on each node's local rank 0 first (filling on-disk caches), then the others."""
+    world = world or current()
+    if world.enabled and world.local_rank != 0:
+        dist.barrier()
+    yield
+    if world.enabled and world.local_rank == 0:
+        dist.barrier()
+
+
+class _TrainingLoss(nn.Module):
+    """`model.training_loss` as the forward of a module that owns `model.net`.
+
+    DDP synchronises gradients only for a forward that runs through its wrapper; models compute
+    their loss in `training_loss` (some with extra terms on the module), so the wrapper's
+    forward is exactly that call.
+    """
+
+    def __init__(self, model: NeuralRecommender) -> None:
+        super().__init__()
+        self.net = model.net
+        self._loss = model.training_loss
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self._loss(batch)
+
+
+def ddp_loss(model: NeuralRecommender) -> nn.Module:
+    """A DDP module whose forward(batch) is the model's training loss (batch on the device).
+
+    Unused parameters are allowed (ablations leave some out); buffers are derived from the
+    training data identically on every rank, so they are not re-broadcast at each forward.
+    """
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    device = model.device
+    kwargs: dict[str, Any] = {"find_unused_parameters": True}
+    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
+        kwargs["forward_sync_buffers"] = False
+    else:
+        kwargs["broadcast_buffers"] = False
+    if device.type == "cuda":
+        kwargs.update(device_ids=[device], output_device=device)
+    return DDP(_TrainingLoss(model), **kwargs)
+
+
+def weight_digest(module: nn.Module) -> str:
+    """SHA-1 of every parameter's bytes (to check that ranks hold identical weights)."""
+    h = hashlib.sha1()
+    for name, p in module.named_parameters():
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
