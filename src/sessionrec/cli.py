@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sessionrec.errors import ConfigError, SessionrecError
+from sessionrec.errors import ConfigError, RunError, SessionrecError
 
 app = typer.Typer(
     add_completion=False,
@@ -263,7 +263,11 @@ def evaluate_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory."
     rows = {"now": test}
     recorded_path = run_dir / METRICS_FILE
     if recorded_path.exists():
-        rows = {"recorded": json.loads(recorded_path.read_text())["test"], "now": test}
+        try:
+            recorded = json.loads(recorded_path.read_text())["test"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise RunError(f"{recorded_path}: corrupted ({type(e).__name__}: {e})") from None
+        rows = {"recorded": recorded, "now": test}
     out.print(metrics_table(f"{run_dir} (test, %)", rows))
 
 

@@ -353,7 +353,10 @@ def _drop_short(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):  # before year 1 or after 9999 (bad input)
+        return f"{seconds} s since 1970"
 
 
 def _to_sessions(df: pl.DataFrame, n_sessions: int) -> Sessions:

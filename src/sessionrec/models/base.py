@@ -153,14 +153,30 @@ class Recommender(ABC):
         model_cls = get(name)
         if cls is not Recommender and not issubclass(model_cls, cls):
             raise RunError(f"{directory}: holds a '{name}' model, not '{cls.name}'")
-        model = model_cls(num_items, build_params(model_cls.Params, params, name)).to(device)
+        if num_items < 1:
+            raise RunError(f"{meta_path}: corrupted model description (num_items={num_items})")
+        hparams = build_params(model_cls.Params, params, name)
+        try:
+            model = model_cls(num_items, hparams).to(device)
+        except (RuntimeError, MemoryError, ValueError, OverflowError) as e:
+            raise RunError(
+                f"{meta_path}: cannot build a '{name}' model with {num_items:,} items "
+                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            ) from None
         try:
             tensors = load_file(directory / WEIGHTS_FILE)
         except FileNotFoundError:
             raise RunError(f"{directory}: no {WEIGHTS_FILE}") from None
         except (SafetensorError, OSError, ValueError) as e:
             raise RunError(f"{directory / WEIGHTS_FILE}: corrupted weights ({e})") from None
-        model.load_state_tensors(tensors)
+        try:
+            model.load_state_tensors(tensors)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise RunError(
+                f"{directory / WEIGHTS_FILE}: weights do not fit model '{name}': {_one_line(e)}"
+            ) from None
+        except RunError as e:
+            raise RunError(f"{directory / WEIGHTS_FILE}: {e}") from None
         return model
 
 
@@ -238,5 +254,10 @@ class NeuralRecommender(Recommender):
         try:
             self.net.load_state_dict(tensors)
         except RuntimeError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else "mismatch"
-            raise RunError(f"weights do not fit model '{self.name}': {first}") from None
+            raise RunError(f"weights do not fit model '{self.name}': {_one_line(e)}") from None
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, cut to `limit` characters (for error lines)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

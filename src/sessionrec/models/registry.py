@@ -40,8 +40,15 @@ def create(name: str, num_items: int, seed: int | None = 0, **hparams: Any) -> R
     """Build model `name` for items 1..num_items; `seed` fixes its initial weights."""
     cls = get(name)
     params = build_params(cls.Params, hparams, name)
-    if seed is None:
-        return cls(num_items, params)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return cls(num_items, params)
+    try:
+        if seed is None:
+            return cls(num_items, params)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return cls(num_items, params)
+    except (RuntimeError, ValueError, MemoryError) as e:  # e.g. a negative layer size
+        given = ", ".join(f"{k}={getattr(params, k)!r}" for k in hparams) or "the defaults"
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise ConfigError(
+            f"cannot build a '{name}' model with {num_items:,} items and {given} ({reason})"
+        ) from None

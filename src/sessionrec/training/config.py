@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from sessionrec.errors import ConfigError
+from sessionrec.evaluation import TIE_POLICIES
 
 
 @dataclass
@@ -38,14 +39,30 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.patience < 0:
+        for name in ("max_len", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be at least 1 (or unset), got {value}")
+        # `not x > 0` rather than `x <= 0`: NaN fails every comparison and must be refused too.
+        if not self.lr > 0 or not self.weight_decay >= 0 or not self.patience >= 0:
             raise ConfigError("lr must be > 0, weight_decay >= 0 and patience >= 0")
-        if self.metric.split("@")[0] not in ("hr", "mrr", "ndcg") or "@" not in self.metric:
+        if not (self.max_minutes is None or self.max_minutes > 0):
+            raise ConfigError(f"max_minutes must be > 0 (or unset), got {self.max_minutes}")
+        if not 0 < self.lr_decay <= 1 or self.lr_decay_every < 0:
+            raise ConfigError("lr_decay must be in (0, 1] and lr_decay_every >= 0")
+        if not self.ks or any(k < 1 for k in self.ks):
+            raise ConfigError(f"ks must be positive cut-offs, got {list(self.ks)}")
+        kind, _, cutoff = self.metric.partition("@")
+        if kind not in ("hr", "mrr", "ndcg") or not cutoff.isdigit():
             raise ConfigError(
                 f"metric must look like mrr@20, hr@10 or ndcg@20, got '{self.metric}'"
             )
-        if int(self.metric.split("@")[1]) not in self.ks:
+        if int(cutoff) not in self.ks:
             raise ConfigError(f"metric {self.metric} needs its K in ks={list(self.ks)}")
+        if self.tie_policy not in TIE_POLICIES:
+            raise ConfigError(
+                f"tie_policy must be one of {', '.join(TIE_POLICIES)}, got '{self.tie_policy}'"
+            )
         resolve_device(self.device)
 
 

@@ -102,6 +102,8 @@ def _train_and_evaluate(
     resume: bool,
 ) -> dict[str, Any]:
     world = distributed.current()
+    if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"{run_dir}: exists and is not a directory")
     if run_dir is not None and not resume and world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         for stale in (METRICS_FILE, "checkpoint.pt"):
@@ -155,14 +157,45 @@ def _fit_on_ranks(
     model.best_epoch, model.fit_history = trainer.best_epoch, trainer.history
 
 
+# The fields every config.json has, with their types (bool is refused where int is wanted).
+RUN_CONFIG_FIELDS: dict[str, type] = {
+    "model": str,
+    "num_items": int,
+    "params": dict,
+    "dataset": dict,
+    "train": dict,
+}
+
+
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / CONFIG_FILE
+    """The checked `config.json` of a run directory; anything malformed is one RunError."""
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_FILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"{run_dir}: not a run directory (it is a file)")
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except FileNotFoundError:
         raise RunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})") from None
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         raise RunError(f"{path}: corrupted ({e})") from None
+    if not isinstance(config, dict):
+        raise RunError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    for name, kind in RUN_CONFIG_FIELDS.items():
+        if name not in config:
+            raise RunError(f"{path}: missing field '{name}'")
+        value = config[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise RunError(f"{path}: field '{name}' must be {kind.__name__}, got {value!r}")
+    return config
+
+
+def _train_settings(run_dir: str | Path, settings: dict[str, Any]) -> TrainConfig:
+    """The training settings recorded in a run's config.json, errors naming the file."""
+    try:
+        return build_params(TrainConfig, settings, "training")
+    except ConfigError as e:
+        raise RunError(f"{Path(run_dir) / CONFIG_FILE}: {e}") from None
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[Recommender, dict[str, Any]]:
@@ -200,6 +233,7 @@ def prepare_resume(
         raise ConfigError(
             f"'{bad[0]}' cannot change when resuming (allowed: {', '.join(RESUMABLE_CHANGES)})"
         )
+    _train_settings(run_dir, config["train"])  # the file itself first, then the changes
     train = build_params(TrainConfig, {**config["train"], **(changes or {})}, "training")
     if changes and distributed.env_world().is_main:
         config["train"] = params_dict(train)
@@ -213,6 +247,6 @@ def evaluate_run(
 ) -> dict[str, dict[str, float]]:
     """Evaluate a saved run again on the dataset and settings it was trained with."""
     model, config = load_run(run_dir, device)
-    train = build_params(TrainConfig, config["train"], "training")
+    train = _train_settings(run_dir, config["train"])
     dataset = reload_dataset(config["dataset"])
     return evaluate_splits(model, dataset, train, splits)

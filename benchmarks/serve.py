@@ -1,0 +1,303 @@
+"""Serving latency and throughput: in-process calls and HTTP on loopback, for any run directory.
+
+Usage:
+    python benchmarks/serve.py RUN_DIR [--requests 3000] [--seconds 20] [--concurrency 1,8,32]
+        [--rate 500] [--batch-size 1,64] [--max-wait-ms 0] [--threads 1] [--workers 1]
+    python benchmarks/serve.py --untrained focol --dataset diginetica
+        (latency only: a FOCOL of the dataset's size with random weights, see docs/serving.md)
+
+In-process: `SessionRecommender.recommend` one session at a time. HTTP: the service is started
+with `sessionrec serve` as a subprocess on 127.0.0.1 (never any other address) and driven from
+this process over keep-alive connections: closed loop with `--concurrency` connections, and
+open loop at `--rate` requests/s (latency counted from each request's scheduled time).
+Each phase stops after `--requests` requests or `--seconds` seconds, whichever comes first.
+Sessions are the run's test prefixes in original ids (random sessions if the data is absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HOST = "127.0.0.1"  # loopback only
+
+
+def percentiles(lat: list[float]) -> dict[str, float]:
+    if not lat:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+    q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
+    return {"p50": q[49], "p95": q[94], "p99": q[98]}
+
+
+def report(name: str, lat: list[float], errors: int, seconds: float, extra: str = "") -> None:
+    p = percentiles(lat)
+    rate = len(lat) / seconds if seconds > 0 else 0.0
+    print(
+        f"{name:<28} n={len(lat):>6}  errors={errors:<4} {rate:>8.0f} req/s  "
+        f"p50 {1e3 * p['p50']:7.3f} ms  p95 {1e3 * p['p95']:7.3f} ms  "
+        f"p99 {1e3 * p['p99']:7.3f} ms{extra}",
+        flush=True,
+    )
+
+
+def load_sessions(rec, config: dict, n: int, seed: int = 0) -> list[list]:
+    """Up to `n` test prefixes of the run's dataset in original ids (random if unavailable)."""
+    rng = random.Random(seed)
+    try:
+        from sessionrec.data.dataset import reload_dataset
+
+        test = reload_dataset(config["dataset"]).test
+        idx = rng.sample(range(len(test)), min(n, len(test)))
+        seqs = [test.sequence(i).tolist() for i in idx]
+        source = "test prefixes"
+    except Exception as e:  # the dataset is not on this machine
+        print(f"(dataset unavailable: {e}; using random sessions of 1-10 items)")
+        num = rec.model.num_items
+        seqs = [[rng.randint(1, num) for _ in range(rng.randint(1, 10))] for _ in range(n)]
+        source = "random sessions"
+    lengths = [len(s) for s in seqs]
+    print(
+        f"sessions: {len(seqs)} {source}, mean length {statistics.mean(lengths):.1f}, "
+        f"max {max(lengths)}"
+    )
+    to_orig = rec.vocab.to_original
+    return [[to_orig(i) for i in s] for s in seqs]
+
+
+def bench_inprocess(rec, sessions: list[list], k: int, requests: int, seconds: float) -> None:
+    for s in sessions[:50]:
+        rec.recommend(s, k)
+    lat, errors = [], 0
+    t0 = time.perf_counter()
+    for i in range(requests):
+        t = time.perf_counter()
+        if t - t0 > seconds:
+            break
+        try:
+            rec.recommend(sessions[i % len(sessions)], k)
+        except Exception:
+            errors += 1
+            continue
+        lat.append(time.perf_counter() - t)
+    report("in-process, 1 session", lat, errors, time.perf_counter() - t0)
+    batch = [sessions[i % len(sessions)] for i in range(64)]
+    t0, n = time.perf_counter(), 0
+    while n < max(requests // 64, 5) and time.perf_counter() - t0 < seconds:
+        rec.recommend_batch(batch, k)
+        n += 1
+    dt = time.perf_counter() - t0
+    print(f"in-process, batches of 64  {64 * n / dt:8.0f} sessions/s  {1e3 * dt / n:.2f} ms/batch")
+
+
+# --- HTTP --------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def start_server(run_dir: str, args: argparse.Namespace, batch_size: int) -> tuple:
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "sessionrec", "serve", run_dir, "--host", HOST, "--port", str(port),
+        "--threads", str(args.threads), "--workers", str(args.workers),
+        "--batch-size", str(batch_size), "--max-wait-ms", str(args.max_wait_ms),
+        "--model-thread" if args.model_thread else "--no-model-thread",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the service exited: {proc.stderr.read()}")
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, port
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the service did not answer /health within 180 s")
+
+
+def request_bytes(port: int, session: list, k: int) -> bytes:
+    body = json.dumps({"session": session, "k": k}).encode()
+    head = (
+        f"POST /recommend HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = next(int(x.split(":")[1]) for x in lines if x.lower().startswith("content-length"))
+    await reader.readexactly(length)
+    return status
+
+
+async def drive(port: int, payloads: list[bytes], args, concurrency: int, rate: float | None):
+    """Closed loop (rate None) or open loop at `rate` req/s; returns latencies, errors, time."""
+    lat: list[float] = []
+    sent_lat: list[float] = []  # from the actual send (open loop: without client lateness)
+    errors = 0
+    counter = iter(range(args.requests))
+    t0 = time.perf_counter()
+    stop_at = t0 + args.seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            for i in counter:
+                scheduled = t0 + i / rate if rate else time.perf_counter()
+                if scheduled > stop_at:
+                    break
+                if rate:
+                    await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+                sent = time.perf_counter()
+                writer.write(payloads[i % len(payloads)])
+                try:
+                    status = await asyncio.wait_for(_read_response(reader), 10)
+                except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                    errors += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(HOST, port)
+                    continue
+                if status == 200:
+                    done = time.perf_counter()
+                    lat.append(done - scheduled)
+                    sent_lat.append(done - sent)
+                else:
+                    errors += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return lat, sent_lat, errors, time.perf_counter() - t0
+
+
+def batcher_stats(port: int) -> dict:
+    with urllib.request.urlopen(f"http://{HOST}:{port}/model", timeout=5) as r:
+        return json.loads(r.read())["batcher"]
+
+
+def bench_http(run_dir: str, sessions: list[list], args) -> None:
+    for batch_size in args.batch_size:
+        proc, port = start_server(run_dir, args, batch_size)
+        try:
+            payloads = [request_bytes(port, s, args.k) for s in sessions]
+            warm = argparse.Namespace(requests=200, seconds=10)
+            asyncio.run(drive(port, payloads[:200], warm, 4, None))
+            phases = [(c, None) for c in args.concurrency] + [
+                (args.rate_connections, r) for r in args.rate
+            ]
+            for conc, rate in phases:
+                before = batcher_stats(port)
+                lat, sent_lat, errors, dt = asyncio.run(drive(port, payloads, args, conc, rate))
+                after = batcher_stats(port)
+                passes = max(after["batches"] - before["batches"], 1)
+                mean = (after["sessions"] - before["sessions"]) / passes
+                fwd = 1e3 * (after["forward_seconds"] - before["forward_seconds"]) / passes
+                extra = f"{mean:.1f} sessions/pass, {fwd:.2f} ms/pass"
+                if args.workers > 1:  # /model answers from one worker: no totals
+                    extra = f"{args.workers} workers"
+                label = f"rate {rate:g}/s" if rate else f"{conc} connections"
+                if rate:
+                    p = percentiles(sent_lat)
+                    extra += f", from send p50 {1e3 * p['p50']:.2f} p99 {1e3 * p['p99']:.2f} ms"
+                report(
+                    f"http batch {batch_size}, {label}",
+                    lat, errors, dt, f"  ({extra})",
+                )  # fmt: skip
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def make_untrained(model: str, dataset: str) -> str:
+    """A run directory with `model` at `dataset`'s size and random weights (latency only)."""
+    import torch
+
+    from sessionrec.data.dataset import load_dataset
+    from sessionrec.io import atomic_write_json
+    from sessionrec.models import create
+
+    data = load_dataset(dataset)
+    m = create(model, data.num_items, seed=0)
+    net = getattr(m, "net", None)
+    if net is not None and hasattr(net, "global_emb"):  # FOCOL: E^g as if precomputed
+        with torch.no_grad():
+            net.global_emb = net.item_emb.weight.detach().clone()
+            net._stale = False
+    out = tempfile.mkdtemp(prefix=f"untrained-{model}-{data.name}-")
+    m.save(out)
+    config = {"model": m.name, "num_items": m.num_items, "dataset": data.source, "train": {}}
+    atomic_write_json(Path(out) / "config.json", config)
+    print(f"untrained {model} for {data.name} ({data.num_items:,} items) in {out}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    ints = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
+    parser.add_argument("run_dir", nargs="?")
+    parser.add_argument("--untrained", help="Benchmark this model with random weights instead.")
+    parser.add_argument("--dataset", default="diginetica", help="Dataset for --untrained.")
+    parser.add_argument("--requests", type=int, default=3000, help="Per phase.")
+    parser.add_argument("--seconds", type=float, default=20.0, help="Per phase.")
+    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--concurrency", type=ints, default=[1, 8, 32])
+    parser.add_argument("--rate", type=lambda s: [float(x) for x in s.split(",") if x], default=[])
+    parser.add_argument("--rate-connections", type=int, default=32)
+    parser.add_argument("--batch-size", type=ints, default=[64])
+    parser.add_argument("--max-wait-ms", type=float, default=0.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--no-http", action="store_true")
+    parser.add_argument(
+        "--model-thread", action=argparse.BooleanOptionalAction, default=True,
+        help="Forward passes on a thread beside the event loop (the serve default).",
+    )  # fmt: skip
+    args = parser.parse_args()
+    if (args.run_dir is None) == (args.untrained is None):
+        parser.error("give a RUN_DIR or --untrained MODEL")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    from sessionrec.serving import SessionRecommender
+    from sessionrec.training.run import read_run_config
+
+    torch.set_num_threads(args.threads)
+    run_dir = args.run_dir or make_untrained(args.untrained, args.dataset)
+    rec = SessionRecommender.load(run_dir)
+    print(
+        f"{rec.model.name}: {rec.model.num_items:,} items, {args.threads} torch thread(s), "
+        f"k={args.k}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    sessions = load_sessions(rec, read_run_config(run_dir), 5000)
+    gc.collect()
+    gc.freeze()  # as the service does after loading (docs/serving.md)
+    bench_inprocess(rec, sessions, args.k, args.requests, args.seconds)
+    if not args.no_http:
+        bench_http(run_dir, sessions, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The HTTP service (FastAPI): `/recommend`, `/recommend/batch`, `/health`, `/model`, `/docs`.
+
+Every 4xx answer is JSON `{"detail": "<one-line message>"}` (422 for a bad request, 413 for an
+oversize body); a validation error also lists pydantic's `errors`. Requests go through a
+`DynamicBatcher`, so concurrent requests share forward passes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from sessionrec.errors import ConfigError
+from sessionrec.serving.batcher import DynamicBatcher
+from sessionrec.serving.recommender import SessionRecommender
+
+SETTINGS_ENV = "SESSIONREC_SERVE"  # JSON settings for worker processes (--workers > 1)
+
+
+@dataclass
+class ServeSettings:
+    """Request limits and batching; the `serve` command's flags."""
+
+    max_k: int = 1000  # largest k a request may ask for
+    max_sessions: int = 256  # sessions in one /recommend/batch request
+    max_body_bytes: int = 1 << 20  # larger bodies get 413
+    batch_size: int = 64  # sessions merged into one forward pass (1: batching off)
+    max_wait_ms: float = 0.0  # extra wait for more requests before a forward pass
+    threaded: bool = True  # forward passes on a model thread (False: on the event loop)
+
+
+def _check_item(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"item ids must be strings or integers, got {value!r}")
+    return value
+
+
+ItemIdIn = Annotated[int | str, BeforeValidator(_check_item)]
+
+
+class RecommendRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"session": ["item-a", "item-b"], "k": 20}]},
+    )
+    session: list[ItemIdIn] = Field(
+        description="Item ids in click order (the dataset's original ids); "
+        "the most recent clicks are kept when longer than the model's maximum."
+    )
+    k: int = Field(20, strict=True, description="How many items to return.")
+    exclude: list[ItemIdIn] | None = Field(None, description="Item ids never to return.")
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"sessions": [["item-a"], ["item-b", "item-c"]]}]},
+    )
+    sessions: list[list[ItemIdIn]] = Field(description="Sessions, each as in /recommend.")
+    k: int = Field(20, strict=True)
+    exclude: list[list[ItemIdIn]] | None = Field(
+        None, description="One list of item ids to leave out per session."
+    )
+
+
+class RecommendResponse(BaseModel):
+    items: list[int | str] = Field(description="Recommended item ids, best first.")
+    scores: list[float] = Field(description="The model's score of each item.")
+    unknown_items: list[int | str] = Field(description="Session ids the model does not know.")
+
+
+class BatchResponse(BaseModel):
+    results: list[RecommendResponse]
+
+
+def _message(error: dict[str, Any]) -> str:
+    loc = ".".join(str(x) for x in error.get("loc", ()) if x != "body") or "body"
+    return f"{loc}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}"
+
+
+class BodyLimit:
+    """ASGI middleware: answer 413 to a request body over `max_bytes` (read bounded)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(int(declared), scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                return await self._refuse(len(body), scope, receive, send)
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, size: int, scope: dict, receive: Any, send: Any) -> None:
+        detail = f"request body too large: {size} bytes or more (at most {self.max_bytes})"
+        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+
+
+def _answer(rec: SessionRecommender, top: list[tuple[int, float]], unknown: list) -> dict:
+    r = rec.to_original(top, unknown)
+    return {"items": r.items, "scores": r.scores, "unknown_items": r.unknown_items}
+
+
+def create_app(rec: SessionRecommender, settings: ServeSettings | None = None) -> FastAPI:
+    """The FastAPI app serving `rec` (already loaded: load-time work is done)."""
+    cfg = settings or ServeSettings()
+    batcher = DynamicBatcher(rec.top_k, cfg.batch_size, cfg.max_wait_ms, cfg.threaded)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(
+        title="sessionrec",
+        description=f"Next-item recommendations from a trained `{rec.model.name}` model.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.recommender, app.state.batcher, app.state.settings = rec, batcher, cfg
+    app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        detail = "; ".join(_message(e) for e in errors[:3])
+        safe = [{k: e.get(k) for k in ("loc", "msg", "type")} for e in errors]
+        return JSONResponse({"detail": detail, "errors": safe}, status_code=422)
+
+    @app.exception_handler(ConfigError)
+    async def bad_request(request: Request, exc: ConfigError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    def check_k(k: int) -> None:
+        if not 1 <= k <= cfg.max_k:
+            raise ConfigError(f"k must be between 1 and {cfg.max_k}, got {k}")
+
+    @app.post("/recommend", response_model=RecommendResponse)
+    async def recommend(req: RecommendRequest) -> JSONResponse:
+        """Top-k next items for one session."""
+        check_k(req.k)
+        p = rec.prepare(req.session)
+        [top] = await batcher.submit([p.items], req.k, [rec.exclusions(req.exclude)])
+        return JSONResponse(_answer(rec, top, p.unknown_items))
+
+    @app.post("/recommend/batch", response_model=BatchResponse)
+    async def recommend_batch(req: BatchRequest) -> JSONResponse:
+        """Top-k next items for each of several sessions (one forward pass)."""
+        check_k(req.k)
+        n = len(req.sessions)
+        if n == 0:
+            raise ConfigError("sessions is empty: give at least one session")
+        if n > cfg.max_sessions:
+            raise ConfigError(f"too many sessions: {n} (at most {cfg.max_sessions} per request)")
+        if req.exclude is not None and len(req.exclude) != n:
+            raise ConfigError(
+                f"exclude must have one list per session ({n} sessions, {len(req.exclude)} lists)"
+            )
+        prepared = [rec.prepare(s, f"sessions[{i}]") for i, s in enumerate(req.sessions)]
+        exclude = [rec.exclusions(e) for e in req.exclude or []]
+        top = await batcher.submit([p.items for p in prepared], req.k, exclude)
+        results = [_answer(rec, t, p.unknown_items) for t, p in zip(top, prepared, strict=True)]
+        return JSONResponse({"results": results})
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        """Liveness: the model is loaded and the batcher runs."""
+        return {"status": "ok", "model": rec.model.name, "num_items": rec.model.num_items}
+
+    @app.get("/model")
+    async def model_info() -> dict[str, Any]:
+        """Model name, hyper-parameters, item count, test metrics and serving limits."""
+        return {**rec.info(), "serving": asdict(cfg), "batcher": asdict(batcher.stats)}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """App factory for uvicorn worker processes: settings from `$SESSIONREC_SERVE`."""
+    import torch
+
+    spec = json.loads(os.environ[SETTINGS_ENV])
+    torch.set_num_threads(int(spec.get("threads", 1)))
+    rec = SessionRecommender.load(spec["run_dir"], max_len=spec.get("max_len"))
+    rec.warmup()
+    app = create_app(rec, ServeSettings(**spec["settings"]))
+    if os.environ.get("SESSIONREC_GC_FREEZE", "1") == "1":
+        import gc
+
+        gc.collect()
+        gc.freeze()  # long-lived objects leave the collector's view: shorter GC pauses
+    return app

@@ -1,0 +1,77 @@
+"""Tiny trained runs for the serving tests: STAMP, Pop and a small FOCOL on the tiny synthetic
+data, and STAMP on a prepared dataset whose original item ids are strings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sessionrec.data.dataset import load_dataset
+from sessionrec.data.prepared import write_prepared
+from sessionrec.models import create, get
+from sessionrec.training.config import TrainConfig
+from sessionrec.training.run import train_and_evaluate
+
+CONFIG = TrainConfig(epochs=1, batch_size=128, lr=3e-3, num_threads=1)
+
+
+def sku(i: int) -> str:
+    """The original id of internal item i in the prepared test dataset."""
+    return f"sku-{i:04d}"
+
+
+@pytest.fixture(name="sku", scope="session")
+def sku_fixture():
+    return sku
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _train(name: str, dataset, run_dir, **hparams):
+    model = create(name, dataset.num_items, seed=0, **hparams)
+    train_and_evaluate(model, dataset, CONFIG, run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="session")
+def stamp_run(tiny, runs):
+    return _train("stamp", tiny, runs / "stamp")
+
+
+@pytest.fixture(scope="session")
+def pop_run(tiny, runs):
+    return _train("pop", tiny, runs / "pop")
+
+
+@pytest.fixture(scope="session")
+def focol_run(tiny, runs):
+    return _train("focol", tiny, runs / "focol", **get("focol").contract_hparams)
+
+
+@pytest.fixture(scope="session")
+def prepared_dir(tiny, tmp_path_factory):
+    """The tiny sessions as a prepared dataset with string item ids `sku-0001`, ..."""
+    sessions = tiny.train_sessions
+    n_test = len(sessions) // 10
+    train = sessions.select(np.arange(len(sessions) - n_test))
+    test = sessions.select(np.arange(len(sessions) - n_test, len(sessions)))
+    item_ids = [sku(i) for i in range(1, tiny.num_items + 1)]
+    path = tmp_path_factory.mktemp("prepared") / "shop"
+    return write_prepared(path, train, test, item_ids, {"source": "tiny synthetic"})
+
+
+@pytest.fixture(scope="session")
+def prepared_run(prepared_dir, runs):
+    return _train("stamp", load_dataset(prepared_dir), runs / "stamp-prepared")
