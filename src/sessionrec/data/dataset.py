@@ -236,6 +236,16 @@ def split_valid(examples: Examples, valid_fraction: float) -> tuple[Examples, Ex
     return examples.subset(slice(0, cut)), examples.subset(slice(cut, None))
 
 
+def recent_sessions(sessions: Sessions, fraction: float) -> Sessions:
+    """The most recent `fraction` of sessions (they are in time order), at least one."""
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"train_fraction must be in (0, 1], got {fraction}")
+    if fraction == 1.0:
+        return sessions
+    keep = max(1, int(round(len(sessions) * fraction)))
+    return sessions.select(np.arange(len(sessions) - keep, len(sessions)))
+
+
 def build_dataset(
     name: str,
     train_sessions: Sessions,
@@ -243,8 +253,13 @@ def build_dataset(
     valid_fraction: float = DEFAULT_VALID_FRACTION,
     item_ids: list[str] | None = None,
     source: dict[str, Any] | None = None,
+    train_fraction: float = 1.0,
 ) -> SessionDataset:
-    """Assemble a dataset from training sessions and test examples."""
+    """Assemble a dataset from training sessions and test examples.
+
+    `train_fraction` < 1 keeps only the most recent fraction of training sessions (a reduced
+    budget); the item table and the test set stay those of the full data.
+    """
     all_ids = np.concatenate([train_sessions.items, test.items, test.target])
     num_items = int(all_ids.max(initial=0))
     if item_ids is not None and num_items > len(item_ids):
@@ -253,6 +268,10 @@ def build_dataset(
         )
     if item_ids is not None:
         num_items = len(item_ids)
+    train_sessions = recent_sessions(train_sessions, train_fraction)
+    source = dict(source or {})
+    if train_fraction != 1.0:
+        source["train_fraction"] = train_fraction
     examples = train_sessions.prefixes()
     if len(examples) == 0:
         raise DataError(
@@ -267,7 +286,7 @@ def build_dataset(
         valid,
         test,
         item_ids,
-        dict(source or {}, valid_fraction=valid_fraction),
+        dict(source, valid_fraction=valid_fraction),
     )
 
 
@@ -275,12 +294,16 @@ def load_dataset(
     spec: str | Path,
     data_root: str | Path | None = None,
     valid_fraction: float = DEFAULT_VALID_FRACTION,
+    train_fraction: float = 1.0,
 ) -> SessionDataset:
-    """Load a named benchmark, the built-in synthetic data, or a dataset directory."""
+    """Load a named benchmark, the built-in synthetic data, or a dataset directory.
+
+    `train_fraction` < 1 keeps the most recent fraction of training sessions.
+    """
     if str(spec) == "synthetic":
         from sessionrec.data.synthetic import make_synthetic
 
-        return make_synthetic(valid_fraction=valid_fraction)
+        return make_synthetic(valid_fraction=valid_fraction, train_fraction=train_fraction)
     path = resolve_dataset_dir(spec, data_root)
     root = path.parent if str(spec) in BENCHMARKS else path  # what the files must stay inside
     for name in DATA_FILES:
@@ -299,7 +322,7 @@ def load_dataset(
     source = {"dataset": str(spec) if str(spec) in BENCHMARKS else str(path.resolve())}
     if str(spec) in BENCHMARKS and data_root:
         source["data_root"] = str(Path(data_root).resolve())
-    return build_dataset(name, train, test, valid_fraction, item_ids, source)
+    return build_dataset(name, train, test, valid_fraction, item_ids, source, train_fraction)
 
 
 def reload_dataset(source: dict[str, Any]) -> SessionDataset:
@@ -314,4 +337,5 @@ def reload_dataset(source: dict[str, Any]) -> SessionDataset:
         source["dataset"],
         source.get("data_root"),
         source.get("valid_fraction", DEFAULT_VALID_FRACTION),
+        source.get("train_fraction", 1.0),
     )

@@ -78,8 +78,12 @@ def make_synthetic(
     test_fraction: float = 0.1,
     seed: int = 0,
     valid_fraction: float = DEFAULT_VALID_FRACTION,
+    train_fraction: float = 1.0,
 ) -> SessionDataset:
-    """The built-in `synthetic` dataset: the last `test_fraction` of sessions are test sessions."""
+    """The built-in `synthetic` dataset: the last `test_fraction` of sessions are test sessions.
+
+    `train_fraction` < 1 keeps the most recent fraction of the training sessions.
+    """
     sessions = generate_sessions(num_items, num_categories, num_sessions, seed=seed)
     n_train = len(sessions) - int(round(len(sessions) * test_fraction))
     train = sessions.select(np.arange(n_train))
@@ -95,4 +99,4 @@ def make_synthetic(
         "test_fraction": test_fraction,
         "seed": seed,
     }
-    return build_dataset("synthetic", train, test, valid_fraction, None, source)
+    return build_dataset("synthetic", train, test, valid_fraction, None, source, train_fraction)

@@ -71,11 +71,13 @@ def train_and_evaluate(
     run_dir: str | Path | None = None,
     progress: bool = False,
     resume: bool = False,
+    splits: tuple[str, ...] = ("valid", "test"),
 ) -> dict[str, Any]:
-    """Fit `model`, evaluate it on validation and test, and write the run directory if given.
+    """Fit `model`, evaluate it on `splits` (validation and test), and write the run directory.
 
     Under torchrun (WORLD_SIZE > 1) it joins the process group, trains with DDP and shards
-    evaluation; models with their own training loop are refused there.
+    evaluation; models with their own training loop are refused there. `splits=("valid",)`
+    leaves the test set untouched (tuning evaluates it for the selected configuration only).
     """
     config = config or TrainConfig()
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -87,7 +89,7 @@ def train_and_evaluate(
         )
     owned = distributed.setup(config.device)
     try:
-        return _train_and_evaluate(model, dataset, config, run_dir, progress, resume)
+        return _train_and_evaluate(model, dataset, config, run_dir, progress, resume, splits)
     finally:
         if owned:
             distributed.shutdown()
@@ -100,6 +102,7 @@ def _train_and_evaluate(
     run_dir: Path | None,
     progress: bool,
     resume: bool,
+    splits: tuple[str, ...] = ("valid", "test"),
 ) -> dict[str, Any]:
     world = distributed.current()
     if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
@@ -116,7 +119,7 @@ def _train_and_evaluate(
         model.fit(dataset, config, run_dir, progress, resume)
     fit_seconds = time.monotonic() - t0
     t1 = time.monotonic()
-    results = evaluate_splits(model, dataset, config)
+    results = evaluate_splits(model, dataset, config, splits)
     metrics: dict[str, Any] = {
         "model": model.name,
         "dataset": dataset.name,
