@@ -1,12 +1,17 @@
 """FOG build and FOGCN cost on a real benchmark: build time and size, 3-layer forward+backward.
 
-Usage: python benchmarks/fogcn.py [--dataset diginetica] [--layers 3] [--dim 100] [--repeats 3]
-Prints medians; run with the machine otherwise idle for comparable figures.
+Usage: python benchmarks/fogcn.py [--dataset diginetica] [--layers 3] [--dim 100] [--repeats 5]
+       [--threads 2] [--alpha normalized,softmax] [--torch]
+Times the numba kernels (the CPU default) for each α variant; `--torch` also times the torch
+fallback afterwards (its peak RSS then includes the numba runs). Prints medians of wall time
+and of process CPU time (CPU ≈ threads × wall on an idle machine; less means the cores were
+shared), with the load average; run with the machine otherwise idle for comparable figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import time
@@ -15,11 +20,31 @@ import torch
 
 from sessionrec.data.dataset import load_dataset
 from sessionrec.graph.fog import build_fog
-from sessionrec.graph.fogcn import FOGOperator, fogcn
+from sessionrec.graph.fogcn import FOGOperator, fogcn, numba_available
 
 
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def time_fogcn(
+    e0: torch.Tensor, op: FOGOperator, alpha: str, backend: str, layers: int, repeats: int
+) -> tuple[float, float, float]:
+    """Median forward, forward+backward wall seconds and forward+backward CPU seconds."""
+    width, dim = op.width, e0.shape[1]
+    ps = [torch.ones(width, dim, requires_grad=True) for _ in range(layers)]
+    fwd, total, cpu = [], [], []
+    for r in range(repeats + 1):  # the first run warms up (numba cache load, buffers)
+        e0.grad = None
+        t, c = time.perf_counter(), time.process_time()
+        out = fogcn(e0, ps, op, alpha, backend=backend)
+        f = time.perf_counter() - t
+        out.square().mean().backward()
+        if r:
+            fwd.append(f)
+            total.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+    return statistics.median(fwd), statistics.median(total), statistics.median(cpu)
 
 
 def main() -> None:
@@ -27,10 +52,13 @@ def main() -> None:
     parser.add_argument("--dataset", default="diginetica")
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--dim", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-distance", type=int, default=None)
     parser.add_argument("--alpha", default="normalized,softmax")
+    parser.add_argument("--torch", action="store_true", help="also time the torch fallback")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     data = load_dataset(args.dataset)
     t = time.perf_counter()
@@ -50,26 +78,29 @@ def main() -> None:
     )
     t = time.perf_counter()
     op = FOGOperator(fog)
-    print(f"operator build: {time.perf_counter() - t:.2f} s; threads {torch.get_num_threads()}")
+    print(f"operator: {time.perf_counter() - t:.2f} s; threads {torch.get_num_threads()}")
+    backends = (["numba"] if numba_available() else []) + (["torch"] if args.torch else [])
+    if "numba" in backends:
+        t = time.perf_counter()
+        graph = op.kernel_graph()
+        print(
+            f"numba edge groups: {time.perf_counter() - t:.2f} s, "
+            f"{len(graph.incoming.group_mult):,} (destination, weight vector) groups"
+        )
+    else:
+        print("numba is not installed: timing the torch path")
+        backends = ["torch"]
     torch.manual_seed(0)
     e0 = torch.randn(fog.num_nodes, args.dim, requires_grad=True)
-    for alpha in args.alpha.split(","):
-        ps = [
-            torch.ones(2 * fog.max_distance, args.dim, requires_grad=True)
-            for _ in range(args.layers)
-        ]
-        fwd, total = [], []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            out = fogcn(e0, ps, op, alpha)
-            fwd.append(time.perf_counter() - t)
-            out.square().mean().backward()
-            total.append(time.perf_counter() - t)
-        print(
-            f"alpha={alpha}: {args.layers} layers forward {statistics.median(fwd):.2f} s, "
-            f"forward+backward {statistics.median(total):.2f} s (median of {args.repeats}); "
-            f"peak RSS so far {peak_rss_gb():.2f} GiB"
-        )
+    for backend in backends:
+        for alpha in args.alpha.split(","):
+            fwd, total, cpu = time_fogcn(e0, op, alpha, backend, args.layers, args.repeats)
+            print(
+                f"{backend} alpha={alpha}: {args.layers} layers forward {fwd:.2f} s, "
+                f"forward+backward {total:.2f} s wall, {cpu:.2f} s CPU "
+                f"(medians of {args.repeats}); peak RSS so far {peak_rss_gb():.2f} GiB; "
+                f"load average {os.getloadavg()[0]:.1f}"
+            )
 
 
 if __name__ == "__main__":
