@@ -16,7 +16,7 @@ $(BIN)/sessionrec: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# Exact pin: the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,ann]'
 	touch $@
 
 setup: $(BIN)/sessionrec

@@ -264,10 +264,14 @@ def evaluate_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory."
     recorded_path = run_dir / METRICS_FILE
     if recorded_path.exists():
         try:
-            recorded = json.loads(recorded_path.read_text())["test"]
-        except (ValueError, KeyError, TypeError) as e:
+            recorded = json.loads(recorded_path.read_text())
+            recorded_test = recorded.get("test")  # absent when tuning skipped the test split
+        except (ValueError, AttributeError) as e:
             raise RunError(f"{recorded_path}: corrupted ({type(e).__name__}: {e})") from None
-        rows = {"recorded": recorded, "now": test}
+        if recorded_test is not None and not isinstance(recorded_test, dict):
+            raise RunError(f"{recorded_path}: corrupted ('test' is not an object)")
+        if recorded_test is not None:
+            rows = {"recorded": recorded_test, "now": test}
     out.print(metrics_table(f"{run_dir} (test, %)", rows))
 
 
@@ -276,11 +280,15 @@ def recommend(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     session: Annotated[str, typer.Option(help="Item ids in click order, comma-separated.")],
     k: Annotated[int, typer.Option(help="How many items.")] = 20,
+    ann: Annotated[
+        str | None,
+        typer.Option(help="Approximate top-k: hnsw, ivf or flat (see `serve --help`)."),
+    ] = None,
 ) -> None:
     """Top-k next items for one session."""
     from sessionrec.serving import SessionRecommender
 
-    rec = SessionRecommender.load(run_dir)
+    rec = SessionRecommender.load(run_dir, ann=ann)
     items: list[Any] = [x.strip() for x in session.split(",") if x.strip()]
     if rec.vocab.kind == "integer":  # the run's dataset uses integer ids
         try:

@@ -35,15 +35,24 @@ def serve(
     max_len: Annotated[
         int | None, typer.Option(help="Clicks kept per session (default: the model's maximum).")
     ] = None,
+    ann: Annotated[
+        str | None,
+        typer.Option(
+            help="Approximate top-k for dot-product models: hnsw, ivf or flat, with options "
+            "such as 'hnsw,ef_search=256' or 'ivf,nprobe=64' (needs faiss-cpu; default exact)."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve a trained run over HTTP: POST /recommend, /recommend/batch; GET /health, /model."""
+    import gc
     import json
     import os
 
     import torch
     import uvicorn
 
+    from sessionrec.serving.ann import AnnConfig
     from sessionrec.serving.app import SETTINGS_ENV, ServeSettings, app_from_env
     from sessionrec.serving.recommender import SessionRecommender
 
@@ -52,6 +61,7 @@ def serve(
             raise ConfigError(f"--{name} must be at least 1, got {value}")
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {port}")
+    ann_spec = None if ann is None else AnnConfig.parse(ann).spec()
     settings = ServeSettings(
         max_k, max_sessions, max_body_bytes, batch_size, max_wait_ms, model_thread
     )
@@ -59,15 +69,21 @@ def serve(
         "run_dir": str(run_dir),
         "threads": threads,
         "max_len": max_len,
+        "ann": ann_spec,
         "settings": vars(settings),
     }
     os.environ[SETTINGS_ENV] = json.dumps(spec)
     if workers == 1:
         app = app_from_env()  # load (and fail) before binding the port
-        print(f"serving {app.state.recommender.model.name} from {run_dir} on http://{host}:{port}")
+        how = "" if ann_spec is None else f" (approximate top-k: {ann_spec})"
+        name = app.state.recommender.model.name
+        print(f"serving {name} from {run_dir} on http://{host}:{port}{how}")
         uvicorn.run(app, host=host, port=port, log_level=log_level)
     else:
-        SessionRecommender.load(run_dir, max_len=max_len)  # fail early, in this process
+        # Fail early, in this process; an ANN index is built (and cached) here once, and
+        # each worker reads it from the run directory.
+        SessionRecommender.load(run_dir, max_len=max_len, ann=ann_spec)
+        gc.collect()
         torch.set_num_threads(threads)
         print(f"serving {run_dir} with {workers} workers on http://{host}:{port}")
         uvicorn.run(

@@ -83,6 +83,15 @@ class Recommender(ABC):
         self.device = torch.device(device)
         return self
 
+    # --- dot-product scoring (approximate top-k, see serving/ann.py) -----------------------
+    def item_vectors(self) -> torch.Tensor | None:
+        """Item table V (num_items + 1, d) if `score_batch` is hₛᵀVᵢ for items 1..N, else None."""
+        return None
+
+    def session_vectors(self, batch: Batch) -> torch.Tensor:
+        """hₛ (B, d) such that `score_batch(batch)[:, 1:]` equals hₛ @ item_vectors()[1:]ᵀ."""
+        raise ConfigError(f"model '{self.name}' does not score items by a dot product")
+
     # --- recommending ----------------------------------------------------------------------
     def _check_session(self, session: Sequence[int]) -> list[int]:
         items = [int(i) for i in session]
@@ -234,6 +243,30 @@ class NeuralRecommender(Recommender):
         self.net.eval()
         batch = batch.to(self.device)
         return self.net(batch.items, batch.lengths)
+
+    def _dot_product(self) -> bool:
+        """The module scores by hₛᵀVᵢ (it defines `session_vectors` and `item_vectors`)."""
+        net = self.net
+        return (
+            type(self).score_batch is NeuralRecommender.score_batch
+            and callable(getattr(net, "session_vectors", None))
+            and callable(getattr(net, "item_vectors", None))
+        )
+
+    @torch.no_grad()
+    def item_vectors(self) -> torch.Tensor | None:
+        if not self._dot_product():
+            return None
+        self.net.eval()
+        return self.net.item_vectors()
+
+    @torch.no_grad()
+    def session_vectors(self, batch: Batch) -> torch.Tensor:
+        if not self._dot_product():
+            return super().session_vectors(batch)
+        self.net.eval()
+        batch = batch.to(self.device)
+        return self.net.session_vectors(batch.items, batch.lengths)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.net.state_dict())

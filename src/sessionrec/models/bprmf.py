@@ -53,9 +53,15 @@ class BPRMF(nn.Module):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
+    def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return masked_mean(self.item_emb(items), items > 0)  # a new session: mean item factor
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_emb.weight
+
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        h = masked_mean(self.item_emb(items), items > 0)  # a new session: mean of its item factors
-        return score_all_items(h, self.item_emb.weight)  # x̂_si = <w_s, h_i>
+        # x̂_si = <w_s, h_i>
+        return score_all_items(self.session_vectors(items, lengths), self.item_vectors())
 
 
 @register

@@ -217,6 +217,12 @@ class DHCN(nn.Module):
         table = self.item_table()
         return self._scores(self.session_embedding(table, items, lengths), table)
 
+    def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.session_embedding(self.item_table(), items, lengths)
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_table()
+
     def training_loss(
         self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
     ) -> torch.Tensor:

@@ -185,6 +185,13 @@ class FOCOL(nn.Module):
         eg = self.global_embeddings()
         return self.encode(eg, items, lengths) @ eg.t()  # z = h_sᵀ E^g (Eq. 8)
 
+    def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """h_s (B, d); the scores are h_sᵀ E^g (Eq. 8)."""
+        return self.encode(self.global_embeddings(), items, lengths)
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.global_embeddings()
+
     def training_loss(
         self,
         items: torch.Tensor,

@@ -67,6 +67,12 @@ class FPMC(nn.Module):
             return gather_last(v, lengths)
         return masked_mean(v, items > 0)
 
+    def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.basket(items, lengths)
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_next.weight
+
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         # x̂(i | B_{t-1}) = <v_i^{I,L}, mean_{l ∈ B_{t-1}} v_l^{L,I}>: FPMC's FMC term, no user term
         return score_all_items(self.basket(items, lengths), self.item_next.weight)

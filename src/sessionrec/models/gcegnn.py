@@ -220,7 +220,8 @@ class GCEGNN(nn.Module):
             ]
         return vecs[0]
 
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """S (B, d), the position-aware session embedding (Eqs. 11-14)."""
         mask = items > 0
         nodes, alias, types = session_graph(items)
         ids = [nodes]
@@ -237,8 +238,14 @@ class GCEGNN(nn.Module):
         )
         h_node = h_local + h_global  # sum pooling (Eq. 10)
         h_click = h_node.gather(1, alias.unsqueeze(-1).expand(-1, -1, h_node.shape[-1]))
-        s_final = self.readout(h_click, lengths, mask)  # S (Eqs. 11-14)
-        logits = score_all_items(s_final, self.item_emb.weight)  # ẑ_i = Sᵀ h_vi (Eq. 15)
+        return self.readout(h_click, lengths, mask)  # S (Eqs. 11-14)
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_emb.weight
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        s_final = self.session_vectors(items, lengths)
+        logits = score_all_items(s_final, self.item_vectors())  # ẑ_i = Sᵀ h_vi (Eq. 15)
         return logits.index_fill_(
             1, torch.zeros(1, dtype=torch.long, device=items.device), -torch.inf
         )

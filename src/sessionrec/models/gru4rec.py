@@ -311,6 +311,19 @@ class GRU4Rec(nn.Module):
         The final activation is monotone, so ranking by the linear scores is the same (and
         avoids ties where tanh saturates).
         """
+        out = self.last_output(items, lengths)
+        return out @ self.out_w.weight.t() + self.out_b.weight.t()
+
+    def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """[h ; 1] (B, d + 1): the scores Wy h + By as one inner product with [Wy ; By]."""
+        out = self.last_output(items, lengths)
+        return torch.cat([out, out.new_ones(out.shape[0], 1)], dim=1)
+
+    def item_vectors(self) -> torch.Tensor:
+        return torch.cat([self.out_w.weight, self.out_b.weight], dim=1)
+
+    def last_output(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The last layer's output h (B, d) after each prefix, from a zero state."""
         hidden = self.zero_state(items.shape[0], items.device)
         out = hidden[-1]
         for t in range(items.shape[1]):
@@ -318,7 +331,7 @@ class GRU4Rec(nn.Module):
             step_out, new = self.step(items[:, t], hidden)
             hidden = [torch.where(active, n, h) for n, h in zip(new, hidden, strict=True)]
             out = torch.where(active, step_out, out)
-        return out @ self.out_w.weight.t() + self.out_b.weight.t()
+        return out
 
 
 class NegativeSampler:

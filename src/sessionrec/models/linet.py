@@ -190,9 +190,16 @@ class LINet(nn.Module):
             c_h = masked_mean(groups, mask)  # LINet-No-GE
         return torch.cat([c_h, gather_last(x, lengths)], dim=1)  # c = [c_h ; m_t = x_t]
 
+    def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """g(c) (B, d)."""
+        return self.g(self.c_dropout(self.session_representation(items, lengths)))
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_emb.weight
+
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        c = self.c_dropout(self.session_representation(items, lengths))
-        return score_all_items(self.g(c), self.item_emb.weight)  # z_i = v_iᵀ g(c) (Eq. 11)
+        # z_i = v_iᵀ g(c) (Eq. 11)
+        return score_all_items(self.session_vectors(items, lengths), self.item_vectors())
 
 
 class _LINetBase(NeuralRecommender):

@@ -32,7 +32,8 @@ class NARM(nn.Module):
         self.ct_dropout = nn.Dropout(p.ct_dropout)
         self.bilinear = nn.Linear(2 * p.hidden_size, p.embedding_dim, bias=False)  # B in Eq. 9
 
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """B c_t (B, embedding_dim): the bilinear decoder's session side."""
         mask = items > 0
         h, _ = self.gru(
             self.emb_dropout(self.item_emb(items))
@@ -40,7 +41,14 @@ class NARM(nn.Module):
         c_global = gather_last(h, lengths)  # c_g = h_t (Eq. 5)
         c_local = self.attention(h, c_global, mask)  # c_l = Σ_j α_tj h_j (Eq. 6)
         c = self.ct_dropout(torch.cat([c_global, c_local], dim=1))  # c_t = [c_g; c_l] (Eq. 8)
-        return score_all_items(self.bilinear(c), self.item_emb.weight)  # S_i = embᵢᵀ B c_t (Eq. 9)
+        return self.bilinear(c)
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_emb.weight
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # S_i = embᵢᵀ B c_t (Eq. 9)
+        return score_all_items(self.session_vectors(items, lengths), self.item_vectors())
 
 
 @register

@@ -118,7 +118,8 @@ class SRGNN(nn.Module):
         for w in self.parameters():
             nn.init.uniform_(w, -bound, bound)
 
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """s_h (B, d), the hybrid session embedding (Eq. 7)."""
         g = session_graphs(items, lengths)
         h = self.item_emb(g.nodes)
         for _ in range(self.step):
@@ -126,8 +127,14 @@ class SRGNN(nn.Module):
         seq = h.gather(1, g.alias.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # node per click
         s_l = gather_last(seq, lengths)  # local: the last click's node (Eq. 6)
         s_g = self.attention(seq, s_l, items > 0)  # global: Σ α_i v_i (Eq. 6)
-        s_h = s_g if self.nonhybrid else self.hybrid(torch.cat([s_l, s_g], dim=1))  # (Eq. 7)
-        return score_all_items(s_h, self.item_emb.weight)  # ŷ_i = s_hᵀ v_i (Eq. 8)
+        return s_g if self.nonhybrid else self.hybrid(torch.cat([s_l, s_g], dim=1))  # (Eq. 7)
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_emb.weight
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # ŷ_i = s_hᵀ v_i (Eq. 8)
+        return score_all_items(self.session_vectors(items, lengths), self.item_vectors())
 
 
 @register

@@ -38,7 +38,8 @@ class STAMP(nn.Module):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """h_s ⊙ h_t (B, d): the trilinear score is its inner product with x_i."""
         mask = items > 0
         x = self.item_emb(items)
         x_t = gather_last(x, lengths)  # last click: short-term memory m_t (Eq. 3)
@@ -46,9 +47,14 @@ class STAMP(nn.Module):
         m_a = self.attention(x, torch.cat([x_t, m_s], dim=1), mask)  # m_a = Σ α_i x_i (Eq. 8)
         h_s = torch.tanh(self.mlp_s(m_a))  # (Eq. 9)
         h_t = torch.tanh(self.mlp_t(x_t))  # (Eq. 10)
-        return score_all_items(
-            h_s * h_t, self.item_emb.weight
-        )  # trilinear <h_s, h_t, x_i> (Eq. 11)
+        return h_s * h_t
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_emb.weight
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # trilinear <h_s, h_t, x_i> (Eq. 11)
+        return score_all_items(self.session_vectors(items, lengths), self.item_vectors())
 
 
 @register

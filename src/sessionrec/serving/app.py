@@ -210,7 +210,7 @@ def app_from_env() -> FastAPI:
 
     spec = json.loads(os.environ[SETTINGS_ENV])
     torch.set_num_threads(int(spec.get("threads", 1)))
-    rec = SessionRecommender.load(spec["run_dir"], max_len=spec.get("max_len"))
+    rec = SessionRecommender.load(spec["run_dir"], max_len=spec.get("max_len"), ann=spec.get("ann"))
     rec.warmup()
     app = create_app(rec, ServeSettings(**spec["settings"]))
     if os.environ.get("SESSIONREC_GC_FREEZE", "1") == "1":

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -22,6 +22,9 @@ from sessionrec.errors import ConfigError, RunError
 from sessionrec.models.base import NeuralRecommender, Recommender
 from sessionrec.models.params import params_dict
 from sessionrec.serving.vocab import ItemId, ItemVocabulary, load_vocabulary
+
+if TYPE_CHECKING:
+    from sessionrec.serving.ann import AnnConfig, AnnIndex
 
 DEFAULT_MAX_LEN = 200  # kept clicks for models that set no maximum of their own
 
@@ -77,6 +80,7 @@ class SessionRecommender:
         config: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
         max_len: int | None = None,
+        ann: AnnIndex | AnnConfig | str | None = None,
     ) -> None:
         self.model = model
         self.vocab = vocab or ItemVocabulary(model.num_items)
@@ -92,12 +96,27 @@ class SessionRecommender:
             type(model).score_batch is NeuralRecommender.score_batch
         ):
             self._net = model.net.eval()
+        # Approximate top-k (serving/ann.py): an index over the item vectors, built once.
+        self.ann: AnnIndex | None = None
+        if ann is not None:
+            from sessionrec.serving.ann import AnnIndex
+
+            self.ann = ann if isinstance(ann, AnnIndex) else AnnIndex.build(model, ann)
 
     @classmethod
     def load(
-        cls, run_dir: str | Path, device: str = "cpu", max_len: int | None = None
+        cls,
+        run_dir: str | Path,
+        device: str = "cpu",
+        max_len: int | None = None,
+        ann: AnnConfig | str | None = None,
     ) -> SessionRecommender:
-        """Load a run directory (weights, config, vocabulary, metrics) ready to serve."""
+        """Load a run directory (weights, config, vocabulary, metrics) ready to serve.
+
+        `ann` (e.g. "hnsw", "ivf,nprobe=64") answers with an approximate top-k index over the
+        item vectors of a dot-product model instead of scoring every item (serving/ann.py);
+        the index is saved in the run directory and reused while the item vectors are the same.
+        """
         from sessionrec.training.run import METRICS_FILE, load_run
 
         model, config = load_run(run_dir)
@@ -108,7 +127,12 @@ class SessionRecommender:
             metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
         except ValueError as e:
             raise RunError(f"{metrics_path}: corrupted ({e})") from None
-        return cls(model, vocab, config, metrics, max_len)
+        index = None
+        if ann is not None:
+            from sessionrec.serving.ann import AnnIndex
+
+            index = AnnIndex.build(model, ann, cache_dir=run_dir)
+        return cls(model, vocab, config, metrics, max_len, index)
 
     # --- requests in original ids --------------------------------------------------------
     def prepare(self, session: Sequence[ItemId], where: str = "session") -> PreparedSession:
@@ -173,6 +197,8 @@ class SessionRecommender:
         width = max(len(s) for s in sessions)
         items = torch.tensor([s + [0] * (width - len(s)) for s in sessions], dtype=torch.long)
         lengths = torch.tensor([len(s) for s in sessions], dtype=torch.long)
+        if self.ann is not None:
+            return self.ann.search(self._session_vectors(items, lengths), k, exclude)
         if self._net is not None:  # a fresh tensor from the module itself
             scores = self._net(items.to(self.model.device), lengths.to(self.model.device))
             scores = scores.float().cpu()
@@ -188,6 +214,13 @@ class SessionRecommender:
             [(i, s) for i, s in zip(ri, rv, strict=True) if s != -float("inf")]
             for ri, rv in zip(indices.tolist(), values.tolist(), strict=True)
         ]
+
+    def _session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """hₛ (B, d) of a dot-product model, for the approximate top-k."""
+        device = self.model.device
+        if self._net is not None:
+            return self._net.session_vectors(items.to(device), lengths.to(device))
+        return self.model.session_vectors(Batch(items, lengths, torch.zeros_like(lengths)))
 
     def warmup(self) -> None:
         """One forward pass so the first request does not pay for lazy initialisation."""
@@ -207,4 +240,5 @@ class SessionRecommender:
             "dataset": self.metrics.get("dataset")
             or Path(str((self.config.get("dataset") or {}).get("dataset", ""))).name,
             "metrics": metrics,
+            "ann": None if self.ann is None else self.ann.config.describe(),
         }
