@@ -75,3 +75,50 @@ def prepared_dir(tiny, tmp_path_factory):
 @pytest.fixture(scope="session")
 def prepared_run(prepared_dir, runs):
     return _train("stamp", load_dataset(prepared_dir), runs / "stamp-prepared")
+
+
+@pytest.fixture(name="serve_cli")
+def serve_cli_fixture():
+    """Start `sessionrec serve RUN_DIR --port P *extra` as a process; yield its base URL."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from contextlib import contextmanager
+
+    import httpx
+
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", COLUMNS="200")
+
+    @contextmanager
+    def running(run_dir, *extra: str):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        args = ["serve", str(run_dir), "--port", str(port), *extra]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sessionrec", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "serve did not come up"
+                try:
+                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+    return running

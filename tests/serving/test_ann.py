@@ -7,10 +7,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from importlib.util import find_spec
 
 import httpx
@@ -272,35 +270,10 @@ def test_serve_refuses_bad_ann_before_binding(stamp_run, pop_run):
 
 
 @needs_faiss
-def test_serve_command_with_ann(stamp_run):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    args = ["serve", str(stamp_run), "--port", str(port), "--ann", "hnsw,ef_search=300"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sessionrec", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "serve did not come up"
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+def test_serve_command_with_ann(stamp_run, serve_cli):
+    with serve_cli(stamp_run, "--ann", "hnsw,ef_search=300") as url:
         info = httpx.get(f"{url}/model").json()
         assert info["ann"] == {"kind": "hnsw", "m": 32, "ef_construction": 64, "ef_search": 300}
         r = httpx.post(f"{url}/recommend", json={"session": [3, 17, 5], "k": 10})
         want = SessionRecommender.load(stamp_run).recommend([3, 17, 5], k=10).items
         assert r.status_code == 200 and r.json()["items"] == want
-    finally:
-        proc.terminate()
-        proc.wait(30)

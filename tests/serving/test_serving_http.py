@@ -212,35 +212,12 @@ def test_cli_recommend_errors(stamp_run, prepared_run):
         recommend(prepared_run, "nope,3", 5)
 
 
-def test_serve_command(prepared_run, sku):
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sessionrec", "serve", str(prepared_run), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "serve did not come up"
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+def test_serve_command(prepared_run, sku, serve_cli):
+    with serve_cli(prepared_run) as url:
         r = httpx.post(f"{url}/recommend", json={"session": [sku(3), "zz"], "k": 3})
         assert r.status_code == 200 and r.json()["unknown_items"] == ["zz"]
         assert all(i.startswith("sku-") for i in r.json()["items"])
         assert json.loads(httpx.get(f"{url}/model").text)["item_ids"] == "original"
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def test_serve_refuses_bad_flags_and_runs(prepared_run, tmp_path):
