@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import time
 
 import torch
+from common import peak_rss_gb, write_summary
 
 from sessionrec.data.dataset import load_dataset
 from sessionrec.graph.fog import build_fog
 from sessionrec.graph.fogcn import FOGOperator, fogcn, numba_available
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def time_fogcn(
@@ -57,6 +53,7 @@ def main() -> None:
     parser.add_argument("--max-distance", type=int, default=None)
     parser.add_argument("--alpha", default="normalized,softmax")
     parser.add_argument("--torch", action="store_true", help="also time the torch fallback")
+    parser.add_argument("--json", help="also write the figures here (used by run_all.py)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -90,17 +87,28 @@ def main() -> None:
     else:
         print("numba is not installed: timing the torch path")
         backends = ["torch"]
+    summary: dict = {
+        "dataset": args.dataset,
+        "max_distance": fog.max_distance,
+        "edges": fog.num_edges,
+        "build_s": build_s,
+        "layers": args.layers,
+        "threads": args.threads,
+    }
     torch.manual_seed(0)
     e0 = torch.randn(fog.num_nodes, args.dim, requires_grad=True)
     for backend in backends:
         for alpha in args.alpha.split(","):
             fwd, total, cpu = time_fogcn(e0, op, alpha, backend, args.layers, args.repeats)
+            summary[f"{backend}_{alpha}"] = {"forward_s": fwd, "fwd_bwd_s": total, "cpu_s": cpu}
             print(
                 f"{backend} alpha={alpha}: {args.layers} layers forward {fwd:.2f} s, "
                 f"forward+backward {total:.2f} s wall, {cpu:.2f} s CPU "
                 f"(medians of {args.repeats}); peak RSS so far {peak_rss_gb():.2f} GiB; "
                 f"load average {os.getloadavg()[0]:.1f}"
             )
+    summary["peak_rss_gb"] = peak_rss_gb()
+    write_summary(args.json, summary)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from common import write_summary
+
 HOST = "127.0.0.1"  # loopback only
 
 
@@ -41,7 +43,7 @@ def percentiles(lat: list[float]) -> dict[str, float]:
     return {"p50": q[49], "p95": q[94], "p99": q[98]}
 
 
-def report(name: str, lat: list[float], errors: int, seconds: float, extra: str = "") -> None:
+def report(name: str, lat: list[float], errors: int, seconds: float, extra: str = "") -> dict:
     p = percentiles(lat)
     rate = len(lat) / seconds if seconds > 0 else 0.0
     print(
@@ -50,6 +52,7 @@ def report(name: str, lat: list[float], errors: int, seconds: float, extra: str 
         f"p99 {1e3 * p['p99']:7.3f} ms{extra}",
         flush=True,
     )
+    return {"req_per_s": rate, "errors": errors, **{f"{q}_ms": 1e3 * v for q, v in p.items()}}
 
 
 def load_sessions(rec, config: dict, n: int, seed: int = 0) -> list[list]:
@@ -76,7 +79,7 @@ def load_sessions(rec, config: dict, n: int, seed: int = 0) -> list[list]:
     return [[to_orig(i) for i in s] for s in seqs]
 
 
-def bench_inprocess(rec, sessions: list[list], k: int, requests: int, seconds: float) -> None:
+def bench_inprocess(rec, sessions: list[list], k: int, requests: int, seconds: float) -> dict:
     for s in sessions[:50]:
         rec.recommend(s, k)
     lat, errors = [], 0
@@ -91,7 +94,7 @@ def bench_inprocess(rec, sessions: list[list], k: int, requests: int, seconds: f
             errors += 1
             continue
         lat.append(time.perf_counter() - t)
-    report("in-process, 1 session", lat, errors, time.perf_counter() - t0)
+    one = report("in-process, 1 session", lat, errors, time.perf_counter() - t0)
     batch = [sessions[i % len(sessions)] for i in range(64)]
     t0, n = time.perf_counter(), 0
     while n < max(requests // 64, 5) and time.perf_counter() - t0 < seconds:
@@ -99,6 +102,7 @@ def bench_inprocess(rec, sessions: list[list], k: int, requests: int, seconds: f
         n += 1
     dt = time.perf_counter() - t0
     print(f"in-process, batches of 64  {64 * n / dt:8.0f} sessions/s  {1e3 * dt / n:.2f} ms/batch")
+    return {"one_session": one, "batch64_sessions_per_s": 64 * n / dt}
 
 
 # --- HTTP --------------------------------------------------------------------------------------
@@ -245,7 +249,15 @@ def make_untrained(model: str, dataset: str) -> str:
             net._stale = False
     out = tempfile.mkdtemp(prefix=f"untrained-{model}-{data.name}-")
     m.save(out)
-    config = {"model": m.name, "num_items": m.num_items, "dataset": data.source, "train": {}}
+    from sessionrec.models.params import params_dict
+
+    config = {
+        "model": m.name,
+        "num_items": m.num_items,
+        "params": params_dict(m.params),
+        "dataset": data.source,
+        "train": {},
+    }
     atomic_write_json(Path(out) / "config.json", config)
     print(f"untrained {model} for {data.name} ({data.num_items:,} items) in {out}")
     return out
@@ -270,6 +282,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--json", help="also write the in-process figures here (run_all.py)")
     parser.add_argument(
         "--model-thread", action=argparse.BooleanOptionalAction, default=True,
         help="Forward passes on a thread beside the event loop (the serve default).",
@@ -294,7 +307,8 @@ def main() -> None:
     sessions = load_sessions(rec, read_run_config(run_dir), 5000)
     gc.collect()
     gc.freeze()  # as the service does after loading (docs/serving.md)
-    bench_inprocess(rec, sessions, args.k, args.requests, args.seconds)
+    inproc = bench_inprocess(rec, sessions, args.k, args.requests, args.seconds)
+    write_summary(args.json, {"model": rec.model.name, "items": rec.model.num_items, **inproc})
     if not args.no_http:
         bench_http(run_dir, sessions, args)
 

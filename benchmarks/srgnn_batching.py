@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import torch
+from common import write_summary
 
 from sessionrec.data.batching import batch_indices, collate
 from sessionrec.data.dataset import load_dataset
@@ -42,6 +43,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3, help="best of this many passes")
     ap.add_argument("--loop", action="store_true", help="also time the per-session NumPy loop")
+    ap.add_argument("--json", help="also write the figures here (used by run_all.py)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -63,6 +65,7 @@ def main() -> None:
             session_graphs(b.items, b.lengths)
         best = min(best, time.perf_counter() - t0)
     print(f"vectorised session_graphs: {1000 * best / n * 1000:.2f} ms per 1,000 sessions")
+    summary = {"dataset": args.dataset, "vectorised_ms_per_1000": 1e6 * best / n}
 
     if args.loop:
         arrays = [(b.items.numpy(), b.lengths.numpy()) for b in collated]
@@ -71,6 +74,8 @@ def main() -> None:
             loop_graphs(items, lengths)
         loop = time.perf_counter() - t0
         print(f"per-session NumPy loop:    {1000 * loop / n * 1000:.2f} ms per 1,000 sessions")
+        summary["loop_ms_per_1000"] = 1e6 * loop / n
+    write_summary(args.json, summary)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+"""The benchmark suite runs end to end on the synthetic data and reports sane figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(name: str, *args: str, tmp_path: Path) -> dict:
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / name), *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def test_eval_throughput_counts_every_case(tmp_path: Path) -> None:
+    res = run_script(
+        "eval_throughput.py",
+        "--dataset",
+        "synthetic",
+        "--models",
+        "pop,narm",
+        "--cases",
+        "700",
+        tmp_path=tmp_path,
+    )
+    assert res["cases"] == 700
+    for row in res["models"].values():
+        assert row["cases_per_s"] == 700 / row["seconds"] > 0
+
+
+def test_epoch_time_scales_steps_to_an_epoch(tmp_path: Path) -> None:
+    res = run_script(
+        "epoch_time.py",
+        "--dataset",
+        "synthetic",
+        "--models",
+        "narm,bprmf,pop",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--batch-size",
+        "200",
+        tmp_path=tmp_path,
+    )
+    assert set(res["models"]) == {"narm", "bprmf"}  # pop is not neural: skipped
+    narm = res["models"]["narm"]
+    steps = -(-res["examples"] // 200)
+    assert abs(narm["epoch_s"] - narm["step_s"] * steps) < 1e-9
+    assert res["models"]["bprmf"]["epoch_s"] > 0
+
+
+def test_run_all_summarises_and_fails_on_unknown(tmp_path: Path) -> None:
+    out = tmp_path / "summary.md"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "run_all.py"),
+            "--dataset",
+            "synthetic",
+            "--quick",
+            "--only",
+            "srgnn_batching,latency",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert "SR-GNN graphs per 1,000 sessions" in text and "recommend latency, focol" in text
+    bad = subprocess.run(
+        [sys.executable, str(BENCH / "run_all.py"), "--only", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "unknown benchmark nope" in bad.stderr
