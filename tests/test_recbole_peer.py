@@ -1,8 +1,10 @@
-"""The RecBole peer benchmark's conversion: the atomic files hold exactly our examples."""
+"""The RecBole peer benchmark: the atomic files hold exactly our examples; failures are one line."""
 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -70,3 +72,28 @@ def test_synthetic_dataset_round_trips(peer: ModuleType, tmp_path: Path, train_f
     assert peer.max_input_length(data) == max(
         len(seq) for s in peer.SPLITS for seq, _ in our_rows(data, s)
     )
+
+
+def test_a_failing_peer_run_is_one_error_line(tmp_path: Path) -> None:
+    """A RecBole child that dies (here /bin/false) stops the driver with one line naming its log."""
+    proc = subprocess.run(
+        [sys.executable, str(DRIVER), "--recbole-python", "/bin/false", "--dataset", "synthetic",
+         "--train-fraction", "0.02", "--models", "stamp", "--dim", "16",
+         "--work-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: recbole_child.py exited with 1;")
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "results" / "stamp-ours-0.json").exists()  # ours ran first
+
+
+def test_a_bad_dataset_is_one_error_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(DRIVER), "--recbole-python", sys.executable,
+         "--dataset", str(tmp_path / "missing"), "--work-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0 and proc.stderr.startswith("error: ")
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -127,6 +127,10 @@ def max_input_length(dataset: Any) -> int:
     return max(int(getattr(dataset, s).length.max(initial=1)) for s in SPLITS)
 
 
+class PeerRunError(RuntimeError):
+    """A measurement process failed; the message names its log and quotes its last lines."""
+
+
 def run_child(cmd: list[str], out: Path, log: Path, threads: int) -> dict[str, Any]:
     """Run one measurement process; its JSON result plus its peak RSS (GB) from wait4."""
     env = dict(
@@ -143,7 +147,9 @@ def run_child(cmd: list[str], out: Path, log: Path, threads: int) -> dict[str, A
         proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0 or not out.exists():
         tail = log.read_text().strip().splitlines()[-3:]
-        raise RuntimeError(f"{cmd[1]} exited with {proc.returncode}; {log}: {' | '.join(tail)}")
+        raise PeerRunError(
+            f"{Path(cmd[1]).name} exited with {proc.returncode}; {log}: {' | '.join(tail)}"
+        )
     result = json.loads(out.read_text())
     result["peak_rss_gb"] = round(usage.ru_maxrss / 2**20, 3)
     result["wall_seconds"] = round(time.monotonic() - t0, 1)
@@ -330,4 +336,11 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
         ours_main(json.loads(sys.argv[2]))
     else:
-        main()
+        from sessionrec.errors import SessionrecError
+
+        try:
+            main()
+        except (PeerRunError, SessionrecError, OSError) as e:  # one line, not a traceback
+            sys.exit(f"error: {' '.join(str(e).split())}")
+        except KeyboardInterrupt:
+            sys.exit("interrupted")
