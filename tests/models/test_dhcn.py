@@ -82,6 +82,19 @@ def test_ssl_loss_on_a_tiny_example():
     assert loss.item() == pytest.approx(pos_terms - math.log(1 - sig(1)) - math.log(1 - sig(2)))
 
 
+def test_ssl_loss_stays_finite_when_the_sigmoid_saturates():
+    """float32 σ(20) == 1: the code's −log(1e-8 + 1 − σ) would be inf; ours is −log(1e-8)."""
+    theta_h = torch.tensor([[5.0, 0.0], [0.0, 5.0]])
+    theta_l = torch.tensor([[0.0, 4.0], [4.0, 0.0]])  # pos = 0, neg = 20 after the row swap
+    loss = ssl_loss(theta_h, theta_l, torch.tensor([1, 0]), torch.tensor([0, 1]))
+    cap = -math.log(1e-8 + math.exp(-20) / (1 + math.exp(-20)))
+    assert math.isfinite(loss.item())
+    assert loss.item() == pytest.approx(2 * math.log(2) + 2 * cap, rel=1e-6)
+    grad_theta = theta_h.clone().requires_grad_()
+    ssl_loss(grad_theta, theta_l, torch.tensor([1, 0]), torch.tensor([0, 1])).backward()
+    assert torch.isfinite(grad_theta.grad).all()
+
+
 def test_training_loss_adds_beta_times_ssl():
     items, lengths, targets = (
         torch.tensor([[1, 2], [3, 4]]),

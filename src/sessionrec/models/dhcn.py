@@ -23,6 +23,7 @@ Details chosen where the paper is silent, following the authors' code (xiaxin199
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -133,7 +134,17 @@ def ssl_loss(
         col_perm = torch.randperm(theta_h.shape[1], device=theta_h.device)
     pos = (theta_h * theta_l).sum(1)  # f_D = inner product
     neg = (theta_l * theta_h[row_perm][:, col_perm]).sum(1)
-    return (-torch.log(1e-8 + torch.sigmoid(pos)) - torch.log(1e-8 + 1 - torch.sigmoid(neg))).sum()
+    return (_neg_log_eps_sigmoid(pos) + _neg_log_eps_sigmoid(-neg)).sum()
+
+
+def _neg_log_eps_sigmoid(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """−log(ε + σ(x)) as the code writes it, computed in log space.
+
+    The code's −log(1e-8 + 1 − σ(neg)) is +inf in float32 once σ(neg) rounds to 1 (neg ≳ 17:
+    1 + 1e-8 == 1), which ended DHCN runs on Tmall; 1 − σ(neg) = σ(−neg), and log-space keeps
+    each term's value and its cap −log ε ≈ 18.4.
+    """
+    return -torch.logaddexp(torch.full_like(x, math.log(eps)), F.logsigmoid(x))
 
 
 class DHCN(nn.Module):
