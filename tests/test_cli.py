@@ -51,6 +51,7 @@ def tiny_dir(tmp_path_factory):
         (["train", "narm", "--set", "hidden_size=big"], "'hidden_size' of narm must be int"),
         (["train", "narm", "--set", "novalue"], "--set expects key=value"),
         (["train", "narm", "--epochs", "0"], "epochs must be at least 1"),
+        (["train", "narm", "--train-fraction", "0"], "train_fraction must be in (0, 1]"),
         (
             ["train", "narm", "--device", "cuda:7"]
             if not torch.cuda.is_available()
@@ -111,6 +112,20 @@ def test_train_evaluate_recommend(tiny_dir, tmp_path):
     assert len(ranks) == 5
     proc = run("recommend", run_dir, "--session", "3,x", check=False)
     assert proc.returncode == 1 and "comma-separated integer" in proc.stderr
+
+
+def test_train_fraction_keeps_the_most_recent_sessions(tiny_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run("train", "pop", "--dataset", tiny_dir, "--train-fraction", "0.25", "--out", run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["dataset"]["train_fraction"] == 0.25
+    full = run("train", "pop", "--dataset", tiny_dir, "--out", tmp_path / "full")
+    examples = [
+        int(p.stdout.split(": ")[1].split(" examples")[0].replace(",", "")) for p in (proc, full)
+    ]
+    assert 0.15 * examples[1] < examples[0] < 0.35 * examples[1]
+    again = run("evaluate", run_dir)  # the run reloads the same fraction
+    assert "HR@20" in again.stdout
 
 
 def test_lists():

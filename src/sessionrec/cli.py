@@ -180,6 +180,12 @@ def train(
     valid_fraction: Annotated[
         float, typer.Option(help="Last fraction of training examples held out for validation.")
     ] = 0.1,
+    train_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Train on the most recent fraction of training sessions (test stays whole)."
+        ),
+    ] = 1.0,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Run directory (default runs/MODEL-DATASET).")
     ] = None,
@@ -233,7 +239,7 @@ def train(
             )
         train_hp.update(seed=seed, device=device)
         config = build_params(TrainConfig, train_hp, "training")
-        data = load_dataset(dataset, data_root, valid_fraction)
+        data = load_dataset(dataset, data_root, valid_fraction, train_fraction)
         recommender = create(model, data.num_items, seed=seed, **model_hp)
         say(
             f"training {model} on {data.name}: {len(data.train):,} examples, "
