@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from sessionrec.data.batching import collate
 from sessionrec.data.dataset import build_dataset
 from sessionrec.data.sessions import Sessions
 from sessionrec.models import Recommender, create, get
@@ -81,6 +82,14 @@ def test_global_embeddings_computed_once_for_inference(toy, monkeypatch):
     net.eval()
     net(*batch)
     assert calls["n"] == 2
+    # evaluation calls eval() before every batch: that alone must not recompute E^g
+    for _ in range(3):
+        model.score_batch(collate(toy.test, np.arange(len(toy.test))))
+    assert calls["n"] == 2
+    with torch.no_grad():  # a weight update outside training does
+        net.item_emb.weight.add_(0.01)
+    model.score_batch(collate(toy.test, np.arange(len(toy.test))))
+    assert calls["n"] == 3
 
 
 def test_saved_model_serves_without_the_graph(toy, tmp_path):

@@ -100,6 +100,7 @@ class FOCOL(nn.Module):
         self.graph: FOGOperator | None = None
         self.examples: Any = None  # training examples, for CSRL sampling
         self._stale = True
+        self._eg_key: tuple[tuple[int, int], ...] = ()
 
     # --- global item embeddings (Sec. 3.2) ------------------------------------------------
     def prepare(self, dataset: Any) -> None:
@@ -131,8 +132,13 @@ class FOCOL(nn.Module):
         self._stale = True
 
     def train(self, mode: bool = True) -> FOCOL:
-        self._stale = True
+        if mode:  # weights may change from here on; eval() alone changes nothing
+            self._stale = True
         return super().train(mode)
+
+    def _weights_key(self) -> tuple[tuple[int, int], ...]:
+        """Identity and version of the tensors E^g depends on (an in-place update bumps it)."""
+        return tuple((t.data_ptr(), t._version) for t in (self.item_emb.weight, *self.importance))
 
     def global_embeddings(self) -> torch.Tensor:
         """E^g (Eq. 4): recomputed while training, computed once for inference and kept."""
@@ -142,10 +148,11 @@ class FOCOL(nn.Module):
             return self.global_emb
         if self.training:
             return self._propagate()
-        if self._stale:
+        key = self._weights_key()
+        if self._stale or key != self._eg_key:
             with torch.no_grad():
                 self.global_emb = self._propagate()
-            self._stale = False
+            self._stale, self._eg_key = False, key
         return self.global_emb
 
     def _propagate(self) -> torch.Tensor:
@@ -155,10 +162,12 @@ class FOCOL(nn.Module):
         return fogcn(self.item_emb.weight, list(self.importance), self.graph, self.p.alpha)
 
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        if self.p.use_fogcn and self.graph is not None and (self._stale or self.training):
-            with torch.no_grad():  # saved weights always carry the matching E^g
-                self.global_emb = self._propagate()
-            self._stale = self.training
+        if self.p.use_fogcn and self.graph is not None:
+            key = self._weights_key()
+            if self._stale or self.training or key != self._eg_key:
+                with torch.no_grad():  # saved weights always carry the matching E^g
+                    self.global_emb = self._propagate()
+                self._stale, self._eg_key = self.training, key
         return super().state_dict(*args, **kwargs)
 
     # --- session encoder (Sec. 3.3.1) -----------------------------------------------------
