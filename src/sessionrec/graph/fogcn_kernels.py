@@ -329,6 +329,20 @@ def _group_vector(table, g, vec_ptr, vec_slot, vec_count, out):  # pragma: no co
 
 
 @njit(inline="always", fastmath=_FM)
+def _add_group(h, member, group_ptr, g, mult, w, o, dn, last):  # pragma: no cover - compiled
+    """One edge group's share of a node's output: o += w ⊙ Σ_{j∈g} h_j, dn += |g| w."""
+    d = h.shape[1]
+    for f in range(d):
+        dn[f] += mult * w[f]
+    for m in range(group_ptr[g], group_ptr[g + 1]):
+        if m < last:
+            _prefetch_read(h, member[m + _PREFETCH_AHEAD])
+        j = member[m]
+        for f in range(d):
+            o[f] += w[f] * h[j, f]
+
+
+@njit(inline="always", fastmath=_FM)
 def _scatter_slots(grad_table, g, vec_ptr, vec_slot, vec_count, x):  # pragma: no cover
     """grad_table[k] += w_g[k] x over the group's non-zero slots (adjoint of _group_vector)."""
     for v in range(vec_ptr[g], vec_ptr[g + 1]):
@@ -371,15 +385,7 @@ def normalized_forward(h, q, groups, counter, scratch, out, den):  # pragma: no 
                     dn[f] = 0.0
                 for g in range(node_ptr[i], node_ptr[i + 1]):
                     _group_vector(q, g, vec_ptr, vec_slot, vec_count, s)
-                    mult = group_mult[g]
-                    for f in range(d):
-                        dn[f] += mult * s[f]
-                    for m in range(group_ptr[g], group_ptr[g + 1]):
-                        if m < last:
-                            _prefetch_read(h, member[m + _PREFETCH_AHEAD])
-                        j = member[m]
-                        for f in range(d):
-                            o[f] += s[f] * h[j, f]
+                    _add_group(h, member, group_ptr, g, group_mult[g], s, o, dn, last)
                 for f in range(d):
                     o[f] /= dn[f]
             c = _next_task(counter)
@@ -486,15 +492,7 @@ def softmax_forward(h, p, groups, counter, logits, fast, out, lse):  # pragma: n
                     dn[f] = 0.0
                 for g in range(g0, g1):
                     _exp_shifted(z[g - g0], top, ex, b, t2, fast)
-                    mult = group_mult[g]
-                    for f in range(d):
-                        dn[f] += mult * ex[f]
-                    for m in range(group_ptr[g], group_ptr[g + 1]):
-                        if m < last:
-                            _prefetch_read(h, member[m + _PREFETCH_AHEAD])
-                        j = member[m]
-                        for f in range(d):
-                            o[f] += ex[f] * h[j, f]
+                    _add_group(h, member, group_ptr, g, group_mult[g], ex, o, dn, last)
                 for f in range(d):
                     o[f] /= dn[f]
                     dn[f] = top[f] + np.log(dn[f])
