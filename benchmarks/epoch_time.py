@@ -22,6 +22,7 @@ from sessionrec.data.dataset import SessionDataset, load_dataset
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.registry import create, get
 from sessionrec.training.config import TrainConfig
+from sessionrec.training.trainer import adam
 
 DEFAULT_MODELS = "gru4rec,bprmf,fpmc,narm,stamp,repeatnet,srgnn,gcegnn,dhcn,linet,focol"
 
@@ -31,7 +32,7 @@ def trainer_steps(
 ) -> tuple[float, float, int]:
     """Wall and CPU seconds per step of the Trainer's step, and the steps in one epoch."""
     net = model.net
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
+    opt = adam(net.parameters(), 1e-3, 1e-5, model.device)  # the Trainer's optimiser
     batches = batch_indices(data.train, batch_size, shuffle=True, seed=0)
     net.train()
     wall = cpu = 0.0
