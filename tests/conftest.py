@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# numba sizes its pool once, from the core count; the FOGCN determinism test runs 4 threads.
+os.environ.setdefault("NUMBA_NUM_THREADS", str(max(4, os.cpu_count() or 1)))
 
 from sessionrec.data.dataset import SessionDataset  # noqa: E402
 from sessionrec.data.synthetic import make_synthetic  # noqa: E402

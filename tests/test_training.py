@@ -126,3 +126,20 @@ def test_resume_can_extend_the_budget_but_not_change_the_model(tiny, tmp_path):
     train_and_evaluate(model, data, config, run, resume=True)
     epochs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in epochs if r["event"] == "epoch"] == [1, 2]
+
+
+def test_resume_on_another_thread_count_says_it_is_not_bit_identical(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    cfg = TrainConfig(**dict(FAST, epochs=1, num_threads=1))
+    train_and_evaluate(create("stamp", tiny.num_items), tiny, cfg, run)
+    capsys.readouterr()
+    before = torch.get_num_threads()
+    try:
+        for threads, noted in ((1, False), (2, True)):
+            overrides = {"epochs": "2", "num_threads": str(threads)}
+            model, data, config = prepare_resume(run, "stamp", overrides)
+            model.fit(data, config, run, resume=True)
+            err = capsys.readouterr().err
+            assert ("resuming with 2 threads where the run used 1" in err) is noted, err
+    finally:
+        torch.set_num_threads(before)

@@ -18,13 +18,14 @@ import torch
 import typer
 
 from sessionrec.errors import RunError
+from sessionrec.graph.fogcn import slot_softmax
 
 
 def distance_importance(p: torch.Tensor, max_shown: int = 10) -> dict[str, Any]:
     """Mean and std over features of softmax(P) (over all 2L slots) at distances ±1..±max_shown."""
     width = p.shape[0]
     L = width // 2
-    q = torch.softmax(p.detach().float(), dim=0).numpy()  # (2L, d)
+    q = slot_softmax(p.detach().float()).numpy()  # (2L, d), as the model computes it
     distances = [k for k in range(-min(max_shown, L), min(max_shown, L) + 1) if k != 0]
     slots = [(-k - 1) if k < 0 else (width - k) for k in distances]
     values = q[slots]  # (len(distances), d)

@@ -417,6 +417,36 @@ def _use_numba(h: torch.Tensor, backend: str) -> bool:
     return fits and numba_available()
 
 
+class _SlotSoftmax(torch.autograd.Function):
+    """softmax over dim 0 in NumPy, which runs one thread: the same bits at any thread count.
+
+    torch's CPU softmax kernels split rows or columns between threads, and a split that cuts a
+    SIMD vector sends its tail to scalar code that rounds differently (forward and backward
+    differ by 1-2 ulp between 1 and 2 threads, on AVX2 and AVX-512 alike). P is only 2L × d.
+    """
+
+    @staticmethod
+    def forward(ctx, p: torch.Tensor) -> torch.Tensor:
+        x = _array(p, p.dtype)
+        e = np.exp(x - x.max(axis=0))
+        q = torch.from_numpy(e / e.sum(axis=0))
+        ctx.save_for_backward(q)
+        return q
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (q,) = ctx.saved_tensors
+        qn, gn = q.numpy(), _array(grad, q.dtype)
+        return torch.from_numpy(qn * (gn - (gn * qn).sum(axis=0)))
+
+
+def slot_softmax(p: torch.Tensor) -> torch.Tensor:
+    """softmax(p, dim=0), bit-identical for any CPU thread count (torch's is not)."""
+    if p.device.type != "cpu":
+        return torch.softmax(p, dim=0)
+    return _SlotSoftmax.apply(p)
+
+
 # --- layers ---------------------------------------------------------------------------------
 
 
@@ -425,7 +455,7 @@ def normalized_layer(
 ) -> torch.Tensor:
     """One FOGCN layer as in the released code; `p` is (2L, d), softmax over slots per feature."""
     layer = _NumbaNormalized if _use_numba(h, backend) else _NormalizedLayer
-    return layer.apply(h, torch.softmax(p, dim=0), op)
+    return layer.apply(h, slot_softmax(p), op)
 
 
 def softmax_layer(

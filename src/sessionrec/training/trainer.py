@@ -141,6 +141,16 @@ class Trainer:
         if cuda and "cuda_rng" in own:
             torch.cuda.set_rng_state(own["cuda_rng"], self.model.device)
 
+    def _note_thread_change(self, saved: int, now: int) -> None:
+        """Exact resume needs the thread count the run had: say so when it changed."""
+        if saved != now and self.world.is_main:
+            Console(stderr=True).print(
+                f"note: resuming with {now} threads where the run used {saved}: a valid "
+                "continuation, but not bit-identical to an uninterrupted run (torch's CPU "
+                "kernels round differently per thread count; docs/design.md, Training)",
+                highlight=False,
+            )
+
     # --- training --------------------------------------------------------------------------
     def fit(self, dataset: SessionDataset, resume: bool = False) -> NeuralRecommender:
         cfg, model, world = self.config, self.model, self.world
@@ -156,11 +166,14 @@ class Trainer:
             "bad_epochs": 0,
             "elapsed": 0.0,
             "finished": False,
+            "threads": torch.get_num_threads(),
         }
         if resume:
             if self.run_dir is None:
                 raise RunError("resume needs a run directory")
-            state.update(self._restore(opt))
+            saved = self._restore(opt)
+            self._note_thread_change(saved.pop("threads", state["threads"]), state["threads"])
+            state.update(saved)
         else:
             torch.manual_seed(rank_seed(cfg.seed, world.rank))
             if self.run_dir is not None and world.is_main:
