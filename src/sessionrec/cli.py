@@ -166,6 +166,48 @@ def models_list() -> None:
     out.print(table)
 
 
+@models_app.command("show")
+def models_show(
+    model: Annotated[str, typer.Argument(help="A registered model name (see `models list`).")],
+) -> None:
+    """A model's hyper-parameters and the training settings `train` gives it, with sources."""
+    import dataclasses
+
+    from sessionrec.models import get
+    from sessionrec.models.registry import train_config
+    from sessionrec.training.config import TrainConfig
+
+    cls = get(model)
+    out.print(f"[bold]{model}[/bold]: {cls.description}", highlight=False)
+    params = Table(title="hyper-parameters (--set key=value)")
+    params.add_column("name")
+    params.add_column("default", justify="right")
+    for f in dataclasses.fields(cls.Params):
+        params.add_row(f.name, repr(getattr(cls.Params(), f.name)))
+    out.print(params if dataclasses.fields(cls.Params) else "no hyper-parameters")
+    if cls.own_train_settings:
+        out.print(
+            f"trains with its own loop: {', '.join(cls.own_train_settings)} are set "
+            "through its hyper-parameters"
+        )
+    config = train_config(model)
+    settings = Table(title="training settings (--set key=value, or --epochs/--batch-size/--lr)")
+    settings.add_column("name")
+    settings.add_column("value", justify="right")
+    settings.add_column("from")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in cls.own_train_settings:
+            continue
+        value = getattr(config, f.name)
+        origin = model if f.name in cls.train_defaults else "TrainConfig default"
+        settings.add_row(f.name, repr(value), origin)
+    out.print(settings)
+    out.print(
+        f"source of {model}'s training settings: {cls.train_source or 'none declared'}",
+        highlight=False,
+    )
+
+
 # --- train / evaluate / recommend --------------------------------------------------------------
 @app.command()
 def train(
@@ -201,7 +243,7 @@ def train(
     """Train a model, evaluate it with full ranking and write a run directory."""
     from sessionrec.data.dataset import load_dataset
     from sessionrec.models import create, get
-    from sessionrec.models.params import build_params
+    from sessionrec.models.registry import train_config
     from sessionrec.training.config import TrainConfig
     from sessionrec.training.distributed import env_world
     from sessionrec.training.run import prepare_resume, train_and_evaluate
@@ -238,7 +280,7 @@ def train(
                 f"(see its Params: {', '.join(sorted(model_fields))})"
             )
         train_hp.update(seed=seed, device=device)
-        config = build_params(TrainConfig, train_hp, "training")
+        config = train_config(model, train_hp)
         data = load_dataset(dataset, data_root, valid_fraction, train_fraction)
         recommender = create(model, data.num_items, seed=seed, **model_hp)
         say(

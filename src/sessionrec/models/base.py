@@ -48,6 +48,10 @@ class Recommender(ABC):
     contract_hparams: ClassVar[dict[str, Any]] = {}
     # Training settings the model sets through its own hyper-parameters (its own loop).
     own_train_settings: ClassVar[tuple[str, ...]] = ()
+    # The authors' training settings (TrainConfig field -> value) and where they come from:
+    # below the user's own, above TrainConfig's defaults (models.registry.train_config).
+    train_defaults: ClassVar[dict[str, Any]] = {}
+    train_source: ClassVar[str] = ""
 
     def __init__(self, num_items: int, params: Any = None) -> None:
         if num_items < 1:

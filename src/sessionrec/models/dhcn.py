@@ -254,3 +254,5 @@ class DHCNRecommender(NeuralRecommender):
     )
     Params = DHCNParams
     Module = DHCN
+    train_defaults = {"lr": 1e-3, "batch_size": 100, "weight_decay": 0.0}
+    train_source = "DHCN code, main.py and model.py: batch 100, Adam lr 1e-3 without weight decay"

@@ -296,6 +296,8 @@ class FOCOLRecommender(NeuralRecommender):
     """FOCOL and its ablations: the training loss also gets the examples' indices (CSRL)."""
 
     Module = FOCOL
+    train_defaults = {"lr": 1e-3, "batch_size": 100, "weight_decay": 1e-5}
+    train_source = "FOCOL paper, Sec. 4.3: batch 100, Adam lr 0.001, L2 1e-5"
     contract_hparams: ClassVar[dict[str, Any]] = {
         "embedding_dim": 32,
         "feedforward_dim": 64,

@@ -259,3 +259,11 @@ class GCEGNNRecommender(NeuralRecommender):
     )
     Params = GCEGNNParams
     Module = GCEGNN
+    train_defaults = {
+        "lr": 1e-3,
+        "batch_size": 100,
+        "weight_decay": 1e-5,
+        "lr_decay": 0.1,
+        "lr_decay_every": 3,
+    }
+    train_source = "GCE-GNN code, main.py and model.py: batch 100, lr 1e-3, l2 1e-5, StepLR(3, 0.1)"

@@ -207,6 +207,7 @@ class _LINetBase(NeuralRecommender):
 
     Params = LINetParams
     Module = LINet
+    train_source = "not given in the LINet paper: TrainConfig's defaults"
 
 
 @register

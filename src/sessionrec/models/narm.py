@@ -59,3 +59,5 @@ class NARMRecommender(NeuralRecommender):
     )
     Params = NARMParams
     Module = NARM
+    train_defaults = {"lr": 1e-3, "batch_size": 512, "weight_decay": 0.0}
+    train_source = "NARM code (Theano), NARM.py: batch 512, Adam lr 1e-3, no L2 term"

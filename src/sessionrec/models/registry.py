@@ -9,6 +9,7 @@ import torch
 from sessionrec.errors import ConfigError
 from sessionrec.models.base import Recommender
 from sessionrec.models.params import build_params
+from sessionrec.training.config import TrainConfig
 
 _REGISTRY: dict[str, type[Recommender]] = {}
 
@@ -52,3 +53,8 @@ def create(name: str, num_items: int, seed: int | None = 0, **hparams: Any) -> R
         raise ConfigError(
             f"cannot build a '{name}' model with {num_items:,} items and {given} ({reason})"
         ) from None
+
+
+def train_config(name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Training settings for model `name`: TrainConfig's defaults < the model's < `overrides`."""
+    return build_params(TrainConfig, {**get(name).train_defaults, **(overrides or {})}, "training")

@@ -22,8 +22,7 @@ silent:
   target's positions, or the explore logit minus its log-normaliser; no (B, N) mixture. The
   optional mode loss of "joint training" is off, as in the authors' training script.
 
-Training in the paper/code: Adam lr 0.001 (`TrainConfig`'s default), batch 1024, gradient
-clipping at 5 and lr halved every 3 epochs; the shared Trainer does neither of the last two.
+Training settings: the code's, in `train_defaults` (`sessionrec models show repeatnet`).
 """
 
 from __future__ import annotations
@@ -130,3 +129,15 @@ class RepeatNetRecommender(NeuralRecommender):
     description = "RepeatNet (Ren et al. 2019): GRU encoder, mixture of repeat and explore decoders"
     Params = RepeatNetParams
     Module = RepeatNet
+    train_defaults = {
+        "lr": 1e-3,
+        "batch_size": 1024,
+        "weight_decay": 0.0,
+        "grad_clip": 5.0,
+        "lr_decay": 0.5,
+        "lr_decay_every": 3,
+    }
+    train_source = (
+        "RepeatNet code, train.py: batch 1024, Adam lr 1e-3, no L2, gradient norm clipped at 5, "
+        "lr × 0.5 every 3 epochs"
+    )

@@ -19,9 +19,7 @@ authors' PyTorch code (CRIPAC-DIG/SR-GNN, `pytorch_code/`) where the paper is si
   scores ŷ_i = s_hᵀ v_i over all items (Eq. 8); `nonhybrid` uses s_g alone.
 - Initialisation U(-1/√d, 1/√d) for every parameter (the code; the paper says N(0, 0.1)).
 
-Training defaults: d = 100 and step = 1 here; lr 0.001, L2 1e-5 (coupled, in Adam), batch 100
-and 30 epochs are `TrainConfig`'s defaults already. The paper's lr decay (×0.1 every 3
-epochs) is not implemented by the shared Trainer; patience is 3 there (10 in the code).
+Training settings: the code's, in `train_defaults` (`sessionrec models show srgnn`).
 """
 
 from __future__ import annotations
@@ -143,3 +141,13 @@ class SRGNNRecommender(NeuralRecommender):
     description = "SR-GNN (Wu et al. 2019): gated GNN over each session graph, attention readout"
     Params = SRGNNParams
     Module = SRGNN
+    train_defaults = {
+        "lr": 1e-3,
+        "batch_size": 100,
+        "weight_decay": 1e-5,
+        "lr_decay": 0.1,
+        "lr_decay_every": 3,
+    }
+    train_source = (
+        "SR-GNN code, pytorch_code/main.py: batch 100, lr 1e-3, l2 1e-5, lr × 0.1 every 3 epochs"
+    )

@@ -63,3 +63,5 @@ class STAMPRecommender(NeuralRecommender):
     description = "STAMP (Liu et al. 2018): attention over the session with last-click priority"
     Params = STAMPParams
     Module = STAMP
+    train_defaults = {"lr": 3e-3, "batch_size": 512, "weight_decay": 0.0}
+    train_source = "STAMP code, config/nn_param.conf [stamp_cikm]: lr 0.003, batch 512; no L2"

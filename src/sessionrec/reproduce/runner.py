@@ -25,7 +25,7 @@ from sessionrec.data.dataset import SessionDataset
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.io import atomic_write, atomic_write_json, read_jsonl
 from sessionrec.models.params import build_params, params_dict
-from sessionrec.models.registry import create, get
+from sessionrec.models.registry import create, get, train_config
 from sessionrec.reproduce.budget import EXECUTION_ONLY, Budget
 from sessionrec.training.config import TrainConfig
 
@@ -75,6 +75,20 @@ def split_sets(model: str, sets: Mapping[str, Any]) -> tuple[dict[str, Any], dic
     return model_hp, train_hp
 
 
+def split_row(model: str, fixed: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A row's own values: (hyper-parameters, training settings); any other key is an error."""
+    cls = get(model)
+    fields = set(cls.Params.__dataclass_fields__)
+    train_fields = set(TrainConfig.__dataclass_fields__) - set(cls.own_train_settings)
+    unknown = sorted(set(fixed) - fields - train_fields)
+    if unknown:
+        raise ConfigError(f"row of {model}: '{unknown[0]}' is no setting of {model}")
+    return (
+        {k: v for k, v in fixed.items() if k in fields},
+        {k: v for k, v in fixed.items() if k not in fields},
+    )
+
+
 def check_sets(models: list[str], sets: Mapping[str, Any], what: str = "--set") -> None:
     """Every key must be a hyper-parameter of some model here or a training setting."""
     known = set(TrainConfig.__dataclass_fields__)
@@ -98,15 +112,18 @@ def make_job(
 ) -> Job:
     """The job for `model` on `dataset`.
 
-    Precedence: model defaults < `--set` < `extra` (a grid point) < `fixed` (the row's own).
+    Precedence: model defaults (hyper-parameters and training settings) < `--set` < `extra`
+    (a grid point) < `fixed` (the row's own, which may hold training settings too).
     """
     model_hp, train_hp = split_sets(model, {**budget.sets, **(extra or {})})
-    model_hp.update(fixed)
+    row_hp, row_train = split_row(model, fixed)
+    model_hp.update(row_hp)
+    train_hp.update(row_train)
     params = params_dict(build_params(get(model).Params, model_hp, model))
     train_hp.update(epochs=budget.epochs, seed=seed)
     if budget.max_minutes is not None:
         train_hp["max_minutes"] = budget.max_minutes
-    train = params_dict(build_params(TrainConfig, train_hp, "training"))
+    train = params_dict(train_config(model, train_hp))
     return Job(model, params, train, dict(dataset.source), dataset.name, seed)
 
 

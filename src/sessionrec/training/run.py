@@ -79,7 +79,7 @@ def train_and_evaluate(
     evaluation; models with their own training loop are refused there. `splits=("valid",)`
     leaves the test set untouched (tuning evaluates it for the selected configuration only).
     """
-    config = config or TrainConfig()
+    config = config or TrainConfig(**type(model).train_defaults)
     run_dir = Path(run_dir) if run_dir is not None else None
     world = distributed.env_world()
     if world.enabled and not distributed.uses_trainer(model):

@@ -78,7 +78,7 @@ class Trainer:
         progress: bool = False,
     ) -> None:
         self.model = model
-        self.config = config or TrainConfig()
+        self.config = config or TrainConfig(**type(model).train_defaults)
         self.config.validate()
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
@@ -300,6 +300,7 @@ class Trainer:
                     "seconds": round(time.monotonic() - t_epoch, 2),
                     "steps_done": state["step"],
                     "steps": n,
+                    "lr": opt.param_groups[0]["lr"],
                 }
                 if w > 1:
                     record["world_size"] = w

@@ -1,0 +1,100 @@
+"""Each model's own training settings (the authors'): declared, shown, applied, overridable."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sessionrec.data.synthetic import make_synthetic
+from sessionrec.errors import ConfigError
+from sessionrec.models import available, get
+from sessionrec.models.registry import train_config
+from sessionrec.reproduce.budget import Budget
+from sessionrec.reproduce.runner import make_job
+from sessionrec.training.config import TrainConfig
+
+AUTHORS = {  # the authors' code, as docs/baselines-*.md record it
+    "srgnn": dict(batch_size=100, lr=1e-3, weight_decay=1e-5, lr_decay=0.1, lr_decay_every=3),
+    "gcegnn": dict(batch_size=100, lr=1e-3, weight_decay=1e-5, lr_decay=0.1, lr_decay_every=3),
+    "dhcn": dict(batch_size=100, lr=1e-3, weight_decay=0.0, lr_decay_every=0),
+    "narm": dict(batch_size=512, lr=1e-3, weight_decay=0.0),
+    "stamp": dict(batch_size=512, lr=3e-3, weight_decay=0.0),
+    "repeatnet": dict(batch_size=1024, weight_decay=0.0, grad_clip=5.0, lr_decay=0.5),
+    "focol": dict(batch_size=100, lr=1e-3, weight_decay=1e-5, lr_decay_every=0),
+}
+
+
+@pytest.mark.parametrize("model", sorted(AUTHORS))
+def test_models_carry_their_authors_training_settings(model):
+    config = train_config(model)
+    for key, value in AUTHORS[model].items():
+        assert getattr(config, key) == value, key
+    assert get(model).train_source  # says where they come from
+
+
+def test_every_declared_default_is_a_valid_training_setting():
+    for name in available():
+        cls = get(name)
+        assert set(cls.train_defaults) <= set(TrainConfig.__dataclass_fields__), name
+        assert not set(cls.train_defaults) & set(cls.own_train_settings), name
+        train_config(name).validate()
+
+
+def test_user_settings_win_over_the_models():
+    config = train_config("srgnn", {"lr": "0.01", "lr_decay_every": "0"})
+    assert (config.lr, config.lr_decay_every, config.lr_decay) == (0.01, 0, 0.1)
+
+
+def test_reproduce_jobs_get_model_defaults_below_sets_and_rows_can_set_training():
+    data = make_synthetic(num_items=100, num_categories=5, num_sessions=200, seed=0)
+    job = make_job("srgnn", {}, data, Budget(sets={"lr": "0.002"}), seed=0)
+    assert (job.train["lr"], job.train["lr_decay"], job.train["batch_size"]) == (0.002, 0.1, 100)
+    row = make_job("srgnn", {"lr_decay": 1.0, "hidden_size": 16}, data, Budget(), seed=0)
+    assert row.train["lr_decay"] == 1.0 and row.params["hidden_size"] == 16
+    with pytest.raises(ConfigError, match="'warmup' is no setting of srgnn"):
+        make_job("srgnn", {"warmup": 3}, data, Budget(), seed=0)
+
+
+def test_srgnn_lr_per_epoch_follows_its_step_schedule(tiny, tmp_path):
+    """SR-GNN's code: lr 1e-3, × 0.1 after every 3 epochs (set at each epoch's start)."""
+    from sessionrec.models import create
+    from sessionrec.training.run import train_and_evaluate
+
+    model = create("srgnn", tiny.num_items, hidden_size=8)
+    config = train_config("srgnn", {"epochs": 7, "patience": 99, "batch_size": 512})
+    train_and_evaluate(model, tiny, config, tmp_path / "run")
+    log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    lrs = [r["lr"] for r in map(json.loads, log) if r["event"] == "epoch"]
+    assert lrs == pytest.approx([1e-3] * 3 + [1e-4] * 3 + [1e-5])
+
+
+def test_cli_shows_and_applies_the_defaults(tmp_path):
+    def cli(*args):
+        done = subprocess.run(
+            [sys.executable, "-m", "sessionrec", *args],
+            capture_output=True,
+            text=True,
+            env={"COLUMNS": "200", "PATH": ""},
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    shown = cli("models", "show", "srgnn")
+    assert "lr_decay_every" in shown and "SR-GNN code, pytorch_code/main.py" in shown
+    run = tmp_path / "run"
+    cli(
+        "train",
+        "stamp",
+        "--epochs",
+        "1",
+        "--out",
+        str(run),
+        "--no-progress",
+        "--set",
+        "max_minutes=0.05",
+        "--set",
+        "embedding_dim=8",
+    )
+    train = json.loads((run / "config.json").read_text())["train"]
+    assert (train["lr"], train["batch_size"], train["weight_decay"]) == (3e-3, 512, 0.0)
