@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from sessionrec.provenance import command_line  # noqa: F401  (used by tune too)
 
 DatasetOpt = Annotated[
     list[str] | None,
@@ -50,11 +50,6 @@ RunsDirOpt = Annotated[
 ]
 RerunOpt = Annotated[bool, typer.Option(help="Train every run again, ignoring the cache.")]
 ProgressOpt = Annotated[bool, typer.Option(help="Show training progress bars.")]
-
-
-def command_line() -> str:
-    """The command as typed, for the table header."""
-    return "sessionrec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def register(app: typer.Typer) -> None:

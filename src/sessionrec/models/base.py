@@ -221,6 +221,7 @@ class NeuralRecommender(Recommender):
         trainer = Trainer(self, config, run_dir, progress)
         trainer.fit(dataset, resume=resume)
         self.best_epoch, self.fit_history = trainer.best_epoch, trainer.history
+        self.prior_fit_seconds = trainer.prior_seconds  # a resumed run's time before resuming
         return self
 
     def prepare(self, dataset: SessionDataset) -> None:

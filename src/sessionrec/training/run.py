@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from sessionrec import __version__
-from sessionrec.data.dataset import SessionDataset, reload_dataset
+from sessionrec.data.dataset import SessionDataset, reload_dataset, resolve_dataset_dir
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.evaluation import evaluate
 from sessionrec.io import atomic_write_json
 from sessionrec.models.base import Recommender
 from sessionrec.models.params import build_params, params_dict
 from sessionrec.models.registry import create
+from sessionrec.provenance import provenance
 from sessionrec.training import distributed
 from sessionrec.training.config import TrainConfig, resolve_device
 
@@ -30,13 +31,17 @@ CONFIG_FILE, METRICS_FILE = "config.json", "metrics.json"
 
 
 def run_config(model: Recommender, dataset: SessionDataset, config: TrainConfig) -> dict[str, Any]:
+    source = dataset.source
+    builtin = source.get("dataset", "synthetic") == "synthetic"
+    data_dir = None if builtin else resolve_dataset_dir(source["dataset"], source.get("data_root"))
     return {
         "model": model.name,
         "num_items": model.num_items,
         "params": params_dict(model.params),
-        "dataset": dataset.source,
+        "dataset": source,
         "train": params_dict(config),
         "sessionrec": __version__,
+        "provenance": provenance(data_dir),
     }
 
 
@@ -117,7 +122,8 @@ def _train_and_evaluate(
         _fit_on_ranks(model, dataset, config, run_dir, progress, resume)
     else:
         model.fit(dataset, config, run_dir, progress, resume)
-    fit_seconds = time.monotonic() - t0
+    # A resumed run counts its training before the interruption too (the checkpoint's clock).
+    fit_seconds = time.monotonic() - t0 + getattr(model, "prior_fit_seconds", 0.0)
     t1 = time.monotonic()
     results = evaluate_splits(model, dataset, config, splits)
     metrics: dict[str, Any] = {
@@ -158,6 +164,7 @@ def _fit_on_ranks(
     trainer = Trainer(model, config, run_dir, progress)
     trainer.fit(dataset, resume=resume)
     model.best_epoch, model.fit_history = trainer.best_epoch, trainer.history
+    model.prior_fit_seconds = trainer.prior_seconds
 
 
 # The fields every config.json has, with their types (bool is refused where int is wanted).

@@ -84,6 +84,7 @@ class Trainer:
         self.progress = progress
         self.history: list[dict[str, Any]] = []
         self.best_epoch = -1
+        self.prior_seconds = 0.0
         self.world = distributed.current()
 
     # --- persistence -----------------------------------------------------------------------
@@ -174,6 +175,7 @@ class Trainer:
             saved = self._restore(opt)
             self._note_thread_change(saved.pop("threads", state["threads"]), state["threads"])
             state.update(saved)
+            self.prior_seconds = state["elapsed"]  # training time before this process
         else:
             torch.manual_seed(rank_seed(cfg.seed, world.rank))
             if self.run_dir is not None and world.is_main:

@@ -1,0 +1,209 @@
+"""The results registry: one JSON per finished run, and the tables of docs/results.md from it.
+
+`sessionrec results add RUN_DIR --protocol P` copies what a run directory knows (metrics,
+epochs, time, provenance) into `results/registry/`; `sessionrec results table` regenerates
+the registry section of docs/results.md, with the paper's number and the difference in each
+cell. Protocols: `full` (all training sessions, early stopping on validation, no time
+limit), `paper` (epochs selected on validation, then refit on all training examples),
+`reduced` (any cut budget), or a recipe's name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sessionrec.errors import ConfigError, RunError
+from sessionrec.io import atomic_write_json
+
+REGISTRY_DIR = Path("results/registry")
+RESULTS_DOC = Path("docs/results.md")
+BEGIN, END = "<!-- registry:begin -->", "<!-- registry:end -->"
+REQUIRED = ("model", "dataset", "protocol", "test", "valid", "command")
+PROTOCOL = re.compile(r"^[a-z][a-z0-9-]*$")
+# Where a model's published number comes from, first match wins (FOCOL's Table 2 for the
+# models it lists, LINet's tables for the others and LINet's ablations).
+PAPER_TABLES = ("focol-table2", "linet-table1", "linet-table2", "focol-table3", "focol-table4")
+METRICS = ("hr@20", "mrr@20", "hr@10", "mrr@10")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing") from None
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path}: unreadable ({e})") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path}: expected a JSON object")
+    return value
+
+
+def _epochs(run_dir: Path) -> list[dict[str, Any]]:
+    log = run_dir / "log.jsonl"
+    if not log.exists():
+        return []
+    records = []
+    for line in log.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a crash
+        if isinstance(record, dict) and record.get("event") == "epoch":
+            records.append(record)
+    return records
+
+
+def entry_from_run(run_dir: Path, protocol: str, note: str = "") -> dict[str, Any]:
+    """A registry entry for a finished run directory."""
+    if not PROTOCOL.match(protocol):
+        raise ConfigError(f"protocol must be full, paper, reduced or a recipe name: {protocol!r}")
+    config = _read_json(run_dir / "config.json")
+    metrics = _read_json(run_dir / "metrics.json")
+    if "test" not in metrics or "valid" not in metrics:
+        raise RunError(f"{run_dir}/metrics.json: no test and validation metrics (not finished?)")
+    epochs = _epochs(run_dir)
+    origin = config.get("provenance", {})
+    last = epochs[-1] if epochs else {}
+    return {
+        "model": config["model"],
+        "dataset": metrics.get("dataset", config["dataset"].get("dataset")),
+        "protocol": protocol,
+        "test": metrics["test"],
+        "valid": metrics["valid"],
+        "epochs": last.get("epoch"),
+        "selected_epoch": metrics.get("best_epoch"),
+        "stopped": "early stopping"
+        if last.get("stopped_early")
+        else "time budget"
+        if last.get("out_of_budget")
+        else "epoch limit"
+        if epochs
+        else "fit",
+        "valid_curve": [
+            {"epoch": r["epoch"], "lr": r.get("lr"), **r.get("valid", {})} for r in epochs
+        ],
+        "fit_seconds": metrics.get("fit_seconds"),
+        "eval_seconds": metrics.get("eval_seconds"),
+        "threads": config["train"].get("num_threads") or origin.get("threads"),
+        "cpu": origin.get("cpu"),
+        "cpu_capability": origin.get("cpu_capability"),
+        "commit": origin.get("commit"),
+        "data_sha256": origin.get("data_sha256", {}),
+        "command": origin.get("command", ""),
+        "params": config["params"],
+        "train": config["train"],
+        "recorded": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "note": note,
+    }
+
+
+def entry_name(entry: dict[str, Any]) -> str:
+    seed = entry.get("train", {}).get("seed", 0)
+    return f"{entry['dataset']}-{entry['model']}-{entry['protocol']}-seed{seed}.json"
+
+
+def add(
+    run_dir: Path,
+    protocol: str,
+    registry: Path = REGISTRY_DIR,
+    note: str = "",
+    replace: bool = False,
+) -> Path:
+    """Write the entry of `run_dir` into `registry`; an existing entry needs `replace`."""
+    entry = entry_from_run(run_dir, protocol, note)
+    path = registry / entry_name(entry)
+    if path.exists() and not replace:
+        raise RunError(f"{path}: already registered (--replace to overwrite)")
+    registry.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, entry)
+    return path
+
+
+def load(registry: Path = REGISTRY_DIR) -> list[dict[str, Any]]:
+    """Every entry, checked, in file-name order."""
+    entries = []
+    for path in sorted(registry.glob("*.json")):
+        entry = _read_json(path)
+        missing = [k for k in REQUIRED if k not in entry]
+        if missing:
+            raise RunError(f"{path}: missing key '{missing[0]}'")
+        entries.append(entry)
+    return entries
+
+
+def paper_number(model: str, dataset: str, metric: str) -> tuple[float | None, str]:
+    """The published value (percent) for a model, dataset and metric, and its table."""
+    from sessionrec.reproduce.experiments import EXPERIMENTS
+
+    for name in PAPER_TABLES:
+        experiment = EXPERIMENTS[name]
+        for row in experiment.rows:
+            if row.model == model:
+                value = experiment.paper_value(row.label, dataset, metric)
+                if value is not None:
+                    return value, experiment.source
+    return None, ""
+
+
+def _cell(ours: float | None, paper: float | None) -> str:
+    if ours is None or (isinstance(ours, float) and math.isnan(ours)):
+        return "–"
+    text = f"{100 * ours:.2f}"
+    if paper is None:
+        return text
+    return f"{text} ({paper:.2f}, {100 * ours - paper:+.2f})"
+
+
+def render(entries: list[dict[str, Any]]) -> str:
+    """Markdown tables, one per dataset: each cell `ours (paper, difference)` in percent."""
+    if not entries:
+        return "No runs registered yet.\n"
+    lines = []
+    for dataset in sorted({e["dataset"] for e in entries}):
+        rows = sorted(
+            (e for e in entries if e["dataset"] == dataset),
+            key=lambda e: (e["protocol"] != "full", e["model"], entry_name(e)),
+        )
+        lines += [
+            f"### {dataset}",
+            "",
+            "| model | protocol | "
+            + " | ".join(m.upper() for m in METRICS)
+            + " | epochs (selected) | train min | command |",
+            "|---|---|" + "---|" * len(METRICS) + "---|---|---|",
+        ]
+        for e in rows:
+            cells = [
+                _cell(e["test"].get(m), paper_number(e["model"], dataset, m)[0]) for m in METRICS
+            ]
+            label = e["protocol"] if e["protocol"] != "reduced" else "REDUCED"
+            epochs = f"{e.get('epochs')} ({e.get('selected_epoch')})" if e.get("epochs") else "–"
+            minutes = f"{e['fit_seconds'] / 60:.0f}" if e.get("fit_seconds") else "–"
+            lines.append(
+                f"| {e['model']} | {label} | "
+                + " | ".join(cells)
+                + f" | {epochs} | {minutes} | `{e['command']}` |"
+            )
+        sources = sorted({paper_number(e["model"], dataset, "hr@20")[1] for e in rows} - {""})
+        lines += ["", f"Paper numbers: {'; '.join(sources) or 'none published'}.", ""]
+    return "\n".join(lines)
+
+
+def update_doc(doc: Path = RESULTS_DOC, registry: Path = REGISTRY_DIR, check: bool = False) -> bool:
+    """Regenerate the registry section of `doc`; with `check`, only say whether it is stale."""
+    text = doc.read_text()
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise RunError(f"{doc}: needs exactly one {BEGIN} ... {END} section")
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    new = f"{head}{BEGIN}\n{render(load(registry))}{END}{tail}"
+    if new == text:
+        return False
+    if not check:
+        doc.write_text(new)
+    return True

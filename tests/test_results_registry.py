@@ -1,0 +1,126 @@
+"""The results registry: entries from run directories, tables with the papers' numbers."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sessionrec import results
+from sessionrec.errors import ConfigError, RunError
+from sessionrec.models import create
+from sessionrec.training.config import TrainConfig
+from sessionrec.training.run import prepare_resume, train_and_evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run") / "stamp"
+    config = TrainConfig(epochs=1, batch_size=256, num_threads=1)
+    train_and_evaluate(create("stamp", tiny.num_items, embedding_dim=8), tiny, config, run)
+    return run
+
+
+def test_an_entry_carries_metrics_epochs_and_provenance(run_dir, tmp_path):
+    path = results.add(run_dir, "reduced", tmp_path, note="smoke")
+    entry = json.loads(path.read_text())
+    assert path.name == "synthetic-stamp-reduced-seed0.json"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert entry["test"] == metrics["test"] and entry["valid"] == metrics["valid"]
+    assert (entry["epochs"], entry["selected_epoch"], entry["threads"]) == (1, 1, 1)
+    assert entry["cpu"] and entry["cpu_capability"] and entry["command"]
+    assert entry["valid_curve"][0]["epoch"] == 1 and "hr@20" in entry["valid_curve"][0]
+    with pytest.raises(RunError, match="already registered"):
+        results.add(run_dir, "reduced", tmp_path)
+    with pytest.raises(ConfigError, match="protocol"):
+        results.add(run_dir, "Full Run", tmp_path)
+
+
+def test_an_unfinished_run_is_refused(run_dir, tmp_path):
+    unfinished = tmp_path / "cut"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text((run_dir / "config.json").read_text())
+    with pytest.raises(RunError, match="metrics.json: missing"):
+        results.add(unfinished, "full", tmp_path / "registry")
+
+
+def test_paper_numbers_come_from_the_right_table():
+    assert results.paper_number("srgnn", "diginetica", "hr@20")[0] == pytest.approx(51.26)
+    assert results.paper_number("linet", "diginetica", "hr@20")[1] == "LINet paper, Table I"
+    assert results.paper_number("sknn", "diginetica", "hr@20") == (None, "")
+
+
+def test_cells_show_ours_paper_and_difference():
+    entry = {
+        "model": "srgnn",
+        "dataset": "diginetica",
+        "protocol": "full",
+        "command": "c",
+        "test": {"hr@20": 0.5, "mrr@20": 0.1},
+        "valid": {},
+        "fit_seconds": 600,
+        "epochs": 7,
+        "selected_epoch": 4,
+    }
+    table = results.render([entry])
+    assert (
+        "| srgnn | full | 50.00 (51.26, -1.26) | 10.00 (17.78, -7.78) | – | – | 7 (4) | 10 |"
+        in table
+    )
+
+
+def test_the_doc_is_regenerated_and_checked(run_dir, tmp_path):
+    doc = tmp_path / "results.md"
+    doc.write_text(f"# R\n\n{results.BEGIN}\nold\n{results.END}\n\nafter\n")
+    registry = tmp_path / "registry"
+    results.add(run_dir, "reduced", registry)
+    assert results.update_doc(doc, registry, check=True)  # stale, left alone
+    assert "old" in doc.read_text()
+    assert results.update_doc(doc, registry)
+    text = doc.read_text()
+    assert "| stamp | REDUCED |" in text and text.endswith("after\n")
+    assert not results.update_doc(doc, registry, check=True)
+
+
+def test_committed_tables_match_the_registry():
+    """docs/results.md's registry section is what `sessionrec results table` makes."""
+    stale = results.update_doc(
+        ROOT / "docs" / "results.md", ROOT / "results" / "registry", check=True
+    )
+    assert not stale, "run `sessionrec results table` and commit docs/results.md"
+
+
+def test_cli_check_fails_on_a_stale_doc(tmp_path):
+    doc = tmp_path / "results.md"
+    doc.write_text(f"{results.BEGIN}\nold\n{results.END}\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sessionrec",
+            "results",
+            "table",
+            "--doc",
+            str(doc),
+            "--registry",
+            str(tmp_path / "none"),
+            "--check",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and "stale" in done.stderr
+
+
+def test_a_resumed_run_counts_its_whole_training_time(tiny, tmp_path):
+    run = tmp_path / "run"
+    config = TrainConfig(epochs=1, batch_size=256)
+    first = train_and_evaluate(create("stamp", tiny.num_items, embedding_dim=8), tiny, config, run)
+    model, data, config = prepare_resume(run, "stamp", {"epochs": "2"})
+    resumed = train_and_evaluate(model, data, config, run, resume=True)
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    epoch_seconds = sum(r["seconds"] for r in log if r["event"] == "epoch")
+    assert resumed["fit_seconds"] >= epoch_seconds > first["fit_seconds"] / 2
