@@ -52,17 +52,18 @@ class SessionDataset:
         return np.bincount(self.train.target, minlength=self.num_items + 1)
 
     def fit_sessions(self) -> Sessions:
-        """Training sessions that contribute fitting examples: what a global graph may see.
+        """The training sessions every example of which is fitted: all a model may learn from.
 
-        Validation examples are the most recent prefixes, so the sessions they come from are
-        left out (a session split by the cut is kept whole).
+        Validation examples are the most recent prefixes; the sessions they come from (the one
+        split by the cut included) are left out of every graph and neighbour index, so no
+        validation target is seen before it is predicted. With no validation split, all.
         """
+        sessions = self.train_sessions
         if len(self.valid) == 0:
-            return self.train_sessions
-        n_ex = np.maximum(self.train_sessions.lengths - 1, 0)
-        first_example = np.cumsum(n_ex) - n_ex
-        keep = np.flatnonzero((first_example < len(self.train)) & (n_ex > 0))
-        return self.train_sessions.select(keep)
+            return sessions
+        examples = np.cumsum(np.maximum(sessions.lengths - 1, 0))
+        n_fit = int(np.searchsorted(examples, len(self.train), side="right"))
+        return sessions.select(np.arange(n_fit))
 
     def stats(self) -> dict[str, Any]:
         """Counts as in the papers' dataset tables."""

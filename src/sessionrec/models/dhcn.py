@@ -10,7 +10,8 @@ and convolves with D̂⁻¹(A + I). A contrastive loss (β-weighted) tells the t
 embeddings of the same session apart from a row- and column-shuffled copy.
 
 Details chosen where the paper is silent, following the authors' code (xiaxin1998/DHCN):
-- Hyperedges are `dataset.train_sessions` (full sessions); the code uses its training
+- Hyperedges are the fitting sessions (`SessionDataset.fit_sessions`: no validation session,
+  as for every model), whole; the code uses its training
   prefixes instead (see docs/baselines-graph.md). Items never in training keep X⁽⁰⁾/(L+1).
 - The incidence is kept as an index buffer; the normalised adjacency and its transpose are
   rebuilt lazily as int32 CSR matrices, and the sparse products run in a custom autograd
@@ -165,7 +166,7 @@ class DHCN(nn.Module):
 
     def prepare(self, dataset: SessionDataset) -> None:
         """Each training session becomes a hyperedge; the incidence is kept as a buffer."""
-        inc = hypergraph_incidence(dataset.train_sessions)
+        inc = hypergraph_incidence(dataset.fit_sessions())
         self.incidence = torch.from_numpy(inc).to(self.incidence.device)
         self._adj = self._table = None
 

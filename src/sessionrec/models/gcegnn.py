@@ -7,7 +7,8 @@ two are sum-pooled (dropout on the global part) and read out with reverse-positi
 attention; scores are inner products with the item embeddings over all items.
 
 Details chosen where the paper is silent, following the authors' code (CCIIPLab/GCE-GNN):
-- Global graph from `dataset.train_sessions` only: every pair at distance 1..ε in a session
+- Global graph from the fitting sessions only (`SessionDataset.fit_sessions`: no validation
+  session, as for every model): every pair at distance 1..ε in a session
   counts once in each direction (an item repeated within ε gets a self-loop count); weights
   are raw counts; each item keeps its `num_neighbors` heaviest neighbours, ties broken by
   first occurrence (the code's stable sort). Items with fewer neighbours are padded and the
@@ -184,7 +185,7 @@ class GCEGNN(nn.Module):
     def prepare(self, dataset: SessionDataset) -> None:
         """Build the global graph from the training sessions into buffers."""
         nb, w = build_global_graph(
-            dataset.train_sessions, dataset.num_items, self.p.epsilon, self.p.num_neighbors
+            dataset.fit_sessions(), dataset.num_items, self.p.epsilon, self.p.num_neighbors
         )
         self.neighbors = torch.from_numpy(nb).to(self.neighbors.device)
         self.neighbor_weights = torch.from_numpy(w).to(self.neighbor_weights.device)

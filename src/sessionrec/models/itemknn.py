@@ -36,13 +36,8 @@ if TYPE_CHECKING:
 
 
 def fit_sessions(dataset: SessionDataset) -> Sessions:
-    """Training sessions all of whose examples are in the fitting split (not validation)."""
-    sessions = dataset.train_sessions
-    if len(dataset.valid) == 0:
-        return sessions
-    examples = np.cumsum(np.maximum(sessions.lengths - 1, 0))
-    n_fit = int(np.searchsorted(examples, len(dataset.train), side="right"))
-    return sessions.select(np.arange(n_fit))
+    """`SessionDataset.fit_sessions`: the one policy for what a model may learn from."""
+    return dataset.fit_sessions()
 
 
 def incidence(sessions: Sessions, num_items: int, binary: bool = True) -> sp.csr_matrix:

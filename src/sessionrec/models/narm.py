@@ -19,12 +19,19 @@ class NARMParams:
     num_layers: int = 1
     emb_dropout: float = 0.25  # paper: 0.25 between embedding and GRU
     ct_dropout: float = 0.5  # paper: 0.5 before the bilinear decoder
+    # Item table N(0, std²); None: √(2 / rows), the authors' Theano code (NARM.py). PyTorch's
+    # default, std 1, makes the initial logits ~100× larger.
+    emb_init_std: float | None = None
 
 
 class NARM(nn.Module):
     def __init__(self, num_items: int, p: NARMParams) -> None:
         super().__init__()
         self.item_emb = nn.Embedding(num_items + 1, p.embedding_dim, padding_idx=0)
+        std = p.emb_init_std if p.emb_init_std is not None else (2 / (num_items + 1)) ** 0.5
+        with torch.no_grad():
+            self.item_emb.weight.normal_(0.0, std)
+            self.item_emb.weight[0].zero_()
         self.emb_dropout = nn.Dropout(p.emb_dropout)
         self.gru = nn.GRU(p.embedding_dim, p.hidden_size, p.num_layers, batch_first=True)
         # α_tj = vᵀ σ(A1 h_t + A2 h_j), unnormalised as in the paper (Eq. 7)

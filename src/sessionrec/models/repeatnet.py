@@ -28,6 +28,7 @@ Training settings: the code's, in `train_defaults` (`sessionrec models show repe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -42,6 +43,9 @@ class RepeatNetParams:
     embedding_dim: int = 100  # paper: 100
     hidden_size: int = 100  # paper: 100
     dropout: float = 0.5  # code: 0.5 on embeddings and on the GRU states
+    # "glorot": item table and every Linear Glorot-normal, as the code's GlorotNormal
+    # initialisers; "torch": PyTorch's defaults (item table N(0, 1)).
+    init: Literal["glorot", "torch"] = "glorot"
 
 
 class AdditiveScores(nn.Module):
@@ -70,6 +74,11 @@ class RepeatNet(nn.Module):
         self.repeat_attention = AdditiveScores(d)  # α^r (Eq. 5)
         self.explore_attention = AttentionReadout(d, d, d, "tanh", normalize=True)  # α^e (Eq. 7)
         self.explore = nn.Linear(2 * d, num_items + 1, bias=False)  # W^e (Eq. 9)
+        if p.init == "glorot":
+            for module in (self.item_emb, *(m for m in self.modules() if isinstance(m, nn.Linear))):
+                nn.init.xavier_normal_(module.weight)
+            with torch.no_grad():
+                self.item_emb.weight[0].zero_()
 
     def heads(
         self, items: torch.Tensor, lengths: torch.Tensor

@@ -17,11 +17,16 @@ class STAMPParams:
     embedding_dim: int = 100  # paper: 100
     emb_init_std: float = 0.002  # paper: N(0, 0.002) for embeddings
     weight_init_std: float = 0.05  # paper: N(0, 0.05) for the other weights
+    # The authors' code (STAMP_cikm.py) adds m_s to the attention output (m_a = Σ α_i x_i + m_s)
+    # and looks the session's items up with max_norm 1.5; the paper's Eq. 8 has neither.
+    add_ms: bool = True
+    input_max_norm: float | None = 1.5
 
 
 class STAMP(nn.Module):
     def __init__(self, num_items: int, p: STAMPParams) -> None:
         super().__init__()
+        self.p = p
         d = p.embedding_dim
         self.item_emb = nn.Embedding(num_items + 1, d, padding_idx=0)
         # α_i = W0 σ(W1 x_i + W2 x_t + W3 m_s + b_a): the query is [x_t ; m_s] (Eq. 7)
@@ -42,9 +47,15 @@ class STAMP(nn.Module):
         """h_s ⊙ h_t (B, d): the trilinear score is its inner product with x_i."""
         mask = items > 0
         x = self.item_emb(items)
+        if self.p.input_max_norm is not None:  # rows longer than max_norm scaled down (code)
+            x = x * (self.p.input_max_norm / x.norm(dim=-1, keepdim=True).clamp(min=1e-12)).clamp(
+                max=1.0
+            )
         x_t = gather_last(x, lengths)  # last click: short-term memory m_t (Eq. 3)
         m_s = masked_mean(x, mask)  # general interest (Eq. 2)
         m_a = self.attention(x, torch.cat([x_t, m_s], dim=1), mask)  # m_a = Σ α_i x_i (Eq. 8)
+        if self.p.add_ms:
+            m_a = m_a + m_s  # the code's `attout + pool_out`
         h_s = torch.tanh(self.mlp_s(m_a))  # (Eq. 9)
         h_t = torch.tanh(self.mlp_t(x_t))  # (Eq. 10)
         return h_s * h_t
