@@ -51,6 +51,7 @@ def tiny_dir(tmp_path_factory):
         (["train", "narm", "--set", "hidden_size=big"], "'hidden_size' of narm must be int"),
         (["train", "narm", "--set", "novalue"], "--set expects key=value"),
         (["train", "narm", "--epochs", "0"], "epochs must be at least 1"),
+        (["train", "narm", "--protocol", "best"], "--protocol must be one of full, paper"),
         (["train", "narm", "--train-fraction", "0"], "train_fraction must be in (0, 1]"),
         (
             ["train", "narm", "--device", "cuda:7"]

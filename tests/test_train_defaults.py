@@ -98,3 +98,33 @@ def test_cli_shows_and_applies_the_defaults(tmp_path):
     )
     train = json.loads((run / "config.json").read_text())["train"]
     assert (train["lr"], train["batch_size"], train["weight_decay"]) == (3e-3, 512, 0.0)
+
+
+def test_paper_protocol_refits_on_every_example_for_the_selected_epochs(tiny, tmp_path):
+    from sessionrec.data.dataset import reload_dataset
+    from sessionrec.models import create
+    from sessionrec.training.run import evaluate_run, train_paper_protocol
+
+    run = tmp_path / "paper"
+    config = train_config("stamp", {"epochs": 3, "patience": 5, "batch_size": 256})
+    metrics = train_paper_protocol(
+        lambda: create("stamp", tiny.num_items, embedding_dim=8),
+        lambda fraction: reload_dataset(dict(tiny.source, valid_fraction=fraction)),
+        0.1,
+        config,
+        run,
+    )
+
+    def epochs(phase):
+        log = (run / phase / "log.jsonl").read_text().splitlines()
+        return [r for r in map(json.loads, log) if r["event"] == "epoch"]
+
+    selected = json.loads((run / "select" / "metrics.json").read_text())["best_epoch"]
+    refit = epochs("refit")
+    assert metrics["best_epoch"] == selected == len(refit) and len(epochs("select")) == 3
+    fit_examples = len(tiny.train) + len(tiny.valid)  # every training example
+    assert refit[0]["steps"] == -(-fit_examples // 256)
+    assert metrics["valid"] == json.loads((run / "select" / "metrics.json").read_text())["valid"]
+    assert metrics["test"] == json.loads((run / "refit" / "metrics.json").read_text())["test"]
+    assert json.loads((run / "config.json").read_text())["protocol"] == "paper"
+    assert evaluate_run(run)["test"] == pytest.approx(metrics["test"])

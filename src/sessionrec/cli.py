@@ -239,24 +239,43 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="full: keep the epoch best on validation. paper: then refit on every "
+            "training example (validation included) for that many epochs and test once."
+        ),
+    ] = "full",
 ) -> None:
     """Train a model, evaluate it with full ranking and write a run directory."""
-    from sessionrec.data.dataset import load_dataset
+    from sessionrec.data.dataset import load_dataset, reload_dataset
     from sessionrec.models import create, get
+    from sessionrec.models.params import params_dict
     from sessionrec.models.registry import train_config
     from sessionrec.training.config import TrainConfig
     from sessionrec.training.distributed import env_world
-    from sessionrec.training.run import prepare_resume, train_and_evaluate
+    from sessionrec.training.run import (
+        PROTOCOLS,
+        prepare_resume,
+        read_run_config,
+        train_and_evaluate,
+        train_paper_protocol,
+    )
 
     say = out.print if env_world().is_main else (lambda *a, **k: None)  # rank 0 only (torchrun)
     model_cls = get(model)
     name = Path(dataset).name if Path(dataset).is_dir() else dataset
     run_dir = out_dir or Path("runs") / f"{model}-{name}"
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
     if resume:
         extend = parse_assignments(set_ or [])
         if epochs is not None:
             extend["epochs"] = str(epochs)
         recommender, data, config = prepare_resume(run_dir, model, extend)
+        saved = read_run_config(run_dir)
+        protocol = saved.get("protocol", "full")
+        valid_fraction = saved.get("select_valid_fraction", valid_fraction)
         say(f"resuming {run_dir}")
     else:
         overrides = parse_assignments(set_ or [])
@@ -287,9 +306,21 @@ def train(
             f"training {model} on {data.name}: {len(data.train):,} examples, "
             f"{data.num_items:,} items -> {run_dir}"
         )
-    metrics = train_and_evaluate(
-        recommender, data, config, run_dir, progress=progress, resume=resume
-    )
+    if protocol == "paper":
+        seed_, params = config.seed, params_dict(recommender.params)
+        metrics = train_paper_protocol(
+            lambda: create(model, data.num_items, seed=seed_, **params),
+            lambda fraction: reload_dataset(dict(data.source, valid_fraction=fraction)),
+            valid_fraction,
+            config,
+            run_dir,
+            progress,
+            resume,
+        )
+    else:
+        metrics = train_and_evaluate(
+            recommender, data, config, run_dir, progress=progress, resume=resume
+        )
     say(
         metrics_table(
             f"{model} on {data.name} (test, %)",

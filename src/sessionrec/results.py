@@ -66,7 +66,8 @@ def entry_from_run(run_dir: Path, protocol: str, note: str = "") -> dict[str, An
     metrics = _read_json(run_dir / "metrics.json")
     if "test" not in metrics or "valid" not in metrics:
         raise RunError(f"{run_dir}/metrics.json: no test and validation metrics (not finished?)")
-    epochs = _epochs(run_dir)
+    selection = run_dir / "select"  # a paper-protocol run: the curve is the selection run's
+    epochs = _epochs(selection if (selection / "log.jsonl").exists() else run_dir)
     origin = config.get("provenance", {})
     last = epochs[-1] if epochs else {}
     return {

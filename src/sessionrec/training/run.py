@@ -10,8 +10,11 @@ Under torchrun every rank runs `train_and_evaluate`; only rank 0 writes the run 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +263,78 @@ def evaluate_run(
     train = _train_settings(run_dir, config["train"])
     dataset = reload_dataset(config["dataset"])
     return evaluate_splits(model, dataset, train, splits)
+
+
+PROTOCOLS = ("full", "paper")
+SELECT_DIR, REFIT_DIR = "select", "refit"
+
+
+def train_paper_protocol(
+    make_model: Callable[[], Recommender],
+    load: Callable[[float], SessionDataset],
+    valid_fraction: float,
+    config: TrainConfig,
+    run_dir: str | Path,
+    progress: bool = False,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Select the epoch count on validation, refit on every training example, test once.
+
+    `run_dir/select` is the validation-selected run, `run_dir/refit` the refit (each a run
+    directory of its own, so `--resume` continues whichever was interrupted); `run_dir` gets
+    the refit model, its config and the metrics of both: `test` is the refit's.
+    """
+    run_dir = Path(run_dir)
+    select, refit = run_dir / SELECT_DIR, run_dir / REFIT_DIR
+    main = distributed.env_world().is_main
+    if resume and (select / METRICS_FILE).exists():
+        chosen = _read_metrics(select)
+    else:
+        data, model = load(valid_fraction), make_model()
+        if not resume and main:  # what `--resume` rebuilds both phases from
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / METRICS_FILE).unlink(missing_ok=True)
+            paper = dict(
+                run_config(model, data, config),
+                protocol="paper",
+                select_valid_fraction=valid_fraction,
+            )
+            atomic_write_json(run_dir / CONFIG_FILE, paper)
+        again = resume and (select / "checkpoint.pt").exists()
+        chosen = train_and_evaluate(model, data, config, select, progress, again)
+    epochs = int(chosen.get("best_epoch") or config.epochs)
+    refit_config = dataclasses.replace(config, epochs=epochs, patience=epochs)
+    again = resume and (refit / "checkpoint.pt").exists()
+    final = train_and_evaluate(
+        make_model(), load(0.0), refit_config, refit, progress, again, splits=("test",)
+    )
+    metrics = {
+        "model": final["model"],
+        "dataset": final["dataset"],
+        "protocol": "paper",
+        "valid": chosen["valid"],
+        "test": final["test"],
+        "best_epoch": epochs,
+        "selected": {"test": chosen["test"], "fit_seconds": chosen["fit_seconds"]},
+        "fit_seconds": round(chosen["fit_seconds"] + final["fit_seconds"], 2),
+        "eval_seconds": final["eval_seconds"],
+        "test_cases": final["test_cases"],
+    }
+    if main:
+        for name in ("model.json", "model.safetensors"):
+            shutil.copyfile(refit / name, run_dir / name)
+        refit_config = json.loads((refit / CONFIG_FILE).read_text())
+        paper = dict(refit_config, protocol="paper", select_valid_fraction=valid_fraction)
+        atomic_write_json(run_dir / CONFIG_FILE, paper)
+        atomic_write_json(run_dir / METRICS_FILE, metrics)
+    return metrics
+
+
+def _read_metrics(run_dir: Path) -> dict[str, Any]:
+    try:
+        metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    except (OSError, ValueError) as e:
+        raise RunError(f"{run_dir / METRICS_FILE}: unreadable ({e})") from None
+    if not isinstance(metrics, dict) or "valid" not in metrics or "test" not in metrics:
+        raise RunError(f"{run_dir / METRICS_FILE}: not a finished run's metrics")
+    return metrics
