@@ -190,3 +190,43 @@ def test_tune_selects_on_validation_and_tests_once(tmp_path):
     assert "selected" in table and "REDUCED BUDGET" in table
     with pytest.raises(ConfigError, match="not a hyper-parameter"):
         tune("sknn", ["synthetic"], parse_grid(["hidden=1,2"]), budget, tmp_path, tmp_path)
+
+
+def test_a_failed_row_is_recorded_and_the_others_go_on(tmp_path, monkeypatch):
+    from sessionrec.errors import RunError
+    from sessionrec.reproduce.pipeline import Options, reproduce
+
+    real_run = Runner.run
+
+    def failing(self, job, dataset, test=True):
+        if job.model == "focol-sg":
+            raise RunError("loss is NaN at epoch 1")
+        return real_run(self, job, dataset, test)
+
+    monkeypatch.setattr(Runner, "run", failing)
+    options = Options(
+        datasets=["synthetic"],
+        budget=Budget(
+            epochs=1,
+            train_fraction=0.02,
+            sets={
+                "embedding_dim": "16",
+                "feedforward_dim": "32",
+                "transformer_layers": "1",
+                "fogcn_layers": "1",
+                "negatives": "8",
+                "batch_size": "256",
+                "num_threads": "1",
+            },
+        ),
+        runs_dir=tmp_path / "runs",
+        out=tmp_path / "out",
+    )
+    lines = []
+    with pytest.raises(RunError, match=r"1 row\(s\) failed \(FOCOL-SG on synthetic\)"):
+        reproduce("focol-table3", options, lines.append)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["label"] for r in results["rows"]] == ["FOCOL-NG", "FOCOL"]
+    assert results["failed"][0]["error"] == "loss is NaN at epoch 1"
+    assert "**FAILED**: FOCOL-SG on synthetic" in (tmp_path / "out" / "table.md").read_text()
+    assert any(line.startswith("FAILED  FOCOL-SG") for line in lines)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sessionrec.errors import ConfigError
+from sessionrec.errors import ConfigError, RunError, SessionrecError
 from sessionrec.reproduce.budget import Budget
 from sessionrec.reproduce.experiments import (
     IMPORTANCE,
@@ -123,12 +123,21 @@ def reproduce(
         },
         "datasets": [],
         "rows": [],
+        "failed": [],
         "analysis": {},
     }
     for spec in datasets:
         data = _load(spec, options, budget)
         results["datasets"].append({"name": data.name, "spec": spec, **data.stats()})
-        dataset_rows = [_run_row(experiment, row, data, budget, runner) for row in rows]
+        dataset_rows = []
+        for row in rows:
+            try:
+                dataset_rows.append(_run_row(experiment, row, data, budget, runner))
+            except (SessionrecError, FloatingPointError, RuntimeError, MemoryError) as e:
+                error = " ".join(str(e).split())[:300] or type(e).__name__
+                failed = {"dataset": data.name, "label": row.label, "model": row.model}
+                results["failed"].append({**failed, "error": error})
+                say(f"FAILED  {row.label} on {data.name}: {error}; going on with the other rows")
         if experiment.kind not in (SWEEP, IMPORTANCE):
             ref = _significance(experiment, dataset_rows, options)
             results["significance"]["reference"] = ref
@@ -145,6 +154,9 @@ def reproduce(
     out = options.out or Path("results") / experiment.name
     for path in write_outputs(results, out):
         say(f"wrote {path}")
+    if results["failed"]:
+        names = ", ".join(f"{f['label']} on {f['dataset']}" for f in results["failed"])
+        raise RunError(f"{len(results['failed'])} row(s) failed ({names}); see {out}/table.md")
     return results
 
 

@@ -102,6 +102,8 @@ def table_markdown(results: dict[str, Any]) -> str:
         if kind == INVARIANCE:
             lines += _invariance_tables(results)
     lines += _runs_table(results)
+    for failed in results.get("failed", []):
+        lines.append(f"- **FAILED**: {failed['label']} on {failed['dataset']}: {failed['error']}")
     return "\n".join(lines) + "\n"
 
 
