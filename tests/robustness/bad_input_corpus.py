@@ -850,7 +850,7 @@ def _(ws: Workspace) -> Invocation:
     OPTIONS,
     "`--set` of a setting that does not exist",
     ConfigError,
-    r"unknown setting 'dropout' for stamp; model hyper-parameters: emb_init_std, embedding_dim",
+    r"unknown setting 'dropout' for stamp; model hyper-parameters: add_ms, emb_init_std",
     same_message=False,
 )
 def _(ws: Workspace) -> Invocation:

@@ -47,7 +47,10 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def stamp_run(tiny, runs):
-    return _train("stamp", tiny, runs / "stamp")
+    # The paper's STAMP (Eq. 8, raw inputs): with the code's m_a + m_s and max_norm inputs,
+    # this briefly trained model's vectors give HNSW (ef_search 300) a top-20 recall of only
+    # 0.59-0.85 here, which tests the model's geometry, not the index (issue: serving).
+    return _train("stamp", tiny, runs / "stamp", add_ms=False, input_max_norm=None)
 
 
 @pytest.fixture(scope="session")
