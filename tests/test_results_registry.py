@@ -27,7 +27,7 @@ def run_dir(tiny, tmp_path_factory):
 def test_an_entry_carries_metrics_epochs_and_provenance(run_dir, tmp_path):
     path = results.add(run_dir, "reduced", tmp_path, note="smoke")
     entry = json.loads(path.read_text())
-    assert path.name == "synthetic-stamp-reduced-seed0.json"
+    assert path.name == "synthetic-stamp-reduced-stamp.json"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert entry["test"] == metrics["test"] and entry["valid"] == metrics["valid"]
     assert (entry["epochs"], entry["selected_epoch"], entry["threads"]) == (1, 1, 1)

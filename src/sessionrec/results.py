@@ -100,12 +100,14 @@ def entry_from_run(run_dir: Path, protocol: str, note: str = "") -> dict[str, An
         "train": config["train"],
         "recorded": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "note": note,
+        "run": run_dir.resolve().name,
     }
 
 
 def entry_name(entry: dict[str, Any]) -> str:
-    seed = entry.get("train", {}).get("seed", 0)
-    return f"{entry['dataset']}-{entry['model']}-{entry['protocol']}-seed{seed}.json"
+    """File name: dataset, model, protocol and the run directory's name (unique per run)."""
+    run = re.sub(r"[^A-Za-z0-9_.-]+", "_", entry.get("run", "run"))
+    return f"{entry['dataset']}-{entry['model']}-{entry['protocol']}-{run}.json"
 
 
 def add(
@@ -192,6 +194,10 @@ def render(entries: list[dict[str, Any]]) -> str:
             )
         sources = sorted({paper_number(e["model"], dataset, "hr@20")[1] for e in rows} - {""})
         lines += ["", f"Paper numbers: {'; '.join(sources) or 'none published'}.", ""]
+        notes = [
+            f"- {e['model']} (`{e.get('run', '')}`): {e['note']}" for e in rows if e.get("note")
+        ]
+        lines += [*notes, ""] if notes else []
     return "\n".join(lines)
 
 

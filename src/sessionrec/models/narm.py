@@ -19,9 +19,10 @@ class NARMParams:
     num_layers: int = 1
     emb_dropout: float = 0.25  # paper: 0.25 between embedding and GRU
     ct_dropout: float = 0.5  # paper: 0.5 before the bilinear decoder
-    # Item table N(0, std²); None: √(2 / rows), the authors' Theano code (NARM.py). PyTorch's
-    # default, std 1, makes the initial logits ~100× larger.
-    emb_init_std: float | None = None
+    # Item table N(0, std²): 1 is PyTorch's default (and the PyTorch port's); None is
+    # √(2 / rows), the authors' Theano code (NARM.py), which learned far slower here
+    # (docs/baselines-neural.md, NARM).
+    emb_init_std: float | None = 1.0
 
 
 class NARM(nn.Module):
