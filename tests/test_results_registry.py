@@ -124,3 +124,17 @@ def test_a_resumed_run_counts_its_whole_training_time(tiny, tmp_path):
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     epoch_seconds = sum(r["seconds"] for r in log if r["event"] == "epoch")
     assert resumed["fit_seconds"] >= epoch_seconds > first["fit_seconds"] / 2
+
+
+def test_a_run_without_provenance_needs_its_command(run_dir, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    config = json.loads((old / "config.json").read_text())
+    del config["provenance"]
+    (old / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunError, match="records no command"):
+        results.add(old, "full", tmp_path / "registry")
+    path = results.add(old, "full", tmp_path / "registry", command="sessionrec train stamp")
+    assert json.loads(path.read_text())["command"] == "sessionrec train stamp"

@@ -58,8 +58,10 @@ def _epochs(run_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
-def entry_from_run(run_dir: Path, protocol: str, note: str = "") -> dict[str, Any]:
-    """A registry entry for a finished run directory."""
+def entry_from_run(
+    run_dir: Path, protocol: str, note: str = "", command: str = ""
+) -> dict[str, Any]:
+    """A registry entry for a finished run directory (`command` for runs that lack one)."""
     if not PROTOCOL.match(protocol):
         raise ConfigError(f"protocol must be full, paper, reduced or a recipe name: {protocol!r}")
     config = _read_json(run_dir / "config.json")
@@ -95,7 +97,7 @@ def entry_from_run(run_dir: Path, protocol: str, note: str = "") -> dict[str, An
         "cpu_capability": origin.get("cpu_capability"),
         "commit": origin.get("commit"),
         "data_sha256": origin.get("data_sha256", {}),
-        "command": origin.get("command", ""),
+        "command": origin.get("command") or command,
         "params": config["params"],
         "train": config["train"],
         "recorded": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
@@ -116,9 +118,12 @@ def add(
     registry: Path = REGISTRY_DIR,
     note: str = "",
     replace: bool = False,
+    command: str = "",
 ) -> Path:
     """Write the entry of `run_dir` into `registry`; an existing entry needs `replace`."""
-    entry = entry_from_run(run_dir, protocol, note)
+    entry = entry_from_run(run_dir, protocol, note, command)
+    if not entry["command"]:
+        raise RunError(f"{run_dir}: records no command (a run from before provenance): --command")
     path = registry / entry_name(entry)
     if path.exists() and not replace:
         raise RunError(f"{path}: already registered (--replace to overwrite)")

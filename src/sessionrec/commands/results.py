@@ -26,11 +26,14 @@ def add_cmd(
     note: Annotated[str, typer.Option(help="One line on what the run shows.")] = "",
     registry: RegistryOpt = Path("results/registry"),
     replace: Annotated[bool, typer.Option(help="Overwrite an existing entry.")] = False,
+    command: Annotated[
+        str, typer.Option(help="The command that made the run, if its config.json has none.")
+    ] = "",
 ) -> None:
     """Record a finished run in the registry (one JSON, to commit)."""
     from sessionrec.results import add
 
-    path = add(run_dir, protocol, registry, note, replace)
+    path = add(run_dir, protocol, registry, note, replace, command)
     typer.echo(f"registered {path}")
 
 
