@@ -11,7 +11,8 @@ from sessionrec.errors import ConfigError
 from sessionrec.models import available, get
 from sessionrec.models.registry import train_config
 from sessionrec.reproduce.budget import Budget
-from sessionrec.reproduce.runner import make_job
+from sessionrec.models.params import build_params
+from sessionrec.reproduce.runner import make_job, split_sets
 from sessionrec.training.config import TrainConfig
 
 AUTHORS = {  # the authors' code, as docs/baselines-*.md record it
@@ -56,6 +57,24 @@ def test_reproduce_jobs_get_model_defaults_below_sets_and_rows_can_set_training(
         make_job("srgnn", {"warmup": 3}, data, Budget(), seed=0)
 
 
+def test_authors_per_dataset_settings_apply_below_the_users_own():
+    """GCE-GNN's main.py sets 2 hops and GCN dropout 0.2 for Diginetica; GRU4Rec's paramfile."""
+    data = make_synthetic(num_items=100, num_categories=5, num_sessions=200, seed=0)
+    assert make_job("gcegnn", {}, data, Budget(), seed=0).params["hops"] == 1  # no preset
+    data.name = "diginetica"
+    job = make_job("gcegnn", {}, data, Budget(sets={"dropout_gcn": "0.1"}), seed=0)
+    assert (job.params["hops"], job.params["dropout_gcn"]) == (2, 0.1)
+    gru = make_job("gru4rec", {}, data, Budget(), seed=0).params
+    assert (gru["layers"], gru["batch_size"], gru["final_act"]) == ([512], 128, "elu")
+    assert (gru["learning_rate"], gru["momentum"], gru["sample_alpha"]) == (0.05, 0.15, 0.3)
+    for name in available():  # every preset is a valid configuration of its model
+        for preset in get(name).dataset_presets.values():
+            model_hp, train_hp = split_sets(name, preset)
+            assert set(model_hp) | set(train_hp) == set(preset), name
+            build_params(get(name).Params, model_hp, name)
+            assert get(name).presets_source
+
+
 def test_srgnn_lr_per_epoch_follows_its_step_schedule(tiny, tmp_path):
     """SR-GNN's code: lr 1e-3, × 0.1 after every 3 epochs (set at each epoch's start)."""
     from sessionrec.models import create
@@ -82,6 +101,7 @@ def test_cli_shows_and_applies_the_defaults(tmp_path):
 
     shown = cli("models", "show", "srgnn")
     assert "lr_decay_every" in shown and "SR-GNN code, pytorch_code/main.py" in shown
+    assert "on diginetica: hops=2 dropout_gcn=0.2" in cli("models", "show", "gcegnn")
     run = tmp_path / "run"
     cli(
         "train",

@@ -206,6 +206,11 @@ def models_show(
         f"source of {model}'s training settings: {cls.train_source or 'none declared'}",
         highlight=False,
     )
+    for dataset, preset in cls.dataset_presets.items():
+        values = " ".join(f"{k}={v}" for k, v in preset.items())
+        out.print(f"on {dataset}: {values}", highlight=False)
+    if cls.dataset_presets:
+        out.print(f"source of the per-dataset settings: {cls.presets_source}", highlight=False)
 
 
 # --- train / evaluate / recommend --------------------------------------------------------------
@@ -251,7 +256,7 @@ def train(
     from sessionrec.data.dataset import load_dataset, reload_dataset
     from sessionrec.models import create, get
     from sessionrec.models.params import params_dict
-    from sessionrec.models.registry import train_config
+    from sessionrec.models.registry import dataset_preset, train_config
     from sessionrec.training.config import TrainConfig
     from sessionrec.training.distributed import env_world
     from sessionrec.training.run import (
@@ -278,7 +283,14 @@ def train(
         valid_fraction = saved.get("select_valid_fraction", valid_fraction)
         say(f"resuming {run_dir}")
     else:
-        overrides = parse_assignments(set_ or [])
+        preset = dataset_preset(model, name)
+        if preset:
+            say(
+                f"{model} on {name}: the authors' settings ({model_cls.presets_source}): "
+                + " ".join(f"{k}={v}" for k, v in preset.items()),
+                highlight=False,
+            )
+        overrides = {**preset, **parse_assignments(set_ or [])}
         model_fields = set(model_cls.Params.__dataclass_fields__)
         unknown = set(overrides) - model_fields - set(TrainConfig.__dataclass_fields__)
         if unknown:

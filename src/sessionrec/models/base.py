@@ -52,6 +52,10 @@ class Recommender(ABC):
     # below the user's own, above TrainConfig's defaults (models.registry.train_config).
     train_defaults: ClassVar[dict[str, Any]] = {}
     train_source: ClassVar[str] = ""
+    # The authors' settings for a named benchmark (dataset name -> hyper-parameters and
+    # training settings): above the defaults, below the user's own (registry.dataset_preset).
+    dataset_presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    presets_source: ClassVar[str] = ""
 
     def __init__(self, num_items: int, params: Any = None) -> None:
         if num_items < 1:

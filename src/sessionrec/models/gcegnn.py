@@ -49,10 +49,10 @@ class GCEGNNParams:
     embedding_dim: int = 100  # paper Sec. 4.1.3: 100
     epsilon: int = 3  # ε-neighbourhood; authors' build_graph.py counts distances 1..3
     num_neighbors: int = 12  # paper / code: 12 neighbours per item
-    hops: int = 1  # code default n_iter = 1 (its Diginetica script sets 2)
+    hops: int = 1  # code default n_iter = 1 (per-dataset values: dataset_presets)
     dropout_global: float = 0.5  # code default, dropout on h^g in Eq. 10
     dropout_local: float = 0.0  # code default
-    dropout_gcn: float = 0.0  # code default (its Diginetica script sets 0.2), Eq. 5 input
+    dropout_gcn: float = 0.0  # code default (per-dataset values: dataset_presets), Eq. 5 input
     leaky_slope: float = 0.2  # code: LeakyReLU α = 0.2
     max_position: int = 200  # code: 200 reverse-position embeddings
 
@@ -268,3 +268,8 @@ class GCEGNNRecommender(NeuralRecommender):
         "lr_decay_every": 3,
     }
     train_source = "GCE-GNN code, main.py and model.py: batch 100, lr 1e-3, l2 1e-5, StepLR(3, 0.1)"
+    dataset_presets = {
+        "diginetica": {"hops": 2, "dropout_gcn": 0.2, "dropout_local": 0.0},
+        "tmall": {"hops": 1, "dropout_gcn": 0.6, "dropout_local": 0.5},
+    }
+    presets_source = "GCE-GNN code, main.py: n_iter, dropout_gcn, dropout_local per dataset"

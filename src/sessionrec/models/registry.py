@@ -55,6 +55,11 @@ def create(name: str, num_items: int, seed: int | None = 0, **hparams: Any) -> R
         ) from None
 
 
+def dataset_preset(name: str, dataset: str) -> dict[str, Any]:
+    """The authors' settings of model `name` for the benchmark named `dataset` ({} if none)."""
+    return dict(get(name).dataset_presets.get(dataset, {}))
+
+
 def train_config(name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Training settings for model `name`: TrainConfig's defaults < the model's < `overrides`."""
     return build_params(TrainConfig, {**get(name).train_defaults, **(overrides or {})}, "training")

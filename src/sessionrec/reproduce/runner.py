@@ -25,7 +25,7 @@ from sessionrec.data.dataset import SessionDataset
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.io import atomic_write, atomic_write_json, read_jsonl
 from sessionrec.models.params import build_params, params_dict
-from sessionrec.models.registry import create, get, train_config
+from sessionrec.models.registry import create, dataset_preset, get, train_config
 from sessionrec.reproduce.budget import EXECUTION_ONLY, Budget
 from sessionrec.training.config import TrainConfig
 
@@ -112,10 +112,12 @@ def make_job(
 ) -> Job:
     """The job for `model` on `dataset`.
 
-    Precedence: model defaults (hyper-parameters and training settings) < `--set` < `extra`
-    (a grid point) < `fixed` (the row's own, which may hold training settings too).
+    Precedence: model defaults (hyper-parameters and training settings) < the authors'
+    settings for this benchmark < `--set` < `extra` (a grid point) < `fixed` (the row's own,
+    which may hold training settings too).
     """
-    model_hp, train_hp = split_sets(model, {**budget.sets, **(extra or {})})
+    preset = dataset_preset(model, dataset.name)
+    model_hp, train_hp = split_sets(model, {**preset, **budget.sets, **(extra or {})})
     row_hp, row_train = split_row(model, fixed)
     model_hp.update(row_hp)
     train_hp.update(row_train)
