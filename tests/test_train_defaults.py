@@ -9,9 +9,9 @@ import pytest
 from sessionrec.data.synthetic import make_synthetic
 from sessionrec.errors import ConfigError
 from sessionrec.models import available, get
+from sessionrec.models.params import build_params
 from sessionrec.models.registry import train_config
 from sessionrec.reproduce.budget import Budget
-from sessionrec.models.params import build_params
 from sessionrec.reproduce.runner import make_job, split_sets
 from sessionrec.training.config import TrainConfig
 
