@@ -47,6 +47,24 @@ def test_an_unfinished_run_is_refused(run_dir, tmp_path):
         results.add(unfinished, "full", tmp_path / "registry")
 
 
+def test_a_run_cut_by_its_time_budget_is_only_reduced(run_dir, tmp_path):
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    for name in ("config.json", "metrics.json"):
+        (cut / name).write_text((run_dir / name).read_text())
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    for record in records:
+        if record.get("event") == "epoch":
+            record["out_of_budget"] = True
+    (cut / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    for protocol in ("full", "paper"):
+        with pytest.raises(RunError, match="time budget ended training in epoch 1"):
+            results.add(cut, protocol, tmp_path / "registry")
+    assert json.loads(results.add(cut, "reduced", tmp_path / "r").read_text())["stopped"] == (
+        "time budget"
+    )
+
+
 def test_paper_numbers_come_from_the_right_table():
     assert results.paper_number("srgnn", "diginetica", "hr@20")[0] == pytest.approx(51.26)
     assert results.paper_number("linet", "diginetica", "hr@20")[1] == "LINet paper, Table I"

@@ -72,6 +72,15 @@ def entry_from_run(
     epochs = _epochs(selection if (selection / "log.jsonl").exists() else run_dir)
     origin = config.get("provenance", {})
     last = epochs[-1] if epochs else {}
+    if protocol in ("full", "paper"):
+        for phase in (run_dir, selection, run_dir / "refit"):
+            cut = [r["epoch"] for r in _epochs(phase) if r.get("out_of_budget")]
+            if cut:
+                raise RunError(
+                    f"{phase}: its time budget ended training in epoch {cut[0]}, so it is no "
+                    f"{protocol}-protocol run: register it as reduced (--resume with a larger "
+                    "max_minutes first, where it can go on)"
+                )
     return {
         "model": config["model"],
         "dataset": metrics.get("dataset", config["dataset"].get("dataset")),
