@@ -107,7 +107,14 @@ def datasets_stats(
 
 @datasets_app.command("prepare")
 def datasets_prepare(
-    fmt: Annotated[str, typer.Option("--format", help="diginetica | yoochoose | retailrocket")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="diginetica | yoochoose | retailrocket (the raw dumps), events (any CSV, TSV "
+            "or Parquet click log) | recbole (a RecBole .inter file)",
+        ),
+    ],
     input_file: Annotated[Path, typer.Option("--input", help="The raw click log.")],
     output: Annotated[
         Path, typer.Option("--output", help="Directory to write the prepared dataset to.")
@@ -118,7 +125,37 @@ def datasets_prepare(
             help="Keep the most recent fraction of training sessions, e.g. 1/64 (YooChoose)."
         ),
     ] = None,
-    test_days: Annotated[int | None, typer.Option(help="Days at the end used as test.")] = None,
+    test_days: Annotated[
+        int | None, typer.Option(help="Days at the end used as test (default 7; YooChoose 1).")
+    ] = None,
+    test_fraction: Annotated[
+        float | None,
+        typer.Option(help="Instead: the latest fraction of sessions is the test set, e.g. 0.1."),
+    ] = None,
+    test_input: Annotated[
+        Path | None,
+        typer.Option(help="events/recbole: a separate file of test sessions (same columns)."),
+    ] = None,
+    session_column: Annotated[
+        str | None, typer.Option(help="events: session column (SessionId; recbole session_id).")
+    ] = None,
+    item_column: Annotated[
+        str | None, typer.Option(help="events: item column (ItemId; recbole item_id).")
+    ] = None,
+    time_column: Annotated[
+        str | None, typer.Option(help="events: time column (Time; recbole timestamp).")
+    ] = None,
+    time_format: Annotated[
+        str,
+        typer.Option(
+            help="events: auto | seconds | milliseconds | iso (auto: numbers are epoch "
+            "seconds, milliseconds from 1e11; text is ISO-8601)"
+        ),
+    ] = "auto",
+    separator: Annotated[
+        str | None,
+        typer.Option(help="events: the field separator (default: ',' for .csv, else tab)."),
+    ] = None,
     min_item_support: Annotated[int, typer.Option(help="Drop items with fewer clicks.")] = 5,
     single_pass: Annotated[
         bool,
@@ -129,10 +166,25 @@ def datasets_prepare(
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
 ) -> None:
-    """Preprocess a raw click log with the field's standard rules (Polars)."""
-    from sessionrec.data.prepare import parse_fraction, prepare
+    """Preprocess a click log with the field's standard rules (Polars); rules in stats.json."""
+    import dataclasses
+
+    from sessionrec.data.event_log import RECBOLE_COLUMNS, EventColumns
+    from sessionrec.data.prepare import GENERIC, parse_fraction, prepare
 
     frac = parse_fraction(fraction) if fraction is not None else None
+    named = {
+        "session": (session_column, "--session-column"),
+        "item": (item_column, "--item-column"),
+        "time": (time_column, "--time-column"),
+        "separator": (separator, "--separator"),
+        "time_format": (None if time_format == "auto" else time_format, "--time-format"),
+    }
+    given = {k: v for k, (v, _) in named.items() if v is not None}
+    if given and fmt not in GENERIC:
+        flag = named[next(iter(given))][1]
+        raise ConfigError(f"{flag} applies to --format events or recbole, not {fmt}")
+    base = RECBOLE_COLUMNS if fmt == "recbole" else EventColumns()
     stats = prepare(
         fmt,
         input_file,
@@ -142,6 +194,9 @@ def datasets_prepare(
         min_item_support=min_item_support,
         overwrite=overwrite,
         until_stable=not single_pass,
+        test_fraction=test_fraction,
+        test_input=test_input,
+        columns=dataclasses.replace(base, **given),
     )
     table = Table(title=f"prepared {output} (rules and counts in {output / 'stats.json'})")
     table.add_column("key")

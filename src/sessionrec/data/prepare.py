@@ -18,6 +18,11 @@ Supported raw formats (`fmt`):
   30 minutes pass between consecutive views (the usual session-rec threshold); a session's time is
   its last view, in seconds. Test = last 7 days.
 
+- ``events``: any click log with one event per row: CSV, TSV or Parquet, columns named by
+  options (session-rec's `SessionId`, `ItemId`, `Time` by default), time in epoch seconds,
+  milliseconds or ISO-8601; ``recbole``: a RecBole atomic `.inter` file. See
+  `sessionrec.data.event_log` for how they are read. Test = last 7 days unless told otherwise.
+
 Common rules, in order:
 
 1. Drop sessions with fewer than 2 clicks.
@@ -27,6 +32,9 @@ Common rules, in order:
 3. Split on session time: with ``split = max_time - test_days * 86400``, train = sessions with
    time < split, test = time > split. Sessions exactly at the split are dropped (SR-GNN's strict
    comparisons; for the day-resolution Diginetica dates this drops the whole day `split`).
+   Instead, `test_fraction` makes the latest fraction of sessions (by session time, ties by
+   file position) the test set, and for ``events``/``recbole`` a separate `test_input` file may
+   hold the test sessions (steps 1-2 then count clicks over both files, as over one log).
 4. Optionally keep only the most recent ``int(n_train * fraction)`` training sessions.
 5. Number items 1..N in order of first appearance in the time-ordered training sessions.
 6. Drop test clicks on items absent from (the kept) training sessions; drop test sessions
@@ -37,6 +45,7 @@ Training and test sessions are ordered by session time, ties by first appearance
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -45,12 +54,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from sessionrec.data.event_log import RECBOLE_COLUMNS, EventColumns, describe, load_events
 from sessionrec.data.prepared import check_output_dir, write_prepared
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, DataError
 
-FORMATS = ("diginetica", "yoochoose", "retailrocket")
-DEFAULT_TEST_DAYS = {"diginetica": 7, "yoochoose": 1, "retailrocket": 7}
+FORMATS = ("diginetica", "yoochoose", "retailrocket", "events", "recbole")
+DEFAULT_TEST_DAYS = {"diginetica": 7, "yoochoose": 1, "retailrocket": 7, "events": 7, "recbole": 7}
+GENERIC = ("events", "recbole")  # any click log: columns named by options (data.event_log)
 MIN_SESSION_LENGTH = 2
 RETAILROCKET_SESSION_GAP_MINUTES = 30
 DAY_SECONDS = 86_400
@@ -103,6 +114,9 @@ def prepare(
     overwrite: bool = False,
     *,
     until_stable: bool = True,
+    test_fraction: float | None = None,
+    test_input: str | Path | None = None,
+    columns: EventColumns | None = None,
 ) -> dict[str, Any]:
     """Preprocess a raw click log into a prepared dataset directory; return its stats.
 
@@ -110,6 +124,14 @@ def prepare(
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown raw format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    chosen = [o for o, v in (("test_days", test_days), ("test_fraction", test_fraction),
+                             ("test_input", test_input)) if v is not None]  # fmt: skip
+    if len(chosen) > 1:
+        raise ConfigError(f"choose one way to split: {' or '.join(chosen)}")
+    if test_input is not None and fmt not in GENERIC:
+        raise ConfigError(f"a separate test file needs --format events or recbole, not {fmt}")
+    if test_fraction is not None and not 0.0 < test_fraction < 1.0:
+        raise ConfigError(f"invalid test_fraction {test_fraction!r}: expected 0 < f < 1")
     if test_days is None:
         test_days = DEFAULT_TEST_DAYS[fmt]
     if isinstance(test_days, bool) or not isinstance(test_days, int) or test_days < 1:
@@ -127,11 +149,17 @@ def prepare(
     out = Path(output_dir)
     check_output_dir(out, overwrite)  # fail before the (possibly long) processing
 
-    clicks, raw = _LOADERS[fmt](path)
+    if fmt in GENERIC:
+        clicks, raw = _load_generic(path, fmt, columns, test_input)
+    else:
+        clicks, raw = _LOADERS[fmt](path)
+    split = Split(test_days, test_fraction, test_input is not None)
     train, test, item_ids, stats = _apply_rules(
-        clicks, path, fmt, test_days, min_item_support, frac, until_stable
+        clicks, path, fmt, split, min_item_support, frac, until_stable
     )
     stats = {"format": fmt, "input": str(path), **raw, **stats}
+    if test_input is not None:
+        stats["test_input"] = str(test_input)
     write_prepared(out, train, test, item_ids, stats, overwrite=overwrite)
     return stats
 
@@ -329,6 +357,28 @@ def _load_retailrocket(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
     return df.drop("visitor"), {"raw_events": raw_events, "raw_clicks": df.height}
 
 
+def _load_generic(
+    path: Path, fmt: str, columns: EventColumns | None, test_input: str | Path | None
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """An event log (and its separate test log): the `part` column says which file (0, 1)."""
+    columns = columns or (RECBOLE_COLUMNS if fmt == "recbole" else EventColumns())
+    df, unit = load_events(path, columns, recbole=fmt == "recbole")
+    raw: dict[str, Any] = {"raw_clicks": df.height, "reading": describe(columns, unit)}
+    df = df.with_columns(part=pl.lit(0, pl.Int8))
+    if test_input is not None:
+        test, test_unit = load_events(Path(test_input), columns, recbole=fmt == "recbole")
+        if test_unit != unit:
+            raise DataError(f"{test_input}: times are {test_unit}, but {unit} in {path}")
+        raw["raw_test_clicks"] = test.height
+        test = test.with_columns(  # keep the two files' sessions and rows apart
+            session=pl.lit("test:") + pl.col("session"),
+            row=pl.col("row") + df.height,
+            part=pl.lit(1, pl.Int8),
+        )
+        df = pl.concat([df, test])
+    return df, raw
+
+
 _LOADERS = {
     "diginetica": _load_diginetica,
     "yoochoose": _load_yoochoose,
@@ -373,11 +423,48 @@ def _ordered(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(sid=pl.col("first").rle_id())
 
 
+@dataclass(frozen=True)
+class Split:
+    """Which sessions are test: those after the last `days`, the latest `fraction` of
+    sessions, or (`given`) the separate test file's."""
+
+    days: int
+    fraction: float | None = None
+    given: bool = False
+
+    def describe(self) -> str:
+        if self.given:
+            return "the sessions of the separate test file"
+        if self.fraction is not None:
+            return f"the latest {self.fraction:g} of sessions by session time"
+        return f"the last {self.days} day(s)"
+
+
+def _split(df: pl.DataFrame, split: Split) -> tuple[pl.DataFrame, pl.DataFrame, int, int]:
+    """(train, test, split time, sessions dropped at the split time)."""
+    if split.given:
+        test = df.filter(pl.col("part") == 1)
+        first = int(test["end"].min()) if test.height else int(df["end"].max())
+        return df.filter(pl.col("part") == 0), test, first, 0
+    if split.fraction is not None:
+        sessions = (
+            df.group_by("session").agg(pl.col("end").first(), pl.col("first").first())
+        ).sort("end", "first")
+        n_test = max(1, round(sessions.height * split.fraction))
+        is_test = pl.col("session").is_in(sessions.tail(n_test)["session"].implode())
+        split_time = int(sessions["end"][max(sessions.height - n_test, 0)])
+        return df.filter(~is_test), df.filter(is_test), split_time, 0
+    split_time = int(df["end"].max()) - split.days * DAY_SECONDS
+    boundary = df.filter(pl.col("end") == split_time)["session"].n_unique()
+    train, test = df.filter(pl.col("end") < split_time), df.filter(pl.col("end") > split_time)
+    return train, test, split_time, boundary
+
+
 def _apply_rules(
     clicks: pl.DataFrame,
     path: Path,
     fmt: str,
-    test_days: int,
+    split: Split,
     min_support: int,
     fraction: float | None,
     until_stable: bool,
@@ -389,6 +476,7 @@ def _apply_rules(
         "item",
         "order",
         "row",
+        *(["part"] if "part" in clicks.columns else []),
         end=(
             pl.col("time").sort_by("row").last() if fmt == "diginetica" else pl.col("time").max()
         ).over("session"),
@@ -415,18 +503,15 @@ def _apply_rules(
             f"({clicks.height} raw clicks)"
         )
 
-    max_end = int(df["end"].max())
-    split = max_end - test_days * DAY_SECONDS
-    train = df.filter(pl.col("end") < split)
-    test = df.filter(pl.col("end") > split)
-    boundary = df.filter(pl.col("end") == split)["session"].n_unique()
+    train, test, split_time, boundary = _split(df, split)
     steps.append(_counts("split_train", train))
     steps.append(_counts("split_test", test))
     span = f"the log spans {span_days:.2f} days ({_iso(t_min)} to {_iso(t_max)})"
     if train.height == 0:
         raise DataError(
-            f"{path}: no training sessions remain after filtering and holding out the last "
-            f"{test_days} day(s) for test; {span}"
+            f"{path}: no training sessions remain after filtering and holding out "
+            f"{split.describe()} for test; {span} (choose another --test-days or "
+            "--test-fraction)"
         )
 
     train = _ordered(train)
@@ -455,7 +540,7 @@ def _apply_rules(
     steps.append(_counts(f"test_drop_sessions_shorter_than_{MIN_SESSION_LENGTH}", test))
     if test.height == 0:
         raise DataError(
-            f"{path}: no test sessions remain after filtering (test = last {test_days} day(s), "
+            f"{path}: no test sessions remain after filtering (test = {split.describe()}, "
             f"restricted to training items, length >= {MIN_SESSION_LENGTH}); {span}"
         )
     test = _ordered(test)
@@ -468,17 +553,21 @@ def _apply_rules(
             "diginetica": "timeframe",
             "yoochoose": "timestamp",
             "retailrocket": "timestamp",
-        }[fmt],
+        }.get(fmt, "time, ties by position in the file"),
         "session_time": {
             "diginetica": "eventdate on the session's last line in the file (SR-GNN), seconds",
             "yoochoose": "last click timestamp, truncated to seconds",
             "retailrocket": "last view timestamp, seconds",
-        }[fmt],
+        }.get(fmt, "latest click, seconds"),
         "min_session_length": MIN_SESSION_LENGTH,
         "min_item_support": min_support,
         "repeat_filters_until_stable": until_stable,
-        "test_days": test_days,
-        "split": "train: session time < max - test_days; test: > (equal: dropped)",
+        "test": split.describe(),
+        "test_days": None if split.given or split.fraction is not None else split.days,
+        "test_fraction": split.fraction,
+        "split": "train: session time < max - test_days; test: > (equal: dropped)"
+        if not split.given and split.fraction is None
+        else "by session, as `test` says",
         "fraction": fraction,
         "test_items_restricted_to_train": True,
         "min_test_session_length": MIN_SESSION_LENGTH,
@@ -494,7 +583,7 @@ def _apply_rules(
         "first_time": _iso(t_min),
         "last_time": _iso(t_max),
         "span_days": round(span_days, 4),
-        "split_time": _iso(split),
+        "split_time": _iso(split_time),
         "sessions_at_split_dropped": boundary,
         "train_sessions": len(train_s),
         "train_clicks": int(train_s.offsets[-1]),

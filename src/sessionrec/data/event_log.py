@@ -1,0 +1,231 @@
+"""Generic click logs: one event per row with a session, an item and a time (CSV, TSV, Parquet).
+
+`prepare --format events` reads a table whose columns are named by options, session-rec's and
+the official GRU4Rec's `SessionId`, `ItemId`, `Time` by default; `--format recbole` reads a
+RecBole atomic `.inter` file (tab-separated, headers such as `session_id:token`; the part before
+':' names the column; `session_id`, `item_id`, `timestamp` by default). The file is scanned
+lazily and only the three columns are collected (Polars' streaming engine), so extra columns
+cost nothing and a log larger than memory is read a column at a time.
+
+Session and item ids are kept as given (any token). Time is `auto` (numbers are epoch seconds,
+or milliseconds when they reach 1e11, i.e. beyond the year 5138; anything else ISO-8601), or
+forced with `seconds`, `milliseconds` or `iso`. ISO-8601 times may carry `Z` or an offset
+(converted to UTC); times without an offset are taken as UTC. Within a session clicks are
+ordered by time, ties by their order in the file; a session's time is its latest click.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from sessionrec.errors import ConfigError, DataError
+
+TIME_FORMATS = ("auto", "seconds", "milliseconds", "iso")
+MS_THRESHOLD = 100_000_000_000  # epoch numbers this large are milliseconds (seconds: year 5138)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_NAIVE_ISO = (
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+)
+_OFFSET_ISO = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z")
+
+
+@dataclass(frozen=True)
+class EventColumns:
+    """Which columns hold the session, the item and the time, and how time is written."""
+
+    session: str = "SessionId"
+    item: str = "ItemId"
+    time: str = "Time"
+    time_format: str = "auto"
+    separator: str | None = None  # None: by the file's suffix (.csv ',', otherwise tab)
+
+    def validate(self) -> None:
+        if self.time_format not in TIME_FORMATS:
+            raise ConfigError(
+                f"time format must be one of {', '.join(TIME_FORMATS)}, got {self.time_format!r}"
+            )
+        if self.separator is not None and len(self.separator) != 1:
+            raise ConfigError(f"separator must be one character, got {self.separator!r}")
+        names = (self.session, self.item, self.time)
+        if len(set(names)) != 3 or not all(names):
+            raise ConfigError(f"session, item and time columns must be three names: {names}")
+
+
+RECBOLE_COLUMNS = EventColumns("session_id", "item_id", "timestamp", "auto", "\t")
+
+
+def load_events(
+    path: Path, columns: EventColumns, recbole: bool = False
+) -> tuple[pl.DataFrame, str]:
+    """(`session`, `item` as text, `order` in ms, `time` in s, `row`), and the time unit read."""
+    columns.validate()
+    lf, names, line_base = _scan(path, columns, recbole)
+    missing = [c for c in (columns.session, columns.item, columns.time) if c not in names]
+    if missing:
+        hint = "--session-column/--item-column/--time-column name yours"
+        raise DataError(
+            f"{path}: missing column {missing[0]!r} (found: {', '.join(names)}; {hint})"
+        )
+    raw = {"session": columns.session, "item": columns.item, "time": columns.time}
+    lf = lf.select(
+        "row",
+        *(
+            _as_text(pl.col(column), lf.collect_schema()[column]).alias(k)
+            for k, column in raw.items()
+        ),
+    )
+    df = _collect(path, lf)
+    if df.height == 0:
+        raise DataError(f"{path}: has no data rows")
+    for key in ("session", "item", "time"):
+        empty = df.filter(pl.col(key).is_null() | (pl.col(key).str.strip_chars() == ""))
+        if empty.height:
+            where = f"column {raw[key]!r}, line {int(empty['row'][0]) + line_base}"
+            raise DataError(f"{path}: {where}: expected a value, got an empty one")
+    order, unit = _time_ms(path, df, columns.time_format, raw["time"], line_base)
+    df = df.with_columns(
+        session=pl.col("session").str.strip_chars(),
+        item=pl.col("item").str.strip_chars(),
+        order=order,
+    ).with_columns(time=pl.col("order") // 1000)
+    return df.select("session", "item", "order", "time", "row"), unit
+
+
+def _scan(path: Path, columns: EventColumns, recbole: bool) -> tuple[pl.LazyFrame, list[str], int]:
+    """A lazy scan with a `row` index, the column names, and the line number of row 0."""
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file (expected a click log)")
+    if path.suffix.lower() in PARQUET_SUFFIXES and not recbole:
+        try:
+            lf = pl.scan_parquet(path).with_row_index("row")
+            names = [c for c in lf.collect_schema().names() if c != "row"]
+        except (pl.exceptions.PolarsError, OSError) as e:
+            raise DataError(f"{path}: cannot be read as Parquet ({_first(e)})") from None
+        return lf, names, 0
+    separator = columns.separator or ("," if path.suffix.lower() == ".csv" else "\t")
+    header = _header(path, separator)
+    names = [h.split(":", 1)[0] if recbole else h for h in header]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"{path}: line 1: column {name!r} appears twice in the header")
+        seen.add(name)
+    lf = pl.scan_csv(
+        path,
+        separator=separator,
+        infer_schema=False,
+        row_index_name="row",
+        encoding="utf8",
+        new_columns=names,
+        quote_char=None if recbole else '"',
+    )
+    return lf, names, 2
+
+
+def _header(path: Path, separator: str) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            head = f.readline(1 << 16)
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if not head.strip():
+        raise DataError(f"{path}: file is empty (expected a header line)")
+    try:
+        line = head.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file") from None
+    return [h.strip().strip('"') for h in line.split(separator)]
+
+
+def _as_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Any column as text; datetimes as ISO-8601 in UTC (Parquet timestamps)."""
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            expr = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return expr.dt.strftime("%Y-%m-%dT%H:%M:%S%.f")
+    if isinstance(dtype, pl.Date):
+        return expr.dt.strftime("%Y-%m-%d")
+    return expr.cast(pl.String)
+
+
+def _collect(path: Path, lf: pl.LazyFrame) -> pl.DataFrame:
+    try:
+        return lf.collect(engine="streaming")
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as e:
+        raise DataError(f"{path}: cannot be parsed as a click log ({_first(e)})") from None
+
+
+def _first(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def iso_to_ms(text: pl.Expr) -> pl.Expr:
+    """ISO-8601 text to epoch milliseconds (UTC); null where no accepted form matches."""
+    s = text.str.strip_chars()
+    naive = [
+        s.str.strip_suffix("Z").str.strptime(pl.Datetime("ms"), f, strict=False, exact=True)
+        for f in _NAIVE_ISO
+    ]
+    aware = [
+        s.str.strptime(pl.Datetime("ms", "UTC"), f, strict=False, exact=True).dt.replace_time_zone(
+            None
+        )
+        for f in _OFFSET_ISO
+    ]
+    return pl.coalesce([*naive, *aware]).cast(pl.Int64)
+
+
+def _time_ms(
+    path: Path, df: pl.DataFrame, time_format: str, column: str, line_base: int
+) -> tuple[pl.Series, str]:
+    """Epoch milliseconds of every row and the unit read; one clear error for a bad value."""
+    number = df["time"].str.strip_chars().cast(pl.Float64, strict=False)
+    fmt = time_format
+    if fmt == "auto":
+        if number.null_count() == 0:
+            fmt = "milliseconds" if float(number.abs().max()) >= MS_THRESHOLD else "seconds"
+        elif number.null_count() == len(number):
+            fmt = "iso"
+        else:
+            bad = df.filter(number.is_null()).row(0, named=True)
+            raise DataError(
+                f"{path}: column {column!r}, line {bad['row'] + line_base}: expected a number "
+                f"like the other times, got {bad['time']!r}"
+            )
+    if fmt == "iso":
+        ms = df.select(iso_to_ms(pl.col("time"))).to_series()
+        expected = "an ISO-8601 time such as 2024-05-01T12:30:00Z"
+    else:
+        scale = 1000.0 if fmt == "seconds" else 1.0
+        ms = (number * scale).round(0).cast(pl.Int64, strict=False)
+        expected = f"epoch {fmt} (a number)"
+    if ms.null_count():
+        bad = df.filter(ms.is_null()).row(0, named=True)
+        raise DataError(
+            f"{path}: column {column!r}, line {bad['row'] + line_base}: expected {expected}, "
+            f"got {bad['time']!r}"
+        )
+    return ms, fmt
+
+
+def describe(columns: EventColumns, unit: str) -> dict[str, Any]:
+    """The reading rules, for stats.json."""
+    return {
+        "session_column": columns.session,
+        "item_column": columns.item,
+        "time_column": columns.time,
+        "time_format": unit,
+        "click_order": "time, ties by position in the file",
+        "session_time": "latest click, seconds",
+    }
