@@ -40,10 +40,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ITEM_HEADER = "item_id:token\n"
-INTER_HEADER = "session_id:token\titem_id_list:token_seq\titem_id:token\n"
+from sessionrec.data.export import INTER_HEADER, SHARED_SESSION_ID, id_names, write_recbole
+
 SPLITS = ("train", "valid", "test")
-SESSION_ID = "0"
+SESSION_ID = SHARED_SESSION_ID
 # our model name -> (RecBole model name, our hyper-parameters, RecBole's), at dimension d
 MODELS = ("gru4rec", "narm", "stamp", "srgnn", "fpmc", "repeatnet")
 RECBOLE_NAMES = {
@@ -86,28 +86,12 @@ def recbole_params(model: str, dim: int) -> dict[str, Any]:
 def write_recbole_benchmark(dataset: Any, out_dir: Path, name: str) -> dict[str, int]:
     """Write `dataset` as RecBole benchmark atomic files in `out_dir/name`; the row counts.
 
-    One row per example: a session id, the input prefix as a space-separated item list and the
-    next item; item ids are kept as they are. Every row has the same session id: RecBole's
-    sequential models and full-ranking evaluation ignore it, except FPMC's user term, which
-    then is one shared vector (ours has no user term; a distinct id per row would give
-    RecBole's FPMC a user table as large as the training set).
+    The library's own export (`sessionrec datasets export --to recbole`; layout and the one
+    shared session id explained in `sessionrec.data.export`).
     """
     folder = out_dir / name
     folder.mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for split in SPLITS:
-        examples = getattr(dataset, split)
-        with open(folder / f"{name}.{split}.inter", "w") as f:
-            f.write(INTER_HEADER)
-            for i in range(len(examples)):
-                seq = " ".join(map(str, examples.sequence(i).tolist()))
-                f.write(f"{SESSION_ID}\t{seq}\t{int(examples.target[i])}\n")
-        counts[split] = len(examples)
-    with open(folder / f"{name}.item", "w") as f:
-        f.write(ITEM_HEADER)
-        f.writelines(f"{i}\n" for i in range(1, dataset.num_items + 1))
-    counts["items"] = dataset.num_items
-    return counts
+    return write_recbole(dataset, folder, name, id_names(dataset))
 
 
 def read_recbole_split(path: Path) -> list[tuple[str, list[int], int]]:

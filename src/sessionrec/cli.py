@@ -207,6 +207,27 @@ def datasets_prepare(
     out.print(table)
 
 
+@datasets_app.command("export")
+def datasets_export(
+    dataset: Annotated[str, typer.Argument(help="A name or a dataset directory.")],
+    to: Annotated[str, typer.Option(help="recbole | session-rec | parquet")],
+    output: Annotated[Path, typer.Option(help="Directory to write the files to.")],
+    data_root: DataRoot = None,
+    valid_fraction: Annotated[
+        float, typer.Option(help="Most recent share of training examples used for validation.")
+    ] = 0.1,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
+) -> None:
+    """Write a dataset's exact split for another library (layouts: sessionrec.data.export)."""
+    from sessionrec.data.dataset import load_dataset
+    from sessionrec.data.export import export
+
+    data = load_dataset(dataset, data_root, valid_fraction)
+    counts = export(data, to, output, overwrite)
+    rows = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    out.print(f"wrote {data.name} for {to} to {output}: {rows}", highlight=False)
+
+
 # --- models ------------------------------------------------------------------------------------
 @models_app.command("list")
 def models_list() -> None:

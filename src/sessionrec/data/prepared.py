@@ -13,6 +13,8 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,24 +57,31 @@ def write_prepared(
         TRAIN_FILE: _checked_arrays(train.items, train.offsets, len(item_ids), out / TRAIN_FILE),
         TEST_FILE: _checked_arrays(test.items, test.offsets, len(item_ids), out / TEST_FILE),
     }
+    with staged_dir(out, overwrite, "the prepared dataset") as tmp:
+        for name, (items, offsets) in arrays.items():
+            with open(tmp / name, "wb") as f:
+                np.savez(f, items=items, offsets=offsets)
+        _write_json(tmp / ITEM_IDS_FILE, item_ids, out / ITEM_IDS_FILE)
+        _write_json(tmp / STATS_FILE, stats, out / STATS_FILE)
+    return out
+
+
+@contextmanager
+def staged_dir(out: Path, overwrite: bool, what: str) -> Iterator[Path]:
+    """A directory beside `out` to write into; it replaces `out` only if the block succeeds."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     except OSError as e:
         raise DataError(f"{out}: cannot create a directory next to it ({e.strerror or e})") from e
     try:
-        for name, (items, offsets) in arrays.items():
-            with open(tmp / name, "wb") as f:
-                np.savez(f, items=items, offsets=offsets)
-        _write_json(tmp / ITEM_IDS_FILE, item_ids, out / ITEM_IDS_FILE)
-        _write_json(tmp / STATS_FILE, stats, out / STATS_FILE)
+        yield tmp
         _move_into_place(tmp, out, overwrite)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError):
-            raise DataError(f"{out}: cannot write the prepared dataset ({e.strerror or e})") from e
+            raise DataError(f"{out}: cannot write {what} ({e.strerror or e})") from e
         raise
-    return out
 
 
 def read_prepared(path: str | Path) -> tuple[Sessions, Sessions, list[str], dict[str, Any]]:
