@@ -516,6 +516,52 @@ def _(ws: Workspace) -> Invocation:
     return prep("diginetica", ws.file("views.csv", DIGI_HEADER + DIGI_ROWS), out="out")
 
 
+@case(
+    "events-missing-column",
+    RAW,
+    "a click log (--format events) without the session column",
+    DataError,
+    r"log\.csv: missing column 'SessionId' \(found: user, ItemId, Time; --session-column",
+)
+def _(ws: Workspace) -> Invocation:
+    return prep("events", ws.file("log.csv", "user,ItemId,Time\n1,7,1700000000\n"))
+
+
+@case(
+    "events-bad-time",
+    RAW,
+    "a click log whose time is neither a number nor ISO-8601",
+    DataError,
+    r"log\.tsv: column 'Time', line 3: expected an ISO-8601 time .*, got 'tuesday'",
+)
+def _(ws: Workspace) -> Invocation:
+    text = "SessionId\tItemId\tTime\n1\t7\t2024-05-01T10:00:00Z\n1\t8\ttuesday\n"
+    return prep("events", ws.file("log.tsv", text))
+
+
+@case(
+    "recbole-duplicate-header",
+    RAW,
+    "a RecBole .inter file naming a column twice",
+    DataError,
+    r"shop\.inter: line 1: column 'item_id' appears twice in the header",
+)
+def _(ws: Workspace) -> Invocation:
+    text = "session_id:token\titem_id:token\titem_id:token\n1\t7\t8\n"
+    return prep("recbole", ws.file("shop.inter", text))
+
+
+@case(
+    "parquet-not-parquet",
+    RAW,
+    "a .parquet file that is not Parquet",
+    DataError,
+    r"log\.parquet: cannot be read as Parquet",
+)
+def _(ws: Workspace) -> Invocation:
+    return prep("events", ws.file("log.parquet", "SessionId,ItemId,Time\n1,7,5\n"))
+
+
 # --- prepared datasets -------------------------------------------------------------------------
 @case(
     "prepared-ids-out-of-range",
