@@ -65,7 +65,10 @@ RECBOLE_COLUMNS = EventColumns("session_id", "item_id", "timestamp", "auto", "\t
 def load_events(
     path: Path, columns: EventColumns, recbole: bool = False
 ) -> tuple[pl.DataFrame, str]:
-    """(`session`, `item` as text, `order` in ms, `time` in s, `row`), and the time unit read."""
+    """(`session`, `item`, `order` in ms, `time` in s, `row`), and the time unit read.
+
+    Integer ids stay integers, other ids are text; only these three columns are collected.
+    """
     columns.validate()
     lf, names, line_base = _scan(path, columns, recbole)
     missing = [c for c in (columns.session, columns.item, columns.time) if c not in names]
@@ -75,28 +78,69 @@ def load_events(
             f"{path}: missing column {missing[0]!r} (found: {', '.join(names)}; {hint})"
         )
     raw = {"session": columns.session, "item": columns.item, "time": columns.time}
-    lf = lf.select(
-        "row",
-        *(
-            _as_text(pl.col(column), lf.collect_schema()[column]).alias(k)
-            for k, column in raw.items()
-        ),
-    )
-    df = _collect(path, lf)
+    schema = lf.collect_schema()
+    when = _time_expr(pl.col(raw["time"]), schema[raw["time"]], columns.time_format)
+    ids = [_id_expr(pl.col(raw[k]), schema[raw[k]]).alias(k) for k in ("session", "item")]
+    df = _collect(path, lf.select("row", *ids, when.alias("t")))
     if df.height == 0:
         raise DataError(f"{path}: has no data rows")
-    for key in ("session", "item", "time"):
-        empty = df.filter(pl.col(key).is_null() | (pl.col(key).str.strip_chars() == ""))
-        if empty.height:
-            where = f"column {raw[key]!r}, line {int(empty['row'][0]) + line_base}"
-            raise DataError(f"{path}: {where}: expected a value, got an empty one")
-    order, unit = _time_ms(path, df, columns.time_format, raw["time"], line_base)
-    df = df.with_columns(
-        session=pl.col("session").str.strip_chars(),
-        item=pl.col("item").str.strip_chars(),
-        order=order,
-    ).with_columns(time=pl.col("order") // 1000)
+    for key in ("session", "item"):
+        if df[key].null_count():
+            row = int(df.filter(pl.col(key).is_null())["row"][0])
+            raise DataError(
+                f"{path}: column {raw[key]!r}, line {row + line_base}: expected a value, "
+                "got an empty one"
+            )
+    bad = _Bad(path, lf, raw["time"], line_base)
+    order, unit = _time_ms(df, schema[raw["time"]], columns.time_format, bad)
+    df = df.with_columns(order=order).with_columns(time=pl.col("order") // 1000)
     return df.select("session", "item", "order", "time", "row"), unit
+
+
+def _id_expr(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Integer ids as Int64, anything else as stripped text (empty text is missing)."""
+    if dtype.is_integer():
+        return expr.cast(pl.Int64)
+    text = expr.cast(pl.String).str.strip_chars()
+    return pl.when(text == "").then(None).otherwise(text)
+
+
+def _time_expr(expr: pl.Expr, dtype: pl.DataType, time_format: str) -> pl.Expr:
+    """Timestamps as epoch ms (Int64); numbers and numeric text as Float64; ISO text as ms."""
+    if isinstance(dtype, pl.Datetime):
+        return expr.dt.epoch("ms")
+    if isinstance(dtype, pl.Date):
+        return expr.cast(pl.Datetime("ms")).dt.epoch("ms")
+    if dtype.is_numeric():
+        return expr.cast(pl.Float64)
+    if time_format == "iso":
+        return iso_to_ms(expr.cast(pl.String))
+    return expr.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+
+
+@dataclass(frozen=True)
+class _Bad:
+    """Reports the first bad time: re-reads just that row's raw value for the message."""
+
+    path: Path
+    lf: pl.LazyFrame
+    column: str
+    line_base: int
+
+    def raise_at(self, df: pl.DataFrame, values: pl.Series, expected: str) -> None:
+        row = int(df.filter(values.is_null())["row"][0])
+        query = self.lf.filter(pl.col("row") == row).select(pl.col(self.column).cast(pl.String))
+        value = _collect(self.path, query).item()
+        got = "an empty one" if value is None or not value.strip() else repr(value)
+        where = f"column {self.column!r}, line {row + self.line_base}"
+        if got == "an empty one":
+            raise DataError(f"{self.path}: {where}: expected a value, got an empty one")
+        raise DataError(f"{self.path}: {where}: expected {expected}, got {got}")
+
+    def iso(self) -> pl.Series:
+        """The column read again as ISO-8601 text (epoch ms)."""
+        query = self.lf.select(iso_to_ms(pl.col(self.column).cast(pl.String)).alias("t"))
+        return _collect(self.path, query)["t"]
 
 
 def _scan(path: Path, columns: EventColumns, recbole: bool) -> tuple[pl.LazyFrame, list[str], int]:
@@ -147,17 +191,6 @@ def _header(path: Path, separator: str) -> list[str]:
     return [h.strip().strip('"') for h in line.split(separator)]
 
 
-def _as_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """Any column as text; datetimes as ISO-8601 in UTC (Parquet timestamps)."""
-    if isinstance(dtype, pl.Datetime):
-        if dtype.time_zone is not None:
-            expr = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        return expr.dt.strftime("%Y-%m-%dT%H:%M:%S%.f")
-    if isinstance(dtype, pl.Date):
-        return expr.dt.strftime("%Y-%m-%d")
-    return expr.cast(pl.String)
-
-
 def _collect(path: Path, lf: pl.LazyFrame) -> pl.DataFrame:
     try:
         return lf.collect(engine="streaming")
@@ -187,36 +220,30 @@ def iso_to_ms(text: pl.Expr) -> pl.Expr:
 
 
 def _time_ms(
-    path: Path, df: pl.DataFrame, time_format: str, column: str, line_base: int
+    df: pl.DataFrame, dtype: pl.DataType, time_format: str, bad: _Bad
 ) -> tuple[pl.Series, str]:
     """Epoch milliseconds of every row and the unit read; one clear error for a bad value."""
-    number = df["time"].str.strip_chars().cast(pl.Float64, strict=False)
+    t = df["t"]
+    if isinstance(dtype, pl.Datetime | pl.Date):
+        if t.null_count():
+            bad.raise_at(df, t, "a time")
+        return t.cast(pl.Int64), "timestamp column"
     fmt = time_format
     if fmt == "auto":
-        if number.null_count() == 0:
-            fmt = "milliseconds" if float(number.abs().max()) >= MS_THRESHOLD else "seconds"
-        elif number.null_count() == len(number):
-            fmt = "iso"
+        if t.null_count() == 0:
+            fmt = "milliseconds" if float(t.abs().max()) >= MS_THRESHOLD else "seconds"
+        elif t.null_count() == len(t) and not dtype.is_numeric():
+            fmt, t = "iso", bad.iso()
         else:
-            bad = df.filter(number.is_null()).row(0, named=True)
-            raise DataError(
-                f"{path}: column {column!r}, line {bad['row'] + line_base}: expected a number "
-                f"like the other times, got {bad['time']!r}"
-            )
+            bad.raise_at(df, t, "a number like the other times")
     if fmt == "iso":
-        ms = df.select(iso_to_ms(pl.col("time"))).to_series()
-        expected = "an ISO-8601 time such as 2024-05-01T12:30:00Z"
-    else:
-        scale = 1000.0 if fmt == "seconds" else 1.0
-        ms = (number * scale).round(0).cast(pl.Int64, strict=False)
-        expected = f"epoch {fmt} (a number)"
-    if ms.null_count():
-        bad = df.filter(ms.is_null()).row(0, named=True)
-        raise DataError(
-            f"{path}: column {column!r}, line {bad['row'] + line_base}: expected {expected}, "
-            f"got {bad['time']!r}"
-        )
-    return ms, fmt
+        if t.null_count():
+            bad.raise_at(df, t, "an ISO-8601 time such as 2024-05-01T12:30:00Z")
+        return t, fmt
+    if t.null_count():
+        bad.raise_at(df, t, f"epoch {fmt} (a number)")
+    scale = 1000.0 if fmt == "seconds" else 1.0
+    return (t * scale).round(0).cast(pl.Int64), fmt
 
 
 def describe(columns: EventColumns, unit: str) -> dict[str, Any]:

@@ -370,10 +370,15 @@ def _load_generic(
         if test_unit != unit:
             raise DataError(f"{test_input}: times are {test_unit}, but {unit} in {path}")
         raw["raw_test_clicks"] = test.height
-        test = test.with_columns(  # keep the two files' sessions and rows apart
-            session=pl.lit("test:") + pl.col("session"),
-            row=pl.col("row") + df.height,
-            part=pl.lit(1, pl.Int8),
+        for key in ("session", "item"):  # one dtype per column: text unless both are integers
+            if df[key].dtype != test[key].dtype:
+                df, test = (f.with_columns(pl.col(key).cast(pl.String)) for f in (df, test))
+        if df["session"].dtype == pl.String:  # keep the two files' sessions apart
+            apart = pl.lit("test:") + pl.col("session")
+        else:
+            apart = pl.col("session") - test["session"].min() + df["session"].max() + 1
+        test = test.with_columns(
+            session=apart, row=pl.col("row") + df.height, part=pl.lit(1, pl.Int8)
         )
         df = pl.concat([df, test])
     return df, raw
