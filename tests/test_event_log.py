@@ -233,3 +233,21 @@ def test_cli_prepare_and_export(own, tmp_path):
     assert done.returncode == 0, done.stderr
     stats = json.loads((tmp_path / "p" / "stats.json").read_text())
     assert stats["rules"]["test"] == "the latest 0.2 of sessions by session time"
+
+
+def test_unseen_test_items_kept_and_short_test_inputs_left_out(tmp_path):
+    log = write_log(tmp_path / "log.tsv", seconds())
+    train, test, stats = prepared(
+        log, tmp_path / "u", test_days=1, keep_unseen_test_items=True, min_test_prefix=2
+    )
+    assert test == [["plum", "x", "pear", "apple"]]  # "x" kept, numbered after training items
+    assert read_prepared(tmp_path / "u")[2] == ["apple", "pear", "plum", "x"]
+    data = load_dataset(tmp_path / "u", valid_fraction=0.0)
+    names = ["", "apple", "pear", "plum", "x"]
+    got = [([names[i] for i in data.test.sequence(k)], names[data.test.target[k]])
+           for k in range(len(data.test))]  # fmt: skip
+    assert got == [(["plum", "x", "pear"], "apple"), (["plum", "x"], "pear")]  # no 1-click input
+    assert stats["test_examples"] == 2 and stats["rules"]["min_test_prefix"] == 2
+    again = export(data, "session-rec", tmp_path / "x")["prepare"]
+    assert again.endswith("--keep-unseen-test-items --min-test-prefix 2 --output DIR")
+    assert (tmp_path / "x" / "prepare-again.txt").read_text().startswith("sessionrec datasets")

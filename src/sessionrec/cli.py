@@ -136,6 +136,13 @@ def datasets_prepare(
         Path | None,
         typer.Option(help="events/recbole: a separate file of test sessions (same columns)."),
     ] = None,
+    keep_unseen_test_items: Annotated[
+        bool,
+        typer.Option(help="Keep test clicks on items absent from training (numbered last)."),
+    ] = False,
+    min_test_prefix: Annotated[
+        int, typer.Option(help="Leave out test examples whose input is shorter than this.")
+    ] = 1,
     session_column: Annotated[
         str | None, typer.Option(help="events: session column (SessionId; recbole session_id).")
     ] = None,
@@ -197,6 +204,8 @@ def datasets_prepare(
         test_fraction=test_fraction,
         test_input=test_input,
         columns=dataclasses.replace(base, **given),
+        keep_unseen_test_items=keep_unseen_test_items,
+        min_test_prefix=min_test_prefix,
     )
     table = Table(title=f"prepared {output} (rules and counts in {output / 'stats.json'})")
     table.add_column("key")
@@ -224,8 +233,11 @@ def datasets_export(
 
     data = load_dataset(dataset, data_root, valid_fraction)
     counts = export(data, to, output, overwrite)
+    again = counts.pop("prepare", None)
     rows = ", ".join(f"{k} {v:,}" for k, v in counts.items())
     out.print(f"wrote {data.name} for {to} to {output}: {rows}", highlight=False)
+    if again:
+        out.print(f"the same examples again: sessionrec {again}", highlight=False, soft_wrap=True)
 
 
 # --- models ------------------------------------------------------------------------------------
@@ -478,20 +490,35 @@ def recommend(
 
 @app.command()
 def demo(
-    epochs: Annotated[int, typer.Option(help="Epochs per neural model.")] = 3,
+    epochs: Annotated[
+        int, typer.Option(help="Epochs per neural model (FOCOL: at most 2, see demo.py).")
+    ] = 3,
     out_dir: Annotated[Path, typer.Option("--out", help="Where the demo's runs go.")] = Path(
         "runs/demo"
     ),
+    models: Annotated[
+        str | None, typer.Option(help="Only these demo models, comma-separated (default: all).")
+    ] = None,
+    sessions: Annotated[
+        int, typer.Option(help="Synthetic sessions to generate (fewer: faster, weaker models).")
+    ] = 24000,
 ) -> None:
-    """Train and evaluate the models on the built-in synthetic data and print a results table."""
-    from sessionrec.demo import run_demo
+    """Train and evaluate the models on the built-in synthetic data; print a results table,
+    draw HR/MRR per model and FOCOL's learned distance weights to PNG."""
+    from sessionrec.demo import demo_models, next_steps, run_demo
 
-    rows, extra, stats = run_demo(epochs, out_dir, console=out)
+    names = demo_models(models)
+    result = run_demo(epochs, out_dir, console=out, models=names, sessions=sessions)
+    stats = result.stats
     title = (
         f"synthetic data: {stats['fit_examples']:,} training examples, {stats['test_cases']:,} "
         f"test cases, {stats['max_item_id']:,} items; full ranking (%)"
     )
-    out.print(metrics_table(title, rows, extra=extra, measures=("hr", "mrr")))
+    out.print(metrics_table(title, result.rows, extra=result.extra, measures=("hr", "mrr")))
+    for path in result.figures:
+        out.print(f"wrote {path}", markup=False, highlight=False)
+    for line in next_steps(out_dir, names):
+        out.print(line, markup=False, highlight=False)
 
 
 def _register_plugins() -> None:

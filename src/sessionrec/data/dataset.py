@@ -224,8 +224,14 @@ def _load_pickles(path: Path) -> tuple[Sessions, Examples, None]:
 def _load_prepared(path: Path) -> tuple[Sessions, Examples, list[str]]:
     from sessionrec.data.prepared import read_prepared
 
-    train, test_sessions, item_ids, _ = read_prepared(path)
-    return train, test_sessions.prefixes(), item_ids
+    train, test_sessions, item_ids, stats = read_prepared(path)
+    test = test_sessions.prefixes()
+    shortest = stats.get("rules", {}).get("min_test_prefix", 1)  # prepare's rule 6
+    if not isinstance(shortest, int) or shortest < 1:
+        raise DataError(f"{path / 'stats.json'}: rules.min_test_prefix must be an integer >= 1")
+    if shortest > 1:
+        test = test.subset(np.flatnonzero(test.length >= shortest))
+    return train, test, item_ids
 
 
 def split_valid(examples: Examples, valid_fraction: float) -> tuple[Examples, Examples]:

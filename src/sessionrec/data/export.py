@@ -16,8 +16,9 @@ internal ids. The event formats carry no real time: session i gets Time = i * g 
 (training first, then test; g = 3600, or more for sessions longer than 3600 clicks) and its
 k-th click i * g + k, which keeps every order the split depends on. Preparing the export
 again (`sessionrec datasets prepare --format events --input train.tsv --test-input test.tsv
---min-item-support 1`) gives back the same examples (tested). The event formats need test
-examples that are all prefixes of whole sessions, as in every dataset here. `NAME` is the
+--min-item-support 1`, plus the options `prepare-again.txt` in the export names) gives back
+the same examples (tested). The event formats need test examples that are all prefixes of
+whole sessions (those of at least m clicks, for one m), as in every dataset here. `NAME` is the
 output directory's name.
 """
 
@@ -54,12 +55,30 @@ def export(dataset: SessionDataset, to: str, out_dir: Path, overwrite: bool = Fa
         gap = max(SESSION_SECONDS, int(train.lengths.max(initial=0)) + 1)
         gap = max(gap, int(test.lengths.max(initial=0)) + 1)
         tables = {"train": _events(train, ids, 0, gap), "test": _events(test, ids, len(train), gap)}
+        suffix = "parquet" if to == "parquet" else "tsv"
         for split, table in tables.items():
             if to == "parquet":
-                table.write_parquet(tmp / f"{split}.parquet")
+                table.write_parquet(tmp / f"{split}.{suffix}")
             else:
-                table.write_csv(tmp / f"{split}.tsv", separator="\t")
-        return {f"{split}_events": table.height for split, table in tables.items()}
+                table.write_csv(tmp / f"{split}.{suffix}", separator="\t")
+        counts: dict[str, Any] = {f"{k}_events": t.height for k, t in tables.items()}
+        counts["prepare"] = prepare_again(dataset, out_dir, suffix)
+        (tmp / "prepare-again.txt").write_text(f"sessionrec {counts['prepare']}\n")
+        return counts
+
+
+def prepare_again(dataset: SessionDataset, out_dir: Path, suffix: str) -> str:
+    """The `datasets prepare` arguments that rebuild exactly these examples from the export."""
+    args = f"datasets prepare --format events --input {out_dir / ('train.' + suffix)}"
+    args += f" --test-input {out_dir / ('test.' + suffix)} --min-item-support 1"
+    seen = np.zeros(dataset.num_items + 1, dtype=bool)
+    seen[dataset.train_sessions.items] = True
+    if not seen[dataset.test.items].all() or not seen[dataset.test.target].all():
+        args += " --keep-unseen-test-items"
+    shortest = int(dataset.test.length.min()) if len(dataset.test) else 1
+    if shortest > 1:
+        args += f" --min-test-prefix {shortest}"
+    return args + " --output DIR"
 
 
 def id_names(dataset: SessionDataset) -> np.ndarray:
@@ -92,6 +111,7 @@ def whole_sessions(examples: Examples) -> Sessions:
     n = len(examples)
     starts = []
     for i in range(n):  # a new session unless i is the previous example minus its last click
+        # (a test set may leave out inputs shorter than m: then each session ends at length m)
         prev = i - 1
         if (
             i == 0
@@ -106,6 +126,9 @@ def whole_sessions(examples: Examples) -> Sessions:
         [*examples.sequence(i).tolist(), int(examples.target[i])] for i in starts
     )
     back = sessions.prefixes()
+    back = back.subset(
+        np.flatnonzero(back.length >= (int(examples.length.min()) if len(examples) else 1))
+    )
     same = len(back) == n and all(
         np.array_equal(getattr(back, k), getattr(examples, k)) for k in ("length", "target")
     )

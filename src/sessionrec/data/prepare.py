@@ -38,7 +38,11 @@ Common rules, in order:
 4. Optionally keep only the most recent ``int(n_train * fraction)`` training sessions.
 5. Number items 1..N in order of first appearance in the time-ordered training sessions.
 6. Drop test clicks on items absent from (the kept) training sessions; drop test sessions
-   shorter than 2.
+   shorter than 2. `keep_unseen_test_items` keeps those clicks instead (numbered after the
+   training items, by first appearance in the test sessions), as SR-GNN's YooChoose 1/64,
+   whose test items need only be in the full training log. `min_test_prefix` = m > 1 leaves
+   test examples whose input is shorter than m out of the test set (applied when the dataset
+   is loaded; the stored test sessions are whole).
 
 Training and test sessions are ordered by session time, ties by first appearance in the file.
 """
@@ -117,6 +121,8 @@ def prepare(
     test_fraction: float | None = None,
     test_input: str | Path | None = None,
     columns: EventColumns | None = None,
+    keep_unseen_test_items: bool = False,
+    min_test_prefix: int = 1,
 ) -> dict[str, Any]:
     """Preprocess a raw click log into a prepared dataset directory; return its stats.
 
@@ -132,6 +138,10 @@ def prepare(
         raise ConfigError(f"a separate test file needs --format events or recbole, not {fmt}")
     if test_fraction is not None and not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"invalid test_fraction {test_fraction!r}: expected 0 < f < 1")
+    if isinstance(min_test_prefix, bool) or not isinstance(min_test_prefix, int):
+        raise ConfigError(f"invalid min_test_prefix {min_test_prefix!r}: expected an integer")
+    if min_test_prefix < 1:
+        raise ConfigError(f"invalid min_test_prefix {min_test_prefix}: expected at least 1")
     if test_days is None:
         test_days = DEFAULT_TEST_DAYS[fmt]
     if isinstance(test_days, bool) or not isinstance(test_days, int) or test_days < 1:
@@ -154,8 +164,9 @@ def prepare(
     else:
         clicks, raw = _LOADERS[fmt](path)
     split = Split(test_days, test_fraction, test_input is not None)
+    test_rules = TestRules(keep_unseen_test_items, min_test_prefix)
     train, test, item_ids, stats = _apply_rules(
-        clicks, path, fmt, split, min_item_support, frac, until_stable
+        clicks, path, fmt, split, min_item_support, frac, until_stable, test_rules
     )
     stats = {"format": fmt, "input": str(path), **raw, **stats}
     if test_input is not None:
@@ -445,6 +456,14 @@ class Split:
         return f"the last {self.days} day(s)"
 
 
+@dataclass(frozen=True)
+class TestRules:
+    """Rule 6's variants: keep test clicks on items unseen in training; shortest test input."""
+
+    keep_unseen_items: bool = False
+    min_prefix: int = 1
+
+
 def _split(df: pl.DataFrame, split: Split) -> tuple[pl.DataFrame, pl.DataFrame, int, int]:
     """(train, test, split time, sessions dropped at the split time)."""
     if split.given:
@@ -473,6 +492,7 @@ def _apply_rules(
     min_support: int,
     fraction: float | None,
     until_stable: bool,
+    test_rules: TestRules = TestRules(),
 ) -> tuple[Sessions, Sessions, list[str], dict[str, Any]]:
     """The common filtering, splitting and renumbering rules (see the module docstring)."""
     # Session time and file position come from the raw session, before any filtering (SR-GNN).
@@ -534,13 +554,17 @@ def _apply_rules(
         steps.append(_counts("keep_most_recent_fraction", train))
 
     originals = train["item"].unique(maintain_order=True)
+    if test_rules.keep_unseen_items:  # then the test-only items, by first appearance in test
+        unseen = _ordered(test)["item"].unique(maintain_order=True)
+        originals = pl.concat([originals, unseen.filter(~unseen.is_in(originals.implode()))])
     n_items = originals.len()
     new_ids = pl.int_range(1, n_items + 1, eager=True, dtype=pl.Int64)
     train = train.with_columns(iid=pl.col("item").replace_strict(originals, new_ids))
 
     iid = pl.col("item").replace_strict(originals, new_ids, default=None)
     test = test.with_columns(iid=iid).filter(pl.col("iid").is_not_null())
-    steps.append(_counts("test_drop_items_not_in_train", test))
+    if not test_rules.keep_unseen_items:
+        steps.append(_counts("test_drop_items_not_in_train", test))
     test = _drop_short(test)
     steps.append(_counts(f"test_drop_sessions_shorter_than_{MIN_SESSION_LENGTH}", test))
     if test.height == 0:
@@ -574,8 +598,9 @@ def _apply_rules(
         if not split.given and split.fraction is None
         else "by session, as `test` says",
         "fraction": fraction,
-        "test_items_restricted_to_train": True,
+        "test_items_restricted_to_train": not test_rules.keep_unseen_items,
         "min_test_session_length": MIN_SESSION_LENGTH,
+        "min_test_prefix": test_rules.min_prefix,
         "item_numbering": "1..N by first appearance in time-ordered training sessions",
     }
     if fmt == "retailrocket":
@@ -595,7 +620,7 @@ def _apply_rules(
         "train_examples": int(train_s.offsets[-1]) - len(train_s),
         "test_sessions": len(test_s),
         "test_clicks": int(test_s.offsets[-1]),
-        "test_examples": int(test_s.offsets[-1]) - len(test_s),
+        "test_examples": int(np.maximum(test_s.lengths - test_rules.min_prefix, 0).sum()),
         "items": n_items,
     }
     return train_s, test_s, item_ids, stats
