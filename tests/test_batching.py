@@ -15,8 +15,8 @@ session_lists = st.lists(
 def test_batches_cover_every_example_once(seqs, batch_size, seed):
     ex = Sessions.from_lists(seqs).prefixes()
     assert len(ex) == sum(len(s) - 1 for s in seqs)
-    for shuffle in (False, True):
-        idx = batch_indices(ex, batch_size, shuffle=shuffle, seed=seed)
+    for shuffle, bucket in ((False, 64), (True, 64), (True, 0)):
+        idx = batch_indices(ex, batch_size, shuffle=shuffle, seed=seed, bucket_batches=bucket)
         flat = np.concatenate(idx) if idx else np.array([], dtype=int)
         assert sorted(flat.tolist()) == list(range(len(ex)))
         assert all(len(b) <= batch_size for b in idx)
@@ -46,3 +46,12 @@ def test_length_sorted_evaluation_batches():
     ex = Sessions.from_lists([[1, 2, 3, 4], [5, 6], [7, 8, 9]]).prefixes()
     lengths = [ex.length[b].tolist() for b in batch_indices(ex, 2)]
     assert lengths == [[1, 1], [1, 2], [2, 3]]
+
+
+def test_bucket_batches_zero_is_the_seeded_permutation_cut_in_order():
+    ex = Sessions.from_lists([[1, 2, 3, 4, 5, 6, 7, 8], [9, 10, 11], [12, 13]]).prefixes()
+    perm = np.random.default_rng(3).permutation(len(ex))
+    uniform = batch_indices(ex, 3, shuffle=True, seed=3, bucket_batches=0)
+    assert [b.tolist() for b in uniform] == [perm[i : i + 3].tolist() for i in range(0, len(ex), 3)]
+    bucketed = batch_indices(ex, 3, shuffle=True, seed=3)  # default: sorted within windows
+    assert all(np.all(np.diff(ex.length[b]) >= 0) for b in bucketed)

@@ -34,11 +34,11 @@ class DemoModel:
 _NEURAL = DemoModel({"batch_size": 128, "lr": 1e-3})
 # Table order. Neural models use the papers' optimiser settings with a larger batch so the demo
 # finishes in a few minutes on two CPU cores. FOCOL at the paper's size (d = 100, 3 Transformer
-# layers, batch 100) costs ~150 s per epoch here on one core (a Transformer pass over every
-# session and over as many augmented ones for its contrastive loss), more than the other seven
-# models together. d = 64, one Transformer layer and batch 500 cut that to ~33 s, lr 3e-3 makes
-# up for the fewer steps, and 2 epochs reach ~75% HR@20 (3 epochs at lr 1e-3: 71%): about 75 s
-# of a demo measured at 4.6 min on a loaded 2-core machine (README, Quick start).
+# layers) costs ~140 s per epoch here even at batch 500 on one core (a Transformer pass over
+# every session and over as many augmented ones for its contrastive loss): more than the other
+# eight models together. d = 64, one Transformer layer and batch 500 cut that to ~33 s, lr 3e-3
+# makes up for the fewer steps, and 2 epochs reach 75% HR@20 (3 epochs at lr 1e-3: 71%), so
+# FOCOL adds ~70 s to a demo measured at 258 s on one thread of a loaded 2-core machine.
 DEMO_MODELS: dict[str, DemoModel] = {
     "pop": DemoModel(),
     "itemknn": DemoModel(),
@@ -132,15 +132,17 @@ def plot_metrics(rows: dict[str, dict[str, float]], path: Path) -> Path:
     fig = Figure(figsize=(max(5.0, 0.8 * len(rows) + 1.5), 3.8))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    x = np.arange(len(rows))
+    x, top = np.arange(len(rows)), 0.0
     for i, metric in enumerate(("hr@20", "mrr@20")):
         values = [100 * row[metric] for row in rows.values()]
         ax.bar(x + (i - 0.5) * 0.4, values, 0.4, label=metric.upper(), color=f"C{i}")
+        top = max(top, *values)
+    ax.set_ylim(0, 1.2 * top + 1)  # headroom for the legend
     ax.set_xticks(x, list(rows), rotation=30, ha="right")
     ax.set_ylabel("% of test cases (full ranking)")
     ax.set_title("sessionrec demo: synthetic data, test set")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend()
+    ax.legend(ncols=2, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path

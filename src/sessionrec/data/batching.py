@@ -47,9 +47,10 @@ def batch_indices(
     """Split examples into batches of similar length.
 
     Training order (`shuffle`) is a seeded permutation, sorted by length inside windows of
-    `bucket_batches` batches, with the batch order shuffled again; the result depends only on
-    the seed, so an interrupted epoch can be replayed exactly. Without `shuffle`, examples are
-    sorted by length (the fastest order for evaluation).
+    `bucket_batches` batches, with the batch order shuffled again (`bucket_batches=0`: the
+    permutation as it is, uniform batches as every reference code draws them); the result
+    depends only on the seed, so an interrupted epoch can be replayed exactly. Without
+    `shuffle`, examples are sorted by length (the fastest order for evaluation).
     """
     n = len(examples)
     if not shuffle:
@@ -57,6 +58,8 @@ def batch_indices(
         return [order[i : i + batch_size] for i in range(0, n, batch_size)]
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
+    if bucket_batches == 0:
+        return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
     window = batch_size * bucket_batches
     for s in range(0, n, window):
         chunk = perm[s : s + window]

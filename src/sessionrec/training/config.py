@@ -21,6 +21,7 @@ class TrainConfig:
     lr_decay: float = 1.0  # multiply lr by this every lr_decay_every epochs (SR-GNN: 0.1)
     lr_decay_every: int = 0  # 0 = constant lr (SR-GNN: 3)
     grad_clip: float | None = None  # max gradient norm (RepeatNet's code: 5)
+    bucket_batches: int = 64  # sort by length within windows of this many batches; 0: uniform
     patience: int = 3  # epochs without validation improvement before stopping
     metric: str = "mrr@20"  # validation metric for early stopping and model selection
     seed: int = 0
@@ -39,6 +40,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.bucket_batches < 0:
+            raise ConfigError(f"bucket_batches must be >= 0, got {self.bucket_batches}")
         for name in ("max_len", "num_threads"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -213,7 +213,11 @@ class Trainer:
                     for group in opt.param_groups:
                         group["lr"] = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
                 batches = batch_indices(
-                    dataset.train, cfg.batch_size, shuffle=True, seed=epoch_seed(cfg.seed, epoch)
+                    dataset.train,
+                    cfg.batch_size,
+                    shuffle=True,
+                    seed=epoch_seed(cfg.seed, epoch),
+                    bucket_batches=cfg.bucket_batches,
                 )
                 n, w, start = len(batches), world.world_size, state["step"]
                 task = bar.add_task(
