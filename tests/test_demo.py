@@ -54,7 +54,7 @@ def test_small_demo_shows_focol_and_writes_two_pngs(tmp_path) -> None:
     "args,message",
     [
         (["--models", "pop,nosuch"], "unknown demo model(s) 'nosuch'; choose from pop,"),
-        (["--models", ","], "unknown demo model(s) (none)"),
+        (["--models", ","], "--models: no model named; choose from"),
         (["--sessions", "10"], "--sessions must be at least 1,000, got 10"),
         (["--epochs", "0"], "epochs must be at least 1, got 0"),
         (["--out", __file__], "exists and is not a directory"),

@@ -35,10 +35,11 @@ _NEURAL = DemoModel({"batch_size": 128, "lr": 1e-3})
 # Table order. Neural models use the papers' optimiser settings with a larger batch so the demo
 # finishes in a few minutes on two CPU cores. FOCOL at the paper's size (d = 100, 3 Transformer
 # layers) costs ~140 s per epoch here even at batch 500 on one core (a Transformer pass over
-# every session and over as many augmented ones for its contrastive loss): more than the other
-# eight models together. d = 64, one Transformer layer and batch 500 cut that to ~33 s, lr 3e-3
-# makes up for the fewer steps, and 2 epochs reach 75% HR@20 (3 epochs at lr 1e-3: 71%), so
-# FOCOL adds ~70 s to a demo measured at 258 s on one thread of a loaded 2-core machine.
+# every session and over as many augmented ones for its contrastive loss): 3 epochs would take
+# 2.5x as long as the other eight models together. d = 64, one Transformer layer and batch 500
+# cut that to ~33 s, lr 3e-3 makes up for the fewer steps, and 2 epochs reach 75% HR@20
+# (3 epochs at lr 1e-3: 71%), so FOCOL adds ~70 s to a demo measured at 258 s on one thread of
+# a loaded 2-core machine (README, Quick start).
 DEMO_MODELS: dict[str, DemoModel] = {
     "pop": DemoModel(),
     "itemknn": DemoModel(),
@@ -71,12 +72,10 @@ def demo_models(spec: str | None) -> list[str]:
     if spec is None:
         return list(DEMO_MODELS)
     names = [x.strip() for x in spec.split(",") if x.strip()]
-    unknown = [x for x in names if x not in DEMO_MODELS]
+    unknown = ", ".join(repr(x) for x in names if x not in DEMO_MODELS)
     if unknown or not names:
-        raise ConfigError(
-            f"--models: unknown demo model(s) {', '.join(repr(x) for x in unknown) or '(none)'}; "
-            f"choose from {', '.join(DEMO_MODELS)}"
-        )
+        problem = f"unknown demo model(s) {unknown}" if unknown else "no model named"
+        raise ConfigError(f"--models: {problem}; choose from {', '.join(DEMO_MODELS)}")
     return [x for x in DEMO_MODELS if x in names]
 
 
