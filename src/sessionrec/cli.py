@@ -172,12 +172,14 @@ def datasets_prepare(
         ),
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show what is being done.")] = True,
 ) -> None:
     """Preprocess a click log with the field's standard rules (Polars); rules in stats.json."""
     import dataclasses
 
     from sessionrec.data.event_log import RECBOLE_COLUMNS, EventColumns
     from sessionrec.data.prepare import GENERIC, parse_fraction, prepare
+    from sessionrec.progress import shown
 
     frac = parse_fraction(fraction) if fraction is not None else None
     named = {
@@ -192,21 +194,22 @@ def datasets_prepare(
         flag = named[next(iter(given))][1]
         raise ConfigError(f"{flag} applies to --format events or recbole, not {fmt}")
     base = RECBOLE_COLUMNS if fmt == "recbole" else EventColumns()
-    stats = prepare(
-        fmt,
-        input_file,
-        output,
-        fraction=frac,
-        test_days=test_days,
-        min_item_support=min_item_support,
-        overwrite=overwrite,
-        until_stable=not single_pass,
-        test_fraction=test_fraction,
-        test_input=test_input,
-        columns=dataclasses.replace(base, **given),
-        keep_unseen_test_items=keep_unseen_test_items,
-        min_test_prefix=min_test_prefix,
-    )
+    with shown(progress):
+        stats = prepare(
+            fmt,
+            input_file,
+            output,
+            fraction=frac,
+            test_days=test_days,
+            min_item_support=min_item_support,
+            overwrite=overwrite,
+            until_stable=not single_pass,
+            test_fraction=test_fraction,
+            test_input=test_input,
+            columns=dataclasses.replace(base, **given),
+            keep_unseen_test_items=keep_unseen_test_items,
+            min_test_prefix=min_test_prefix,
+        )
     table = Table(title=f"prepared {output} (rules and counts in {output / 'stats.json'})")
     table.add_column("key")
     table.add_column("value", justify="right")
@@ -432,13 +435,18 @@ def train(
 
 
 @app.command("evaluate")
-def evaluate_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+def evaluate_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
     """Evaluate a saved run again on its test set and compare with its recorded metrics."""
     import json
 
+    from sessionrec.progress import shown
     from sessionrec.training.run import METRICS_FILE, evaluate_run
 
-    test = evaluate_run(run_dir)["test"]
+    with shown(progress):
+        test = evaluate_run(run_dir)["test"]
     rows = {"now": test}
     recorded_path = run_dir / METRICS_FILE
     if recorded_path.exists():

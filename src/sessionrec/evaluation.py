@@ -19,6 +19,7 @@ import torch.distributed as dist
 from sessionrec.data.batching import Batch, batch_indices, collate
 from sessionrec.data.sessions import Examples
 from sessionrec.errors import ConfigError
+from sessionrec.progress import bar
 
 DEFAULT_KS = (5, 10, 20)
 TIE_POLICIES = ("expected", "pessimistic")
@@ -118,27 +119,30 @@ def evaluate(
         counts = torch.as_tensor(item_counts, dtype=torch.float64)
         counts = counts / counts.max().clamp(min=1)
     num_items, nan = 0, 0
-    for b, idx in enumerate(batches):
-        if b % world != rank:
-            continue
-        batch = collate(examples, idx, max_len)
-        scores = model.score_batch(batch).float()[:, 1:]  # column 0 (padding) is never ranked
-        num_items = scores.shape[1]
-        top_values, top = scores.topk(min(ks[-1], num_items), dim=1)
-        if torch.isnan(top_values).any():  # topk ranks NaN above every number
-            nan = 1
-            if world == 1:
-                break
-            continue
-        greater, ties = rank_counts(scores, batch.targets.to(scores.device) - 1)
-        for name, values in case_metrics(greater, ties, ks, tie_policy).items():
-            per_case[name][idx] = values.cpu().numpy()
-        top = top.cpu() + 1
-        for k in ks:
-            flags = recommended.setdefault(k, torch.zeros(num_items + 1, dtype=torch.int64))
-            flags[top[:, :k].reshape(-1)] = 1
-            if counts is not None:
-                popularity[k][b] = counts[top[:, :k]].mean(1).sum().item()
+    mine = len(range(rank, len(batches), world))  # the batches this rank scores
+    with bar(f"ranking all items for {n:,} cases", mine) as advance:
+        for b, idx in enumerate(batches):
+            if b % world != rank:
+                continue
+            advance(1)
+            batch = collate(examples, idx, max_len)
+            scores = model.score_batch(batch).float()[:, 1:]  # column 0 (padding) is never ranked
+            num_items = scores.shape[1]
+            top_values, top = scores.topk(min(ks[-1], num_items), dim=1)
+            if torch.isnan(top_values).any():  # topk ranks NaN above every number
+                nan = 1
+                if world == 1:
+                    break
+                continue
+            greater, ties = rank_counts(scores, batch.targets.to(scores.device) - 1)
+            for name, values in case_metrics(greater, ties, ks, tie_policy).items():
+                per_case[name][idx] = values.cpu().numpy()
+            top = top.cpu() + 1
+            for k in ks:
+                flags = recommended.setdefault(k, torch.zeros(num_items + 1, dtype=torch.int64))
+                flags[top[:, :k].reshape(-1)] = 1
+                if counts is not None:
+                    popularity[k][b] = counts[top[:, :k]].mean(1).sum().item()
     if world > 1:
         num_items, nan = _reduce(per_case, recommended, popularity, ks, num_items, nan)
     if nan:

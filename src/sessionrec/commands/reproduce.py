@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from sessionrec.progress import shown
 from sessionrec.provenance import command_line  # noqa: F401  (used by tune too)
 
 DatasetOpt = Annotated[
@@ -49,7 +50,7 @@ RunsDirOpt = Annotated[
     typer.Option("--runs-dir", help="Cache of run directories, shared by experiments and `tune`."),
 ]
 RerunOpt = Annotated[bool, typer.Option(help="Train every run again, ignoring the cache.")]
-ProgressOpt = Annotated[bool, typer.Option(help="Show training progress bars.")]
+ProgressOpt = Annotated[bool, typer.Option(help="Show progress bars (on a terminal only).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -85,7 +86,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="Only print which runs would be trained, resumed or reused.")
         ] = False,
         list_: Annotated[bool, typer.Option("--list", help="List the experiments.")] = False,
-        progress: ProgressOpt = False,
+        progress: ProgressOpt = True,
     ) -> None:
         """Reproduce a paper's table or figure: cached runs, table.md, results.json, PNGs."""
         from sessionrec.cli import parse_assignments
@@ -109,10 +110,10 @@ def register(app: typer.Typer) -> None:
             test=test,
             significance_metric=significance_metric,
             rerun=rerun,
-            progress=progress,
             dry_run=dry_run,
             command=command_line(),
         )
-        results = reproduce(experiment, options, typer.echo)
+        with shown(progress):  # a bar over the rows, with ETA
+            results = reproduce(experiment, options, typer.echo)
         if results is not None:
             typer.echo(table_markdown(results))

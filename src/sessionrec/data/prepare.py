@@ -62,6 +62,7 @@ from sessionrec.data.event_log import RECBOLE_COLUMNS, EventColumns, describe, l
 from sessionrec.data.prepared import check_output_dir, write_prepared
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, DataError
+from sessionrec.progress import status
 
 FORMATS = ("diginetica", "yoochoose", "retailrocket", "events", "recbole")
 DEFAULT_TEST_DAYS = {"diginetica": 7, "yoochoose": 1, "retailrocket": 7, "events": 7, "recbole": 7}
@@ -159,15 +160,17 @@ def prepare(
     out = Path(output_dir)
     check_output_dir(out, overwrite)  # fail before the (possibly long) processing
 
-    if fmt in GENERIC:
-        clicks, raw = _load_generic(path, fmt, columns, test_input)
-    else:
-        clicks, raw = _LOADERS[fmt](path)
+    with status(f"reading {path}"):
+        if fmt in GENERIC:
+            clicks, raw = _load_generic(path, fmt, columns, test_input)
+        else:
+            clicks, raw = _LOADERS[fmt](path)
     split = Split(test_days, test_fraction, test_input is not None)
     test_rules = TestRules(keep_unseen_test_items, min_test_prefix)
-    train, test, item_ids, stats = _apply_rules(
-        clicks, path, fmt, split, min_item_support, frac, until_stable, test_rules
-    )
+    with status(f"filtering, splitting and numbering {clicks.height:,} clicks"):
+        train, test, item_ids, stats = _apply_rules(
+            clicks, path, fmt, split, min_item_support, frac, until_stable, test_rules
+        )
     stats = {"format": fmt, "input": str(path), **raw, **stats}
     if test_input is not None:
         stats["test_input"] = str(test_input)

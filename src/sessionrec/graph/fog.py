@@ -18,6 +18,7 @@ import numpy as np
 
 from sessionrec.data.sessions import Sessions
 from sessionrec.io import atomic_write
+from sessionrec.progress import status
 
 FOG_FORMAT = 1
 
@@ -114,7 +115,8 @@ def load_or_build_fog(
                 )
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # a corrupt cache entry is rebuilt
-    fog = build_fog(sessions, num_nodes, L)
+    with status(f"building the FOG (L = {L}) of {len(sessions):,} sessions"):
+        fog = build_fog(sessions, num_nodes, L)
     if cache:
         arrays = {
             k: getattr(fog, k) for k in ("src", "dst", "entry_edge", "entry_slot", "entry_count")

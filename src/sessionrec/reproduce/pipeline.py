@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from sessionrec.errors import ConfigError, RunError, SessionrecError
+from sessionrec.progress import bar
 from sessionrec.reproduce.budget import Budget
 from sessionrec.reproduce.experiments import (
     IMPORTANCE,
@@ -36,7 +37,6 @@ class Options:
     test: str = "wilcoxon"
     significance_metric: str = "mrr@20"
     rerun: bool = False
-    progress: bool = False
     dry_run: bool = False
     command: str = ""
 
@@ -102,7 +102,7 @@ def reproduce(
     check_sets(sorted({r.model for r in rows}), budget.sets)
     check_significance_metric(options.significance_metric, budget)
     datasets = resolve_datasets(experiment, options.datasets, options.data_root)
-    runner = Runner(options.runs_dir, say, options.progress, options.rerun)
+    runner = Runner(options.runs_dir, say, False, options.rerun)  # the rows' bar is the one shown
     say(budget.label())
     if options.dry_run:
         plan(experiment, rows, datasets, options, runner, say)
@@ -126,26 +126,8 @@ def reproduce(
         "failed": [],
         "analysis": {},
     }
-    for spec in datasets:
-        data = _load(spec, options, budget)
-        results["datasets"].append({"name": data.name, "spec": spec, **data.stats()})
-        dataset_rows = []
-        for row in rows:
-            try:
-                dataset_rows.append(_run_row(experiment, row, data, budget, runner))
-            except (SessionrecError, FloatingPointError, RuntimeError, MemoryError) as e:
-                error = " ".join(str(e).split())[:300] or type(e).__name__
-                failed = {"dataset": data.name, "label": row.label, "model": row.model}
-                results["failed"].append({**failed, "error": error})
-                say(f"FAILED  {row.label} on {data.name}: {error}; going on with the other rows")
-        if experiment.kind not in (SWEEP, IMPORTANCE):
-            ref = _significance(experiment, dataset_rows, options)
-            results["significance"]["reference"] = ref
-        results["rows"].extend(dataset_rows)
-        analysis = _analysis(experiment, dataset_rows, say)
-        if analysis is not None:
-            results["analysis"][data.name] = analysis
-        del data
+    with bar(f"reproduce {experiment.name}", len(datasets) * len(rows)) as advance:
+        _run_datasets(experiment, rows, datasets, options, budget, runner, results, say, advance)
     results["runs"] = dict(runner.counts)
     say(
         f"runs: {runner.counts['trained']} trained, {runner.counts['resumed']} resumed, "
@@ -158,6 +140,42 @@ def reproduce(
         names = ", ".join(f"{f['label']} on {f['dataset']}" for f in results["failed"])
         raise RunError(f"{len(results['failed'])} row(s) failed ({names}); see {out}/table.md")
     return results
+
+
+def _run_datasets(
+    experiment: Any,
+    rows: list[Any],
+    datasets: list[str],
+    options: Options,
+    budget: Budget,
+    runner: Runner,
+    results: dict[str, Any],
+    say: Callable[[str], None],
+    advance: Callable[[int], None],
+) -> None:
+    """Every row on every dataset into `results`; a failed row is recorded and skipped."""
+    for spec in datasets:
+        data = _load(spec, options, budget)
+        results["datasets"].append({"name": data.name, "spec": spec, **data.stats()})
+        dataset_rows = []
+        for row in rows:
+            try:
+                dataset_rows.append(_run_row(experiment, row, data, budget, runner))
+                advance(1)
+            except (SessionrecError, FloatingPointError, RuntimeError, MemoryError) as e:
+                error = " ".join(str(e).split())[:300] or type(e).__name__
+                failed = {"dataset": data.name, "label": row.label, "model": row.model}
+                results["failed"].append({**failed, "error": error})
+                say(f"FAILED  {row.label} on {data.name}: {error}; going on with the other rows")
+                advance(1)
+        if experiment.kind not in (SWEEP, IMPORTANCE):
+            ref = _significance(experiment, dataset_rows, options)
+            results["significance"]["reference"] = ref
+        results["rows"].extend(dataset_rows)
+        analysis = _analysis(experiment, dataset_rows, say)
+        if analysis is not None:
+            results["analysis"][data.name] = analysis
+        del data
 
 
 def _load(spec: str, options: Options, budget: Budget) -> Any:

@@ -26,6 +26,7 @@ from sessionrec.io import atomic_write_json
 from sessionrec.models.base import Recommender
 from sessionrec.models.params import build_params, params_dict
 from sessionrec.models.registry import create
+from sessionrec.progress import shown
 from sessionrec.provenance import provenance
 from sessionrec.training import distributed
 from sessionrec.training.config import TrainConfig, resolve_device
@@ -97,7 +98,8 @@ def train_and_evaluate(
         )
     owned = distributed.setup(config.device)
     try:
-        return _train_and_evaluate(model, dataset, config, run_dir, progress, resume, splits)
+        with shown(progress and world.is_main):  # graph building and evaluation bars too
+            return _train_and_evaluate(model, dataset, config, run_dir, progress, resume, splits)
     finally:
         if owned:
             distributed.shutdown()

@@ -27,6 +27,7 @@ from sessionrec.data.batching import batch_indices, collate, shard_batches
 from sessionrec.errors import RunError
 from sessionrec.evaluation import evaluate
 from sessionrec.io import append_jsonl, atomic_write
+from sessionrec.progress import shown
 from sessionrec.training import distributed
 from sessionrec.training.config import TrainConfig
 
@@ -311,15 +312,16 @@ class Trainer:
                 if w > 1:
                     record["world_size"] = w
                 if has_valid:
-                    valid = evaluate(
-                        model,
-                        dataset.valid,
-                        cfg.ks,
-                        cfg.eval_batch_size,
-                        tie_policy=cfg.tie_policy,
-                        max_len=cfg.max_len,
-                        sharded=world.enabled,
-                    ).metrics
+                    with shown(False):  # inside this loop's own bar
+                        valid = evaluate(
+                            model,
+                            dataset.valid,
+                            cfg.ks,
+                            cfg.eval_batch_size,
+                            tie_policy=cfg.tie_policy,
+                            max_len=cfg.max_len,
+                            sharded=world.enabled,
+                        ).metrics
                     record["valid"] = valid
                     if valid[cfg.metric] > state["best"]:
                         state.update(best=valid[cfg.metric], best_epoch=epoch + 1, bad_epochs=0)
