@@ -38,6 +38,11 @@ class Sessions:
     def to_lists(self) -> list[list[int]]:
         return [self[i].tolist() for i in range(len(self))]
 
+    def concat(self, other: Sessions) -> Sessions:
+        """These sessions followed by `other`'s (copies both)."""
+        items = np.concatenate([self.items, other.items])
+        return Sessions(items, np.concatenate([self.offsets, other.offsets[1:] + len(self.items)]))
+
     def select(self, idx: np.ndarray) -> Sessions:
         """The sessions at positions `idx`, in that order (copies the items)."""
         lengths = self.lengths[idx]

@@ -38,6 +38,14 @@ class NoParams:
     """A model without hyper-parameters."""
 
 
+def not_online(name: str) -> ConfigError:
+    """The error for a model that cannot take new sessions without training."""
+    return ConfigError(
+        f"{name} learns new sessions only by training again (`sessionrec train {name} "
+        "--dataset NEW`); pop, itemknn, sknn, vsknn and stan take them live"
+    )
+
+
 class Recommender(ABC):
     """A next-item recommender over items 1..num_items (0 is padding)."""
 
@@ -90,6 +98,13 @@ class Recommender(ABC):
     def to(self, device: str | torch.device) -> Recommender:
         self.device = torch.device(device)
         return self
+
+    # --- learning from new sessions without retraining (serving/live.py) ------------------
+    learns_online: ClassVar[bool] = False
+
+    def add_sessions(self, sessions: Sessions) -> None:
+        """Fold completed sessions (internal ids) into what the model knows, at once."""
+        raise not_online(self.name)
 
     # --- dot-product scoring (approximate top-k, see serving/ann.py) -----------------------
     def item_vectors(self) -> torch.Tensor | None:

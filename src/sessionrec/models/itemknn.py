@@ -40,6 +40,22 @@ def fit_sessions(dataset: SessionDataset) -> Sessions:
     return dataset.fit_sessions()
 
 
+def saved_sessions(tensors: dict[str, torch.Tensor], num_items: int) -> Sessions | None:
+    """The `session_items`/`session_offsets` of a saved state, checked; None if absent or bad."""
+    items, offsets = tensors.get("session_items"), tensors.get("session_offsets")
+    if items is None or offsets is None or offsets.dim() != 1 or len(offsets) < 1:
+        return None
+    items, offsets = items.long().numpy(), offsets.long().numpy()
+    if (
+        offsets[0] != 0
+        or offsets[-1] != len(items)
+        or (np.diff(offsets) < 0).any()
+        or (len(items) and (items.min() < 1 or items.max() > num_items))
+    ):
+        return None
+    return Sessions(items, offsets)
+
+
 def incidence(sessions: Sessions, num_items: int, binary: bool = True) -> sp.csr_matrix:
     """Session x item matrix (S, N+1): 1 where the session holds the item, or click counts."""
     rows = np.repeat(np.arange(len(sessions)), sessions.lengths)
@@ -105,6 +121,7 @@ class ItemKNN(Recommender):
         m = self.params.num_neighbors
         self.neighbors = torch.zeros(num_items + 1, m, dtype=torch.int64)
         self.weights = torch.zeros(num_items + 1, m)
+        self.sessions: Sessions | None = None  # what the similarities come from (live updates)
 
     def fit(
         self,
@@ -116,11 +133,25 @@ class ItemKNN(Recommender):
     ) -> ItemKNN:
         if config is not None and config.num_threads:
             torch.set_num_threads(config.num_threads)
-        x = incidence(fit_sessions(dataset), self.num_items, binary=not self.params.count_clicks)
+        self._learn(fit_sessions(dataset))
+        return self
+
+    def _learn(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+        x = incidence(sessions, self.num_items, binary=not self.params.count_clicks)
         idx, val = top_per_row(item_similarities(x, self.params), self.params.num_neighbors)
         self.neighbors = torch.from_numpy(idx)
         self.weights = torch.from_numpy(val).float()
-        return self
+
+    learns_online = True
+
+    def add_sessions(self, sessions: Sessions) -> None:
+        """Recompute the similarities with the new sessions added (cosine needs every count)."""
+        if self.sessions is None:
+            raise RunError(
+                "this itemknn run predates live updates (no sessions saved): train again"
+            )
+        self._learn(self.sessions.concat(sessions))
 
     def score_batch(self, batch: Batch) -> torch.Tensor:
         last = batch.items.gather(1, (batch.lengths - 1).clamp(min=0).view(-1, 1)).squeeze(1).cpu()
@@ -130,7 +161,11 @@ class ItemKNN(Recommender):
         return scores.to(self.device)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {"neighbors": self.neighbors, "weights": self.weights}
+        state = {"neighbors": self.neighbors, "weights": self.weights}
+        if self.sessions is not None:
+            state["session_items"] = torch.from_numpy(self.sessions.items)
+            state["session_offsets"] = torch.from_numpy(self.sessions.offsets)
+        return state
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         shape = (self.num_items + 1, self.params.num_neighbors)
@@ -138,3 +173,6 @@ class ItemKNN(Recommender):
         if idx is None or val is None or idx.shape != shape or val.shape != shape:
             raise RunError(f"weights do not fit model 'itemknn' with {self.num_items} items")
         self.neighbors, self.weights = idx.long(), val.float()
+        self.sessions = saved_sessions(tensors, self.num_items)
+        if self.sessions is None and "session_items" in tensors:
+            raise RunError(f"weights do not fit model 'itemknn' with {self.num_items} items")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from sessionrec.data.batching import Batch
+from sessionrec.data.sessions import Sessions
 from sessionrec.models.base import Recommender
 from sessionrec.models.registry import register
 
@@ -37,6 +39,15 @@ class Pop(Recommender):
             dataset.item_counts()[: self.num_items + 1], dtype=torch.float32
         )
         return self
+
+    learns_online = True
+
+    def add_sessions(self, sessions: Sessions) -> None:
+        """Count every click but each session's first, as `fit` counts next items."""
+        first = np.zeros(len(sessions.items), dtype=bool)
+        first[sessions.offsets[:-1][sessions.lengths > 0]] = True
+        more = np.bincount(sessions.items[~first], minlength=self.num_items + 1)
+        self.counts += torch.from_numpy(more[: self.num_items + 1]).float()
 
     def score_batch(self, batch: Batch) -> torch.Tensor:
         return self.counts.to(self.device).expand(len(batch.lengths), -1)

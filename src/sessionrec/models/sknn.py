@@ -34,7 +34,7 @@ from sessionrec.data.batching import Batch
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.models.base import Recommender
-from sessionrec.models.itemknn import fit_sessions, incidence
+from sessionrec.models.itemknn import fit_sessions, incidence, saved_sessions
 from sessionrec.models.registry import register
 
 if TYPE_CHECKING:
@@ -130,6 +130,13 @@ class SessionKNNBase(Recommender):
         self._index()
         return self
 
+    learns_online = True
+
+    def add_sessions(self, sessions: Sessions) -> None:
+        """Append the sessions to the neighbour pool; the index is rebuilt at the next query."""
+        joined = self.sessions.concat(sessions.select(np.flatnonzero(sessions.lengths > 0)))
+        self._set_sessions(joined.items, joined.offsets)
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {
             "session_items": torch.from_numpy(self.sessions.items),
@@ -137,19 +144,10 @@ class SessionKNNBase(Recommender):
         }
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        items, offsets = tensors.get("session_items"), tensors.get("session_offsets")
-        bad = items is None or offsets is None or offsets.dim() != 1 or len(offsets) < 1
-        if not bad:
-            items, offsets = items.long().numpy(), offsets.long().numpy()
-            bad = bool(
-                offsets[0] != 0
-                or offsets[-1] != len(items)
-                or (np.diff(offsets) < 0).any()
-                or (len(items) and (items.min() < 1 or items.max() > self.num_items))
-            )
-        if bad:
+        sessions = saved_sessions(tensors, self.num_items)
+        if sessions is None:
             raise RunError(f"weights do not fit model '{self.name}' with {self.num_items} items")
-        self._set_sessions(items, offsets)
+        self._set_sessions(sessions.items, sessions.offsets)
 
     # --- scoring ---------------------------------------------------------------------------
     def score_batch(self, batch: Batch) -> torch.Tensor:

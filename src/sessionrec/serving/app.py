@@ -7,6 +7,7 @@ oversize body); a validation error also lists pydantic's `errors`. Requests go t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from contextlib import asynccontextmanager
@@ -69,6 +70,23 @@ class BatchRequest(BaseModel):
     exclude: list[list[ItemIdIn]] | None = Field(
         None, description="One list of item ids to leave out per session."
     )
+
+
+class SessionsRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"sessions": [["item-a", "item-b", "item-c"]]}]},
+    )
+    sessions: list[list[ItemIdIn]] = Field(
+        description="Completed sessions, each its item ids in click order (original ids)."
+    )
+
+
+class SessionsResponse(BaseModel):
+    sessions: int = Field(description="Sessions taken (logged and folded into the model).")
+    clicks: int = Field(description="Their clicks on items the model knows.")
+    unknown_items: list[int | str] = Field(description="Ids the model does not know (skipped).")
+    live_sessions: int = Field(description="Sessions folded in live since the run was trained.")
 
 
 class RecommendResponse(BaseModel):
@@ -190,6 +208,15 @@ def create_app(rec: SessionRecommender, settings: ServeSettings | None = None) -
         top = await batcher.submit([p.items for p in prepared], req.k, exclude)
         results = [_answer(rec, t, p.unknown_items) for t, p in zip(top, prepared, strict=True)]
         return JSONResponse({"results": results})
+
+    @app.post("/sessions", response_model=SessionsResponse)
+    async def sessions(req: SessionsRequest) -> JSONResponse:
+        """Completed sessions: logged in the run directory, then folded into the model (pop and
+        the kNN models) before this answer, so the next /recommend reflects them."""
+        if len(req.sessions) > cfg.max_sessions:
+            n = len(req.sessions)
+            raise ConfigError(f"too many sessions: {n} (at most {cfg.max_sessions} per request)")
+        return JSONResponse(await asyncio.to_thread(rec.ingest, req.sessions))
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

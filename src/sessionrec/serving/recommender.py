@@ -10,6 +10,7 @@ service and the load benchmark all answer through this class.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,9 @@ import torch
 
 from sessionrec.data.batching import Batch
 from sessionrec.errors import ConfigError, RunError
-from sessionrec.models.base import NeuralRecommender, Recommender
+from sessionrec.models.base import NeuralRecommender, Recommender, not_online
 from sessionrec.models.params import params_dict
+from sessionrec.serving.live import SessionLog, check_sessions, fold, to_sessions
 from sessionrec.serving.vocab import ItemId, ItemVocabulary, load_vocabulary
 
 if TYPE_CHECKING:
@@ -81,8 +83,14 @@ class SessionRecommender:
         metrics: dict[str, Any] | None = None,
         max_len: int | None = None,
         ann: AnnIndex | AnnConfig | str | None = None,
+        live: SessionLog | None = None,
     ) -> None:
         self.model = model
+        # Sessions ingested live (serving/live.py): followed before each forward pass, under
+        # a lock shared with the pass, so scoring never sees a half-updated model.
+        self.live = live
+        self.live_sessions = 0
+        self._lock = threading.RLock()
         self.vocab = vocab or ItemVocabulary(model.num_items)
         self.config = config or {}
         self.metrics = metrics or {}
@@ -132,7 +140,35 @@ class SessionRecommender:
             from sessionrec.serving.ann import AnnIndex
 
             index = AnnIndex.build(model, ann, cache_dir=run_dir)
-        return cls(model, vocab, config, metrics, max_len, index)
+        live = SessionLog(run_dir) if model.learns_online else None
+        rec = cls(model, vocab, config, metrics, max_len, index, live)
+        rec.catch_up()  # replay what earlier services ingested
+        return rec
+
+    # --- sessions that update the model live (serving/live.py) ----------------------------
+    def catch_up(self) -> int:
+        """Fold the log's sessions this process has not seen yet; how many."""
+        if self.live is None:
+            return 0
+        with self._lock:
+            folded = fold(self.model, self.live, self.vocab)
+            self.live_sessions += folded
+        return folded
+
+    def ingest(self, sessions: Any) -> dict[str, Any]:
+        """Log completed sessions (original ids) and fold them in before answering."""
+        if self.live is None:
+            raise not_online(self.model.name)
+        sessions = check_sessions(sessions)
+        internal, unknown = to_sessions(sessions, self.vocab)
+        self.live.append(sessions)
+        self.catch_up()
+        return {
+            "sessions": len(sessions),
+            "clicks": int(internal.offsets[-1]),
+            "unknown_items": unknown,
+            "live_sessions": self.live_sessions,
+        }
 
     # --- requests in original ids --------------------------------------------------------
     def prepare(self, session: Sequence[ItemId], where: str = "session") -> PreparedSession:
@@ -194,6 +230,15 @@ class SessionRecommender:
         """Top-k internal (item, score) per session; sessions must be prepared (non-empty)."""
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
+        if self.live is not None:
+            self.catch_up()
+            with self._lock:
+                return self._top_k(sessions, k, exclude)
+        return self._top_k(sessions, k, exclude)
+
+    def _top_k(
+        self, sessions: list[list[int]], k: int, exclude: Sequence[Sequence[int]] | None = None
+    ) -> list[list[tuple[int, float]]]:
         width = max(len(s) for s in sessions)
         items = torch.tensor([s + [0] * (width - len(s)) for s in sessions], dtype=torch.long)
         lengths = torch.tensor([len(s) for s in sessions], dtype=torch.long)
@@ -241,4 +286,6 @@ class SessionRecommender:
             or Path(str((self.config.get("dataset") or {}).get("dataset", ""))).name,
             "metrics": metrics,
             "ann": None if self.ann is None else self.ann.config.describe(),
+            "learns_online": model.learns_online,
+            "live_sessions": self.live_sessions,
         }
