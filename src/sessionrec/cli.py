@@ -334,6 +334,13 @@ def train(
         ),
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this run's weights (same model and hyper-parameters): items it "
+            "knew keep their rows, new items start fresh (the daily warm-start retrain)."
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     protocol: Annotated[
         str,
@@ -364,6 +371,8 @@ def train(
     run_dir = out_dir or Path("runs") / f"{model}-{name}"
     if protocol not in PROTOCOLS:
         raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
+    if resume and init_from is not None:
+        raise ConfigError("--resume continues its own run: leave out --init-from")
     if resume:
         extend = parse_assignments(set_ or [])
         if epochs is not None:
@@ -405,6 +414,18 @@ def train(
         config = train_config(model, train_hp)
         data = load_dataset(dataset, data_root, valid_fraction, train_fraction)
         recommender = create(model, data.num_items, seed=seed, **model_hp)
+        if init_from is not None:
+            from sessionrec.training.warm_start import warm_start
+
+            if protocol == "paper":
+                raise ConfigError("--init-from trains one model: use --protocol full")
+            carried = warm_start(recommender, data, init_from)
+            say(
+                f"from {init_from}: {carried['items_kept']:,} items kept, "
+                f"{carried['items_new']:,} new, {carried['items_dropped']:,} no longer in the "
+                f"data; fresh: {', '.join(carried['fresh_tensors']) or 'nothing else'}",
+                highlight=False,
+            )
         say(
             f"training {model} on {data.name}: {len(data.train):,} examples, "
             f"{data.num_items:,} items -> {run_dir}"
