@@ -43,11 +43,20 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SESSIONREC_ADMIN_TOKEN",
+            help="Enable POST /admin/reload (hot reload) for requests with this bearer token.",
+        ),
+    ] = None,
 ) -> None:
-    """Serve a trained run over HTTP: POST /recommend, /recommend/batch; GET /health, /model."""
+    """Serve a trained run over HTTP: POST /recommend, /recommend/batch, /sessions,
+    /admin/reload; GET /health, /model."""
     import gc
     import json
     import os
+    import tempfile
 
     import torch
     import uvicorn
@@ -62,9 +71,13 @@ def serve(
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {port}")
     ann_spec = None if ann is None else AnnConfig.parse(ann).spec()
+    reload_file = None  # how a reload reaches every worker (serving/app.py: Reloader)
+    if admin_token is not None:
+        reload_file = str(Path(tempfile.mkdtemp(prefix="sessionrec-serve-")) / "reload")
     settings = ServeSettings(
-        max_k, max_sessions, max_body_bytes, batch_size, max_wait_ms, model_thread
-    )
+        max_k, max_sessions, max_body_bytes, batch_size, max_wait_ms, model_thread,
+        admin_token, reload_file,
+    )  # fmt: skip
     spec = {
         "run_dir": str(run_dir),
         "threads": threads,
@@ -76,7 +89,7 @@ def serve(
     if workers == 1:
         app = app_from_env()  # load (and fail) before binding the port
         how = "" if ann_spec is None else f" (approximate top-k: {ann_spec})"
-        name = app.state.recommender.model.name
+        name = app.state.reloader.now.rec.model.name
         print(f"serving {name} from {run_dir} on http://{host}:{port}{how}")
         uvicorn.run(app, host=host, port=port, log_level=log_level)
     else:

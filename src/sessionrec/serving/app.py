@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
@@ -19,10 +22,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from sessionrec.errors import ConfigError
+from sessionrec.errors import ConfigError, SessionrecError
+from sessionrec.io import atomic_write_text
 from sessionrec.serving.batcher import DynamicBatcher
 from sessionrec.serving.recommender import SessionRecommender
 
+log = logging.getLogger(__name__)
 SETTINGS_ENV = "SESSIONREC_SERVE"  # JSON settings for worker processes (--workers > 1)
 
 
@@ -36,6 +41,8 @@ class ServeSettings:
     batch_size: int = 64  # sessions merged into one forward pass (1: batching off)
     max_wait_ms: float = 0.0  # extra wait for more requests before a forward pass
     threaded: bool = True  # forward passes on a model thread (False: on the event loop)
+    admin_token: str | None = None  # enables POST /admin/reload for `Bearer <token>`
+    reload_file: str | None = None  # where a reload's run directory is announced to workers
 
 
 def _check_item(value: Any) -> Any:
@@ -147,16 +154,93 @@ def _answer(rec: SessionRecommender, top: list[tuple[int, float]], unknown: list
     return {"items": r.items, "scores": r.scores, "unknown_items": r.unknown_items}
 
 
+@dataclass
+class Serving:
+    """What answers requests now: a recommender and its batcher, swapped whole by a reload,
+    so one request never mixes two models' item ids."""
+
+    rec: SessionRecommender
+    batcher: DynamicBatcher
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    run_dir: str | None = Field(None, description="Run directory to serve (default: the same).")
+
+
+class Reloader:
+    """Hot reload: load the new run beside the old one, swap between requests, drain the old
+    batcher. Workers of one service follow `reload_file`, so a reload reaches every one."""
+
+    def __init__(self, now: Serving, cfg: ServeSettings) -> None:
+        self.now, self.cfg = now, cfg
+        self.lock = asyncio.Lock()
+        self.seen = self._stamp()
+        self.reloads = 0
+        self.task: asyncio.Task | None = None  # a reload another worker announced
+
+    def _stamp(self) -> tuple[int, int] | None:
+        if self.cfg.reload_file is None:
+            return None
+        try:
+            stat = os.stat(self.cfg.reload_file)
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    async def swap(self, run_dir: str) -> dict[str, Any]:
+        async with self.lock:
+            started = time.perf_counter()
+            rec = await asyncio.to_thread(self.now.rec.reloaded, run_dir)
+            batcher = _batcher(rec, self.cfg)
+            await batcher.start()
+            old, self.now = self.now, Serving(rec, batcher)
+            await old.batcher.drain()
+            self.reloads += 1
+            seconds = round(time.perf_counter() - started, 3)
+            return {"model": rec.model.name, "run_dir": run_dir, "seconds": seconds}
+
+    async def announce(self, run_dir: str) -> dict[str, Any]:
+        """Reload here and tell the other workers (through `reload_file`)."""
+        if self.cfg.reload_file is not None:
+            atomic_write_text(self.cfg.reload_file, run_dir)
+            self.seen = self._stamp()
+        return await self.swap(run_dir)
+
+    def follow(self) -> None:
+        """Start a reload in the background when another worker announced one."""
+        stamp = self._stamp()
+        if stamp is None or stamp == self.seen or self.lock.locked():
+            return
+        self.seen = stamp
+        run_dir = Path(str(self.cfg.reload_file)).read_text().strip()
+        self.task = asyncio.get_running_loop().create_task(self._follow(run_dir))
+
+    async def _follow(self, run_dir: str) -> None:
+        try:
+            await self.swap(run_dir)
+        except SessionrecError as e:  # the old model keeps serving
+            log.warning("not reloaded from %s: %s", run_dir, e)
+
+
+def _batcher(rec: SessionRecommender, cfg: ServeSettings) -> DynamicBatcher:
+    return DynamicBatcher(rec.top_k, cfg.batch_size, cfg.max_wait_ms, cfg.threaded)
+
+
 def create_app(rec: SessionRecommender, settings: ServeSettings | None = None) -> FastAPI:
     """The FastAPI app serving `rec` (already loaded: load-time work is done)."""
     cfg = settings or ServeSettings()
-    batcher = DynamicBatcher(rec.top_k, cfg.batch_size, cfg.max_wait_ms, cfg.threaded)
+    reloader = Reloader(Serving(rec, _batcher(rec, cfg)), cfg)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await batcher.start()
+        await reloader.now.batcher.start()
         yield
-        await batcher.stop()
+        await reloader.now.batcher.stop()
+
+    def now() -> Serving:
+        reloader.follow()
+        return reloader.now
 
     app = FastAPI(
         title="sessionrec",
@@ -164,7 +248,7 @@ def create_app(rec: SessionRecommender, settings: ServeSettings | None = None) -
         version="1",
         lifespan=lifespan,
     )
-    app.state.recommender, app.state.batcher, app.state.settings = rec, batcher, cfg
+    app.state.reloader, app.state.settings = reloader, cfg
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
@@ -186,6 +270,7 @@ def create_app(rec: SessionRecommender, settings: ServeSettings | None = None) -
     async def recommend(req: RecommendRequest) -> JSONResponse:
         """Top-k next items for one session."""
         check_k(req.k)
+        rec, batcher = (serving := now()).rec, serving.batcher
         p = rec.prepare(req.session)
         [top] = await batcher.submit([p.items], req.k, [rec.exclusions(req.exclude)])
         return JSONResponse(_answer(rec, top, p.unknown_items))
@@ -203,6 +288,7 @@ def create_app(rec: SessionRecommender, settings: ServeSettings | None = None) -
             raise ConfigError(
                 f"exclude must have one list per session ({n} sessions, {len(req.exclude)} lists)"
             )
+        rec, batcher = (serving := now()).rec, serving.batcher
         prepared = [rec.prepare(s, f"sessions[{i}]") for i, s in enumerate(req.sessions)]
         exclude = [rec.exclusions(e) for e in req.exclude or []]
         top = await batcher.submit([p.items for p in prepared], req.k, exclude)
@@ -216,17 +302,38 @@ def create_app(rec: SessionRecommender, settings: ServeSettings | None = None) -
         if len(req.sessions) > cfg.max_sessions:
             n = len(req.sessions)
             raise ConfigError(f"too many sessions: {n} (at most {cfg.max_sessions} per request)")
-        return JSONResponse(await asyncio.to_thread(rec.ingest, req.sessions))
+        return JSONResponse(await asyncio.to_thread(now().rec.ingest, req.sessions))
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
         """Liveness: the model is loaded and the batcher runs."""
-        return {"status": "ok", "model": rec.model.name, "num_items": rec.model.num_items}
+        model = now().rec.model
+        return {"status": "ok", "model": model.name, "num_items": model.num_items}
 
     @app.get("/model")
     async def model_info() -> dict[str, Any]:
         """Model name, hyper-parameters, item count, test metrics and serving limits."""
-        return {**rec.info(), "serving": asdict(cfg), "batcher": asdict(batcher.stats)}
+        serving = now()
+        limits = {k: v for k, v in asdict(cfg).items() if k != "admin_token"}
+        return {
+            **serving.rec.info(),
+            "serving": limits,
+            "batcher": asdict(serving.batcher.stats),
+            "reloads": reloader.reloads,
+        }
+
+    @app.post("/admin/reload")
+    async def reload(req: ReloadRequest, request: Request) -> JSONResponse:
+        """Serve another run (or the same one, retrained) without losing a request."""
+        if cfg.admin_token is None:
+            return JSONResponse({"detail": "reload is off: start serve with --admin-token"}, 404)
+        if request.headers.get("authorization") != f"Bearer {cfg.admin_token}":
+            return JSONResponse({"detail": "a wrong or missing admin token"}, 403)
+        run_dir = req.run_dir or str(reloader.now.rec.run_dir)
+        try:
+            return JSONResponse(await reloader.announce(run_dir))
+        except SessionrecError as e:  # the old model keeps serving
+            return JSONResponse({"detail": f"not reloaded: {e}"}, 422)
 
     return app
 

@@ -60,6 +60,7 @@ class DynamicBatcher:
         self._pending = 0
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._passing = False  # a forward pass is running or its results are being handed out
 
     async def start(self) -> None:
         """Start the batching loop on the running event loop."""
@@ -81,6 +82,12 @@ class DynamicBatcher:
                 job.future.set_exception(RuntimeError("the service is shutting down"))
         if self._executor is not None:
             self._executor.shutdown(wait=False)
+
+    async def drain(self) -> None:
+        """Answer everything already submitted, then stop (a hot reload's old batcher)."""
+        while self._jobs or self._passing:
+            await asyncio.sleep(0.002)
+        await self.stop()
 
     async def submit(
         self, sessions: list[list[int]], k: int, exclude: Sequence[list[int]] | None = None
@@ -139,6 +146,7 @@ class DynamicBatcher:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._full.wait(), remaining)
             jobs = self._take()
+            self._passing = True
             try:
                 results = await self._call(jobs)
             except Exception as e:
@@ -146,6 +154,7 @@ class DynamicBatcher:
             for job, result in zip(jobs, results, strict=True):
                 if result is not None and not job.future.done():
                     job.future.set_result(result)
+            self._passing = False
             self._record(jobs)
 
     async def _call(self, jobs: list[_Job]) -> list[TopK]:

@@ -90,6 +90,8 @@ class SessionRecommender:
         # a lock shared with the pass, so scoring never sees a half-updated model.
         self.live = live
         self.live_sessions = 0
+        self.run_dir: Path | None = None  # set by `load`, with how it loaded (for reloads)
+        self.load_options: dict[str, Any] = {}
         self._lock = threading.RLock()
         self.vocab = vocab or ItemVocabulary(model.num_items)
         self.config = config or {}
@@ -143,6 +145,14 @@ class SessionRecommender:
         live = SessionLog(run_dir) if model.learns_online else None
         rec = cls(model, vocab, config, metrics, max_len, index, live)
         rec.catch_up()  # replay what earlier services ingested
+        rec.run_dir, rec.load_options = Path(run_dir), {"device": device, "max_len": max_len}
+        rec.load_options["ann"] = ann
+        return rec
+
+    def reloaded(self, run_dir: str | Path) -> SessionRecommender:
+        """Another run (or this one, retrained) loaded as this one was, warmed up."""
+        rec = SessionRecommender.load(run_dir, **self.load_options)
+        rec.warmup()
         return rec
 
     # --- sessions that update the model live (serving/live.py) ----------------------------
