@@ -176,18 +176,28 @@ def _scan(path: Path, columns: EventColumns, recbole: bool) -> tuple[pl.LazyFram
     return lf, names, 2
 
 
-def _header(path: Path, separator: str) -> list[str]:
+def first_line(path: Path, expected: str) -> str:
+    """Existence, size and encoding checks; the first line of a text file (`expected` says
+    what the file should be, for the messages)."""
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file (expected {expected})")
     try:
         with open(path, "rb") as f:
             head = f.readline(1 << 16)
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
     if not head.strip():
-        raise DataError(f"{path}: file is empty (expected a header line)")
+        raise DataError(f"{path}: file is empty (expected {expected})")
     try:
-        line = head.decode("utf-8-sig").rstrip("\r\n")
+        return head.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file") from None
+        raise DataError(f"{path}: not a UTF-8 text file (expected {expected})") from None
+
+
+def _header(path: Path, separator: str) -> list[str]:
+    line = first_line(path, "a click log with a header line")
     return [h.strip().strip('"') for h in line.split(separator)]
 
 

@@ -58,7 +58,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from sessionrec.data.event_log import RECBOLE_COLUMNS, EventColumns, describe, load_events
+from sessionrec.data.event_log import (
+    RECBOLE_COLUMNS,
+    EventColumns,
+    describe,
+    first_line,
+    load_events,
+)
 from sessionrec.data.prepared import check_output_dir, write_prepared
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, DataError
@@ -186,22 +192,7 @@ def _normalize(name: str) -> str:
 
 
 def _first_line(path: Path, fmt: str) -> str:
-    """Existence, size and encoding checks; return the first line of the file."""
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    if not path.is_file():
-        raise DataError(f"{path}: not a file (expected the {_DESCRIPTION[fmt]})")
-    try:
-        with open(path, "rb") as f:
-            head = f.readline(1 << 16)
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from e
-    if not head.strip():
-        raise DataError(f"{path}: file is empty (expected the {_DESCRIPTION[fmt]})")
-    try:
-        return head.decode("utf-8-sig").rstrip("\r\n")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not a UTF-8 text file (expected the {_DESCRIPTION[fmt]})") from e
+    return first_line(path, f"the {_DESCRIPTION[fmt]}")
 
 
 def _scan(path: Path, fmt: str, **kwargs: Any) -> pl.LazyFrame:
