@@ -12,10 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from helpers import ENV
 from sessionrec.cli import main
 from sessionrec.data.synthetic import make_synthetic
-
-ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", COLUMNS="200")
 
 
 def run(*args, check=True, timeout=300):

@@ -1,17 +1,16 @@
 """`sessionrec demo` as `make demo` runs it, on a small configuration: FOCOL's row, two PNGs,
 the next steps, and one clear line for bad options."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 from PIL import Image
 
+from helpers import ENV
 from sessionrec.cli import main
 from sessionrec.demo import DEMO_MODELS, METRICS_PNG, WEIGHTS_PNG
 
-ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", COLUMNS="200")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

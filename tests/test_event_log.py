@@ -1,14 +1,13 @@
 """Own click logs in (`prepare --format events|recbole`), exact splits out (`datasets export`)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
+from helpers import run_cli
 from sessionrec.data.dataset import build_dataset, load_dataset
 from sessionrec.data.export import export, whole_sessions
 from sessionrec.data.prepare import prepare
@@ -215,12 +214,7 @@ def test_test_examples_that_are_not_whole_sessions_cannot_become_events():
 
 
 def test_cli_prepare_and_export(own, tmp_path):
-    def cli(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "sessionrec", *map(str, args)],
-            capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""},
-        )  # fmt: skip
-
+    cli = run_cli
     done = cli("datasets", "export", own, "--to", "session-rec", "--output", tmp_path / "x")
     assert done.returncode == 0 and "test_events" in done.stdout, done.stderr
     log = tmp_path / "x" / "train.tsv"

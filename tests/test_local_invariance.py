@@ -3,7 +3,6 @@
 import itertools
 import json
 import math
-import os
 import subprocess
 import sys
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import ENV
 from sessionrec.analysis.local_invariance import (
     ItemSimilarity,
     candidate_pairs,
@@ -28,8 +28,6 @@ from sessionrec.errors import ConfigError
 from sessionrec.models import create
 from sessionrec.training.config import TrainConfig
 from sessionrec.training.run import train_and_evaluate
-
-ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", COLUMNS="200")
 
 
 def test_item_similarity_eq14_by_hand():

@@ -1,13 +1,13 @@
 """`sessionrec reproduce` and `tune`: outputs, cache reuse, resume, selection, significance."""
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from helpers import ENV
 from sessionrec.data.dataset import load_dataset, reload_dataset
 from sessionrec.data.synthetic import make_synthetic
 from sessionrec.errors import ConfigError
@@ -17,7 +17,6 @@ from sessionrec.reproduce.runner import PER_CASE_FILE, Runner, load_per_case, ma
 from sessionrec.reproduce.significance import paired_test
 from sessionrec.reproduce.tune import grid_points, parse_grid, tune
 
-ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", COLUMNS="200")
 # Small FOCOL settings so three 1-epoch runs take seconds on one thread.
 TINY_FOCOL = [
     "--train-fraction",

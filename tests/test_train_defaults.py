@@ -1,11 +1,10 @@
 """Each model's own training settings (the authors'): declared, shown, applied, overridable."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
+from helpers import run_cli
 from sessionrec.data.synthetic import make_synthetic
 from sessionrec.errors import ConfigError
 from sessionrec.models import available, get
@@ -90,12 +89,7 @@ def test_srgnn_lr_per_epoch_follows_its_step_schedule(tiny, tmp_path):
 
 def test_cli_shows_and_applies_the_defaults(tmp_path):
     def cli(*args):
-        done = subprocess.run(
-            [sys.executable, "-m", "sessionrec", *args],
-            capture_output=True,
-            text=True,
-            env={"COLUMNS": "200", "PATH": ""},
-        )
+        done = run_cli(*args)
         assert done.returncode == 0, done.stderr
         return done.stdout
 

@@ -1,12 +1,10 @@
 """--init-from: continue from a trained run on data with a grown, renumbered item vocabulary."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 
+from helpers import run_cli
 from sessionrec.data.dataset import load_dataset
 from sessionrec.data.prepared import write_prepared
 from sessionrec.data.sessions import Sessions
@@ -68,11 +66,10 @@ def test_another_model_or_other_hyper_parameters_are_refused(data):
 
 def test_cli_trains_from_the_run(data, tmp_path):
     run, new = data
-    done = subprocess.run(
-        [sys.executable, "-m", "sessionrec", "train", "stamp", "--dataset", str(new),
-         "--init-from", str(run), "--epochs", "1", "--set", "embedding_dim=16",
-         "--set", "num_threads=1", "--out", str(tmp_path / "today"), "--no-progress"],
-        capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""},
+    done = run_cli(
+        "train", "stamp", "--dataset", new, "--init-from", run, "--epochs", 1,
+        "--set", "embedding_dim=16", "--set", "num_threads=1", "--out", tmp_path / "today",
+        "--no-progress",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"{N:,} items kept, {NEW} new, 0 no longer in the data" in done.stdout

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers import ENV as BASE_ENV
+from helpers import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {"COLUMNS": "200", "PATH": "", "OMP_NUM_THREADS": "1"}
+ENV = dict(BASE_ENV, OMP_NUM_THREADS="1")
 
 
 def readme_commands() -> list[list[str]]:
@@ -50,10 +53,7 @@ def test_readme_worked_example_runs_as_written(tmp_path):
     ]  # fmt: skip
     write_clicks(tmp_path / "clicks.csv")
     for command in commands[:-1]:
-        done = subprocess.run(
-            [sys.executable, "-m", "sessionrec", *command[1:]],
-            cwd=tmp_path, capture_output=True, text=True, env=ENV,
-        )  # fmt: skip
+        done = run_cli(*command[1:], cwd=tmp_path)
         assert done.returncode == 0, f"{shlex.join(command)}: {done.stderr}"
     assert "sku-" in done.stdout  # recommend answered in the log's own ids
     serve = commands[-1][1:]

@@ -20,12 +20,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from helpers import ENV
 from sessionrec.data.synthetic import make_synthetic
 from sessionrec.models.base import Recommender
 from sessionrec.training.distributed import weight_digest
 from sessionrec.training.run import evaluate_run
 
-ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", COLUMNS="200")
 NARM = [
     "train",
     "narm",

@@ -4,7 +4,6 @@ against exact scoring, exclusions, the one-line errors, and the `--ann` flag of 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from helpers import ENV
 from sessionrec.commands.serve import serve
 from sessionrec.data.batching import collate
 from sessionrec.errors import ConfigError
@@ -28,7 +28,6 @@ from sessionrec.serving.app import create_app
 needs_faiss = pytest.mark.skipif(
     find_spec("faiss") is None, reason="faiss-cpu is not installed (pip install faiss-cpu)"
 )
-ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", COLUMNS="200")
 # Models whose scores are not hₛᵀVᵢ: they must refuse --ann; every other model must pass it.
 NOT_DOT_PRODUCT = {"itemknn", "pop", "repeatnet", "sknn", "stan", "vsknn"}
 # FAISS indexes on the 300-item test catalogue: flat and IVF visiting every list are exact;

@@ -1,14 +1,13 @@
 """Sessions that update a served model live: POST /sessions, `sessionrec update`, the log."""
 
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from helpers import run_cli
 from sessionrec.data.batching import collate
 from sessionrec.data.dataset import build_dataset, load_dataset
 from sessionrec.models import create
@@ -101,10 +100,7 @@ def test_cli_update_logs_a_click_file_for_the_service(sknn_run, sku, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(sknn_run, copy)
     command = ["update", str(copy), "--events", str(tmp_path / "new.csv")]
-    done = subprocess.run(
-        [sys.executable, "-m", "sessionrec", *command],
-        capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""},
-    )  # fmt: skip
+    done = run_cli(*command)
     assert done.returncode == 0 and "logged 30 sessions (90 clicks" in done.stdout, done.stderr
     rec = SessionRecommender.load(copy)
     assert rec.live_sessions == 30 and {sku(251), sku(252)} <= set(rec.recommend([sku(7)], 5).items)

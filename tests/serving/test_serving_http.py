@@ -4,7 +4,6 @@ server on a free loopback port; the `serve` and `recommend` commands as a user r
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -18,13 +17,13 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from helpers import ENV
 from sessionrec.commands.serve import serve
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.serving import SessionRecommender
 from sessionrec.serving.app import ServeSettings, create_app
 
 LIMITS = ServeSettings(max_k=50, max_sessions=4, max_body_bytes=2000, max_wait_ms=0.0)
-ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", COLUMNS="200")
 
 # (path, JSON body or raw bytes, status, a piece of the message)
 BAD_REQUESTS = [

@@ -1,0 +1,14 @@
+"""What several test files share: the command line run in a child process, as a user runs it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", COLUMNS="200")
+
+
+def run_cli(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`sessionrec ARGS...` in a child process; its exit code and output, never raising."""
+    command = [sys.executable, "-m", "sessionrec", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=ENV)
