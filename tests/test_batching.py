@@ -55,3 +55,20 @@ def test_bucket_batches_zero_is_the_seeded_permutation_cut_in_order():
     assert [b.tolist() for b in uniform] == [perm[i : i + 3].tolist() for i in range(0, len(ex), 3)]
     bucketed = batch_indices(ex, 3, shuffle=True, seed=3)  # default: sorted within windows
     assert all(np.all(np.diff(ex.length[b]) >= 0) for b in bucketed)
+
+
+def test_runs_from_before_bucket_batches_resume_bucketed_as_they_were(tiny, tmp_path):
+    import json
+
+    from sessionrec.models import create
+    from sessionrec.training.config import TrainConfig
+    from sessionrec.training.run import prepare_resume, train_and_evaluate
+
+    run = tmp_path / "old"
+    config = TrainConfig(epochs=1, batch_size=512, num_threads=1)
+    train_and_evaluate(create("pop", tiny.num_items), tiny, config, run)
+    assert TrainConfig().bucket_batches == 0  # uniform batches by default
+    recorded = json.loads((run / "config.json").read_text())
+    del recorded["train"]["bucket_batches"]  # as config.json was written before 2026-12-04
+    (run / "config.json").write_text(json.dumps(recorded))
+    assert prepare_resume(run, "pop")[2].bucket_batches == 64

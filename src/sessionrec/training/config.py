@@ -21,7 +21,9 @@ class TrainConfig:
     lr_decay: float = 1.0  # multiply lr by this every lr_decay_every epochs (SR-GNN: 0.1)
     lr_decay_every: int = 0  # 0 = constant lr (SR-GNN: 3)
     grad_clip: float | None = None  # max gradient norm (RepeatNet's code: 5)
-    bucket_batches: int = 64  # sort by length within windows of this many batches; 0: uniform
+    # 0: uniform batches, as the reference codes (sorting by length within windows of this
+    # many batches cost SR-GNN 0.8 HR@20 after 2 epochs: docs/results.md, batch composition)
+    bucket_batches: int = 0
     patience: int = 3  # epochs without validation improvement before stopping
     metric: str = "mrr@20"  # validation metric for early stopping and model selection
     seed: int = 0

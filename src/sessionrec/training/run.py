@@ -205,8 +205,13 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     return config
 
 
+BUCKETED_BEFORE = 64  # the batch composition of runs from before 2026-12-04
+
+
 def _train_settings(run_dir: str | Path, settings: dict[str, Any]) -> TrainConfig:
     """The training settings recorded in a run's config.json, errors naming the file."""
+    # Runs recorded before `bucket_batches` existed were bucketed by 64 batches.
+    settings = {"bucket_batches": BUCKETED_BEFORE, **settings}
     try:
         return build_params(TrainConfig, settings, "training")
     except ConfigError as e:
@@ -249,7 +254,8 @@ def prepare_resume(
             f"'{bad[0]}' cannot change when resuming (allowed: {', '.join(RESUMABLE_CHANGES)})"
         )
     _train_settings(run_dir, config["train"])  # the file itself first, then the changes
-    train = build_params(TrainConfig, {**config["train"], **(changes or {})}, "training")
+    recorded = {"bucket_batches": BUCKETED_BEFORE, **config["train"]}
+    train = build_params(TrainConfig, {**recorded, **(changes or {})}, "training")
     if changes and distributed.env_world().is_main:
         config["train"] = params_dict(train)
         atomic_write_json(Path(run_dir) / CONFIG_FILE, config)
