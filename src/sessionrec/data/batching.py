@@ -1,4 +1,4 @@
-"""Mini-batches of examples as padded tensors, bucketed by length so padding stays small."""
+"""Mini-batches of examples as padded tensors: uniform for training, length-sorted for scoring."""
 
 from __future__ import annotations
 
@@ -46,11 +46,11 @@ def batch_indices(
 ) -> list[np.ndarray]:
     """Split examples into batches of similar length.
 
-    Training order (`shuffle`) is a seeded permutation, sorted by length inside windows of
-    `bucket_batches` batches, with the batch order shuffled again (`bucket_batches=0`: the
-    permutation as it is, uniform batches as every reference code draws them); the result
-    depends only on the seed, so an interrupted epoch can be replayed exactly. Without
-    `shuffle`, examples are sorted by length (the fastest order for evaluation).
+    Training order (`shuffle`) is a seeded permutation cut into batches (`bucket_batches=0`:
+    uniform batches, as every reference code draws them) or sorted by length inside windows
+    of `bucket_batches` batches with the batch order shuffled again; the result depends only
+    on the seed, so an interrupted epoch can be replayed exactly. Without `shuffle`, examples
+    are sorted by length (the fastest order for evaluation).
     """
     n = len(examples)
     if not shuffle:
