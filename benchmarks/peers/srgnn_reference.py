@@ -1,0 +1,87 @@
+"""Per-epoch curve of the SR-GNN authors' code beside ours, on the same examples (issue 16).
+
+    python benchmarks/peers/srgnn_reference.py --repo /work/.mirror/CRIPAC-DIG+SR-GNN/repo \\
+        --train-fraction 0.25 --epochs 2 --out results/peers/srgnn-reference.json
+
+The authors' repository (CRIPAC-DIG/SR-GNN, fetched with the `fetch` tool or `git clone`) is
+unpacked into a temporary directory; their `pytorch_code` trains on exactly our fitting
+examples (`dataset.train`, the prefixes and next items, in their pickle format) and
+evaluates on our validation examples after every epoch, one thread, seed 0. Compare with
+`sessionrec train srgnn --dataset diginetica --train-fraction F --epochs E --set
+num_threads=1`: its log.jsonl has the validation HR@20 / MRR@20 of the same examples per
+epoch. Their code is run, never imported into sessionrec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from sessionrec.data.dataset import load_dataset
+
+CHILD = Path(__file__).with_name("srgnn_reference_child.py")
+
+
+def as_their_pickle(examples) -> tuple[list[list[int]], list[int]]:
+    """(input sequences, next items): their `train.txt` / `test.txt` layout."""
+    seqs = [examples.sequence(i).tolist() for i in range(len(examples))]
+    return seqs, examples.target.tolist()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repo", type=Path, required=True, help="the SR-GNN git directory")
+    ap.add_argument("--dataset", default="diginetica")
+    ap.add_argument("--train-fraction", type=float, default=1.0)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path("results/peers/srgnn-reference.json"))
+    args = ap.parse_args()
+    data = load_dataset(args.dataset, valid_fraction=0.1, train_fraction=args.train_fraction)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        archive = subprocess.run(
+            ["git", f"--git-dir={args.repo}", "archive", "HEAD", "pytorch_code"],
+            check=True, capture_output=True,
+        ).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+        (work / "datasets" / "run").mkdir(parents=True)
+        for name, split in (("train.txt", data.train), ("test.txt", data.valid)):
+            with open(work / "datasets" / "run" / name, "wb") as f:
+                pickle.dump(as_their_pickle(split), f)
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+        command = [sys.executable, str(CHILD.resolve()), str(args.epochs)]
+        command += [str(data.num_items + 1), str(args.seed)]
+        done = subprocess.run(
+            command, cwd=work / "pytorch_code", env=env, capture_output=True, text=True
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"their code failed: {done.stderr.strip().splitlines()[-3:]}")
+    curve = [
+        json.loads(line[7:]) for line in done.stdout.splitlines() if line.startswith("RESULT ")
+    ]
+    result = {
+        "reference": "CRIPAC-DIG/SR-GNN pytorch_code",
+        "dataset": data.name,
+        "train_fraction": args.train_fraction,
+        "fitting_examples": len(data.train),
+        "evaluated_on": f"our validation split ({len(data.valid):,} examples)",
+        "curve": curve,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    for point in curve:
+        print(
+            f"epoch {point['epoch']}: their HR@20 {point['hr@20']:.2f} MRR@20 "
+            f"{point['mrr@20']:.2f} (lr {point['lr']:g}, {point['seconds']:.0f} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
