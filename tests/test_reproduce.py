@@ -13,9 +13,10 @@ from sessionrec.data.synthetic import make_synthetic
 from sessionrec.errors import ConfigError
 from sessionrec.reproduce.budget import Budget
 from sessionrec.reproduce.experiments import EXPERIMENTS, get_experiment
-from sessionrec.reproduce.runner import PER_CASE_FILE, Runner, load_per_case, make_job
+from sessionrec.reproduce.runner import Runner, load_per_case, make_job
 from sessionrec.reproduce.significance import paired_test
 from sessionrec.reproduce.tune import grid_points, parse_grid, tune
+from sessionrec.rundir import PER_CASE_FILE
 
 # Small FOCOL settings so three 1-epoch runs take seconds on one thread.
 TINY_FOCOL = [

@@ -464,7 +464,8 @@ def evaluate_cmd(
     import json
 
     from sessionrec.progress import shown
-    from sessionrec.training.run import METRICS_FILE, evaluate_run
+    from sessionrec.rundir import METRICS_FILE
+    from sessionrec.training.run import evaluate_run
 
     with shown(progress):
         test = evaluate_run(run_dir)["test"]
@@ -534,7 +535,8 @@ def update(
     from sessionrec.data.event_log import EventColumns, load_events
     from sessionrec.models import get
     from sessionrec.models.base import not_online
-    from sessionrec.serving.live import LOG_FILE, SessionLog, to_sessions
+    from sessionrec.rundir import SESSIONS_LOG_FILE
+    from sessionrec.serving.live import SessionLog, to_sessions
     from sessionrec.serving.vocab import load_vocabulary
     from sessionrec.training.run import read_run_config
 
@@ -555,7 +557,7 @@ def update(
     SessionLog(run_dir).append(sessions)
     out.print(
         f"logged {len(sessions):,} sessions ({int(internal.offsets[-1]):,} clicks on known "
-        f"items, {len(unknown):,} unknown ids skipped) to {run_dir / LOG_FILE}: a running "
+        f"items, {len(unknown):,} unknown ids skipped) to {run_dir / SESSIONS_LOG_FILE}: a running "
         "service folds them in before its next answer, `serve` and `recommend` at start",
         highlight=False,
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.io import atomic_write_json
+from sessionrec.rundir import CONFIG_FILE, LOG_FILE, METRICS_FILE, REFIT_DIR, SELECT_DIR
 
 REGISTRY_DIR = Path("results/registry")
 RESULTS_DOC = Path("docs/results.md")
@@ -44,7 +45,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _epochs(run_dir: Path) -> list[dict[str, Any]]:
-    log = run_dir / "log.jsonl"
+    log = run_dir / LOG_FILE
     if not log.exists():
         return []
     records = []
@@ -64,16 +65,16 @@ def entry_from_run(
     """A registry entry for a finished run directory (`command` for runs that lack one)."""
     if not PROTOCOL.match(protocol):
         raise ConfigError(f"protocol must be full, paper, reduced or a recipe name: {protocol!r}")
-    config = _read_json(run_dir / "config.json")
-    metrics = _read_json(run_dir / "metrics.json")
+    config = _read_json(run_dir / CONFIG_FILE)
+    metrics = _read_json(run_dir / METRICS_FILE)
     if "test" not in metrics or "valid" not in metrics:
         raise RunError(f"{run_dir}/metrics.json: no test and validation metrics (not finished?)")
-    selection = run_dir / "select"  # a paper-protocol run: the curve is the selection run's
-    epochs = _epochs(selection if (selection / "log.jsonl").exists() else run_dir)
+    selection = run_dir / SELECT_DIR  # a paper-protocol run: the curve is the selection run's
+    epochs = _epochs(selection if (selection / LOG_FILE).exists() else run_dir)
     origin = config.get("provenance", {})
     last = epochs[-1] if epochs else {}
     if protocol in ("full", "paper"):
-        for phase in (run_dir, selection, run_dir / "refit"):
+        for phase in (run_dir, selection, run_dir / REFIT_DIR):
             cut = [r["epoch"] for r in _epochs(phase) if r.get("out_of_budget")]
             if cut:
                 raise RunError(

@@ -11,9 +11,9 @@ from helpers import run_cli
 from sessionrec.data.batching import collate
 from sessionrec.data.dataset import build_dataset, load_dataset
 from sessionrec.models import create
+from sessionrec.rundir import SESSIONS_LOG_FILE as LOG_FILE
 from sessionrec.serving import SessionRecommender
 from sessionrec.serving.app import create_app
-from sessionrec.serving.live import LOG_FILE
 from sessionrec.training.config import TrainConfig
 from sessionrec.training.run import train_and_evaluate
 

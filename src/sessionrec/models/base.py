@@ -25,12 +25,11 @@ from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.io import atomic_write, atomic_write_json
 from sessionrec.models.params import build_params, params_dict
+from sessionrec.rundir import MODEL_FILE, WEIGHTS_FILE
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
     from sessionrec.training.config import TrainConfig
-
-MODEL_FILE, WEIGHTS_FILE = "model.json", "model.safetensors"
 
 
 @dataclass

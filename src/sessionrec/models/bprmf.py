@@ -32,8 +32,9 @@ from sessionrec.models.fpmc import bpr_loss, sample_negatives
 from sessionrec.models.itemknn import fit_sessions
 from sessionrec.models.layers import masked_mean, score_all_items
 from sessionrec.models.registry import register
+from sessionrec.rundir import LOG_FILE
 from sessionrec.training.config import TrainConfig, resolve_device
-from sessionrec.training.trainer import LOG_FILE, epoch_seed
+from sessionrec.training.trainer import epoch_seed
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset

@@ -66,8 +66,9 @@ from sessionrec.evaluation import evaluate
 from sessionrec.io import append_jsonl, atomic_write
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.registry import register
+from sessionrec.rundir import CHECKPOINT_FILE, LOG_FILE, WEIGHTS_FILE
 from sessionrec.training.config import TrainConfig, resolve_device
-from sessionrec.training.trainer import CHECKPOINT_FILE, LOG_FILE, epoch_seed, load_checkpoint
+from sessionrec.training.trainer import epoch_seed, load_checkpoint
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
@@ -573,7 +574,7 @@ class GRU4RecRecommender(NeuralRecommender):
     def _restore_best(self, run: Path | None, best: dict[str, torch.Tensor] | None) -> None:
         if best is not None:
             self.net.load_state_dict(best)
-        elif run is not None and (run / "model.safetensors").exists():
+        elif run is not None and (run / WEIGHTS_FILE).exists():
             from safetensors.torch import load_file
 
-            self.load_state_tensors(load_file(run / "model.safetensors"))
+            self.load_state_tensors(load_file(run / WEIGHTS_FILE))

@@ -27,10 +27,15 @@ from sessionrec.io import atomic_write, atomic_write_json, read_jsonl
 from sessionrec.models.params import build_params, params_dict
 from sessionrec.models.registry import create, dataset_preset, get, train_config
 from sessionrec.reproduce.budget import EXECUTION_ONLY, Budget
+from sessionrec.rundir import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    KEY_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    PER_CASE_FILE,
+)
 from sessionrec.training.config import TrainConfig
-
-KEY_FILE, PER_CASE_FILE = "reproduce.json", "per_case.npz"
-METRICS_FILE, CONFIG_FILE, CHECKPOINT_FILE = "metrics.json", "config.json", "checkpoint.pt"
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 def epoch_summary(run_dir: Path) -> dict[str, Any]:
     """Epochs run and whether the time budget or early stopping ended training (from the log)."""
-    log = run_dir / "log.jsonl"
+    log = run_dir / LOG_FILE
     epochs = [r for r in read_jsonl(log) if r.get("event") == "epoch"] if log.exists() else []
     if not epochs:
         return {}

@@ -23,16 +23,15 @@ import numpy as np
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.models.base import Recommender
+from sessionrec.rundir import SESSIONS_LOG_FILE
 from sessionrec.serving.vocab import ItemId, ItemVocabulary
-
-LOG_FILE = "sessions.jsonl"
 
 
 class SessionLog:
     """The run directory's log of ingested sessions, followed from a byte offset."""
 
     def __init__(self, run_dir: str | Path) -> None:
-        self.path = Path(run_dir) / LOG_FILE
+        self.path = Path(run_dir) / SESSIONS_LOG_FILE
         self.offset = 0  # bytes of the log already folded into the model
 
     def append(self, sessions: list[list[ItemId]]) -> None:

@@ -127,7 +127,8 @@ class SessionRecommender:
         item vectors of a dot-product model instead of scoring every item (serving/ann.py);
         the index is saved in the run directory and reused while the item vectors are the same.
         """
-        from sessionrec.training.run import METRICS_FILE, load_run
+        from sessionrec.rundir import METRICS_FILE
+        from sessionrec.training.run import load_run
 
         model, config = load_run(run_dir)
         model.to(device)

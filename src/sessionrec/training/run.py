@@ -28,10 +28,17 @@ from sessionrec.models.params import build_params, params_dict
 from sessionrec.models.registry import create
 from sessionrec.progress import shown
 from sessionrec.provenance import provenance
+from sessionrec.rundir import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    REFIT_DIR,
+    SELECT_DIR,
+    WEIGHTS_FILE,
+)
 from sessionrec.training import distributed
 from sessionrec.training.config import TrainConfig, resolve_device
-
-CONFIG_FILE, METRICS_FILE = "config.json", "metrics.json"
 
 
 def run_config(model: Recommender, dataset: SessionDataset, config: TrainConfig) -> dict[str, Any]:
@@ -119,7 +126,7 @@ def _train_and_evaluate(
         raise RunError(f"{run_dir}: exists and is not a directory")
     if run_dir is not None and not resume and world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (METRICS_FILE, "checkpoint.pt"):
+        for stale in (METRICS_FILE, CHECKPOINT_FILE):
             (run_dir / stale).unlink(missing_ok=True)
         atomic_write_json(run_dir / CONFIG_FILE, run_config(model, dataset, config))
     t0 = time.monotonic()
@@ -274,7 +281,6 @@ def evaluate_run(
 
 
 PROTOCOLS = ("full", "paper")
-SELECT_DIR, REFIT_DIR = "select", "refit"
 
 
 def train_paper_protocol(
@@ -308,11 +314,11 @@ def train_paper_protocol(
                 select_valid_fraction=valid_fraction,
             )
             atomic_write_json(run_dir / CONFIG_FILE, paper)
-        again = resume and (select / "checkpoint.pt").exists()
+        again = resume and (select / CHECKPOINT_FILE).exists()
         chosen = train_and_evaluate(model, data, config, select, progress, again)
     epochs = int(chosen.get("best_epoch") or config.epochs)
     refit_config = dataclasses.replace(config, epochs=epochs, patience=epochs)
-    again = resume and (refit / "checkpoint.pt").exists()
+    again = resume and (refit / CHECKPOINT_FILE).exists()
     final = train_and_evaluate(
         make_model(), load(0.0), refit_config, refit, progress, again, splits=("test",)
     )
@@ -329,7 +335,7 @@ def train_paper_protocol(
         "test_cases": final["test_cases"],
     }
     if main:
-        for name in ("model.json", "model.safetensors"):
+        for name in (MODEL_FILE, WEIGHTS_FILE):
             shutil.copyfile(refit / name, run_dir / name)
         refit_config = json.loads((refit / CONFIG_FILE).read_text())
         paper = dict(refit_config, protocol="paper", select_valid_fraction=valid_fraction)

@@ -28,14 +28,13 @@ from sessionrec.errors import RunError
 from sessionrec.evaluation import evaluate
 from sessionrec.io import append_jsonl, atomic_write
 from sessionrec.progress import shown
+from sessionrec.rundir import CHECKPOINT_FILE, LOG_FILE, WEIGHTS_FILE
 from sessionrec.training import distributed
 from sessionrec.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
     from sessionrec.models.base import NeuralRecommender
-
-CHECKPOINT_FILE, LOG_FILE = "checkpoint.pt", "log.jsonl"
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -371,10 +370,10 @@ class Trainer:
             pass  # receives rank 0's weights below
         elif best_weights is not None:
             self.model.net.load_state_dict(best_weights)
-        elif self.run_dir is not None and (self.run_dir / "model.safetensors").exists():
+        elif self.run_dir is not None and (self.run_dir / WEIGHTS_FILE).exists():
             from safetensors.torch import load_file
 
-            self.model.load_state_tensors(load_file(self.run_dir / "model.safetensors"))
+            self.model.load_state_tensors(load_file(self.run_dir / WEIGHTS_FILE))
         if self.world.enabled:
             distributed.broadcast_module(self.model.net)
 
