@@ -37,6 +37,7 @@ from sessionrec.errors import ConfigError
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.layers import PositionAwareReadout, masked_mean, score_all_items
 from sessionrec.models.registry import register
+from sessionrec.progress import status
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
@@ -184,9 +185,10 @@ class GCEGNN(nn.Module):
 
     def prepare(self, dataset: SessionDataset) -> None:
         """Build the global graph from the training sessions into buffers."""
-        nb, w = build_global_graph(
-            dataset.fit_sessions(), dataset.num_items, self.p.epsilon, self.p.num_neighbors
-        )
+        with status("building GCE-GNN's global item graph"):
+            nb, w = build_global_graph(
+                dataset.fit_sessions(), dataset.num_items, self.p.epsilon, self.p.num_neighbors
+            )
         self.neighbors = torch.from_numpy(nb).to(self.neighbors.device)
         self.neighbor_weights = torch.from_numpy(w).to(self.neighbor_weights.device)
 

@@ -29,6 +29,7 @@ from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.models.base import Recommender
 from sessionrec.models.registry import register
+from sessionrec.progress import status
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
@@ -138,8 +139,9 @@ class ItemKNN(Recommender):
 
     def _learn(self, sessions: Sessions) -> None:
         self.sessions = sessions
-        x = incidence(sessions, self.num_items, binary=not self.params.count_clicks)
-        idx, val = top_per_row(item_similarities(x, self.params), self.params.num_neighbors)
+        with status(f"item similarities from {len(sessions):,} sessions"):
+            x = incidence(sessions, self.num_items, binary=not self.params.count_clicks)
+            idx, val = top_per_row(item_similarities(x, self.params), self.params.num_neighbors)
         self.neighbors = torch.from_numpy(idx)
         self.weights = torch.from_numpy(val).float()
 
