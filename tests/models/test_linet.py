@@ -35,9 +35,26 @@ def gauss(d: int, var: float) -> float:
     return math.exp(-(d**2) / (2 * var)) / math.sqrt(2 * math.pi * var)
 
 
+def test_gaussian_weights_of_eq7_by_hand():
+    # m = 1, k = 2: s̄ = (0.7071, 0.7071, 0.3536, 0); σ² = max(2 s̄, 1e-3) (Eq. 7, the default);
+    # w_ij = exp(−(i−j)² / 2σ_i²) normalised over j (no attention).
+    enc = encoder(attention_weights=False)
+    assert enc.variance(X4, MASK4)[0].tolist() == pytest.approx(
+        [1.414214, 1.414214, 0.707107, 0.001], abs=1e-6
+    )
+    expected = [
+        [0.50332, 0.353425, 0.122365, 0.020889],
+        [0.265228, 0.377716, 0.265228, 0.091829],
+        [0.028899, 0.241081, 0.488939, 0.241081],
+        [0.0, 0.0, 0.0, 1.0],  # s̄ = 0: a Gaussian of variance 1e-3 keeps only the click itself
+    ]
+    w = enc.weights(X4, MASK4)[0]
+    assert w.tolist() == [pytest.approx(row, abs=1e-5) for row in expected]
+
+
 def test_gaussian_weights_match_hand_computation():
     # m = 1, k = 2: s̄ = (0.7071, 0.7071, 0.3536, 0); σ² = softplus(2 s̄) + 1e-3.
-    enc = encoder(attention_weights=False)
+    enc = encoder(attention_weights=False, variance="softplus")
     sim = neighbour_similarity(X4, MASK4, 1)
     assert sim[0].tolist() == pytest.approx(
         [1 / math.sqrt(2), 1 / math.sqrt(2), 0.353553, 0], abs=1e-6

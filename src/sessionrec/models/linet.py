@@ -12,9 +12,9 @@ Choices the paper leaves open (all documented in docs/linet.md):
   whole input (Eq. 2), no window. Padded rows i get w = 0 (so x'_i = 0 there).
 - σ_i² averages the cosine over the neighbours that exist (0 < |i−l| ≤ m, real clicks): at
   the ends fewer than 2m are averaged, not divided by 2m; a click without neighbours has
-  average 0. Validity: σ_i² = softplus(k·s̄_i) + min_variance (default), or
-  max(k·s̄_i, min_variance) with `variance="clamp"`, so negative similarity gives a narrow
-  Gaussian, never a non-positive variance.
+  average 0. Validity: σ_i² = max(k·s̄_i, min_variance) (Eq. 7 with a floor, the default), or
+  softplus(k·s̄_i) + min_variance with `variance="softplus"`, so negative similarity gives a
+  narrow Gaussian, never a non-positive variance.
 - k > 0 (positive correlation, Sec. II-C) is learned as softplus(ρ), initialised at `k_init`;
   `learn_k=False` keeps it fixed. m = 2 (paper: 1–3).
 - d = GRU size = attention size = 100, g = one linear map (no bias) as NARM's decoder,
@@ -50,8 +50,10 @@ class LINetParams:
     m: int = 2  # context size for σ_i² (Eq. 7); paper suggests 1–3
     k_init: float = 4.0  # k in Eq. 7 at initialisation; paper: "a parameter", no value
     learn_k: bool = True  # k is learned end to end (as "all parameters", Sec. II-F)
-    variance: Literal["softplus", "clamp"] = "softplus"  # keeps σ_i² > 0 (paper: silent)
-    min_variance: float = 1e-3  # added (softplus) or floor (clamp)
+    # σ_i² = k·s̄_i (Eq. 7) floored at min_variance; softplus(k·s̄_i) + min_variance measured
+    # the same (docs/linet.md), so the paper's form is the default
+    variance: Literal["softplus", "clamp"] = "clamp"
+    min_variance: float = 1e-3  # floor (clamp) or added (softplus)
     emb_init_std: float = 0.1  # item embeddings N(0, 0.1²) ≈ 1/√d; paper: not given
     emb_dropout: float = 0.25  # paper: not given (NARM's value)
     c_dropout: float = 0.5  # dropout on c = [c_h ; x_t]; paper: not given (NARM's value)
