@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from helpers import ENV
 from sessionrec.cli import main
 from sessionrec.data.synthetic import make_synthetic
+from sessionrec.rundir import CHECKPOINT_FILE
 
 
 def run(*args, check=True, timeout=300):
@@ -166,7 +167,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_dir, tmp_path):
         if (
             log.exists()
             and log.read_text().count('"event": "train"') >= 8
-            and (cut / "checkpoint.pt").exists()
+            and (cut / CHECKPOINT_FILE).exists()
         ):
             break
         assert proc.poll() is None, "the training to be killed ended by itself"
