@@ -230,3 +230,25 @@ def test_a_failed_row_is_recorded_and_the_others_go_on(tmp_path, monkeypatch):
     assert results["failed"][0]["error"] == "loss is NaN at epoch 1"
     assert "**FAILED**: FOCOL-SG on synthetic" in (tmp_path / "out" / "table.md").read_text()
     assert any(line.startswith("FAILED  FOCOL-SG") for line in lines)
+
+
+def test_a_run_cut_by_its_budget_continues_when_given_more_time(tmp_path, small):
+    sets = {"embedding_dim": "16", "hidden_size": "16"}
+    cut = make_job("narm", {}, small, Budget(epochs=2, max_minutes=1e-5, sets=sets), seed=0)
+    runner = Runner(tmp_path, say=lambda _: None)
+    runner.run(cut, small)
+    run_dir = runner.run_dir(cut)
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert [r["out_of_budget"] for r in log if r["event"] == "epoch"] == [True]
+    assert Runner(tmp_path, say=lambda _: None).status(cut) == "reuse"  # same budget: reused
+    longer = make_job("narm", {}, small, Budget(epochs=2, sets=sets), seed=0)
+    assert longer.key() == cut.key()
+    again = Runner(tmp_path, say=lambda _: None)
+    assert again.status(longer) == "resume"
+    again.run(longer, small)
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log if r["event"] == "epoch"] == [1, 2]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["train"]["max_minutes"] is None
+    assert config["resumes"][0]["changed"]["max_minutes"] == [1e-5, None]
+    assert Runner(tmp_path, say=lambda _: None).status(longer) == "reuse"

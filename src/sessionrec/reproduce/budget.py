@@ -14,7 +14,16 @@ from sessionrec.errors import ConfigError
 from sessionrec.training.config import TrainConfig
 
 # Settings that change how a run executes but not its result (left out of the cache key).
-EXECUTION_ONLY = ("num_threads", "device", "eval_batch_size", "checkpoint_seconds", "log_every")
+# `max_minutes` too: a run that ended before its budget is the same run under any budget, and
+# one its budget cut is resumed when asked for again with more time (runner.Runner.finished).
+EXECUTION_ONLY = (
+    "num_threads",
+    "device",
+    "eval_batch_size",
+    "checkpoint_seconds",
+    "log_every",
+    "max_minutes",
+)
 
 
 @dataclass(frozen=True)

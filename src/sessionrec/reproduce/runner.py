@@ -199,9 +199,18 @@ class Runner:
         marker, metrics = read_json(run_dir / KEY_FILE), read_json(run_dir / METRICS_FILE)
         if self.rerun or marker is None or marker.get("key") != job.key():
             return None
-        if metrics is None or "valid" not in metrics:
+        if metrics is None or "valid" not in metrics or self._budget_extended(job):
             return None
         return metrics
+
+    def _budget_extended(self, job: Job) -> bool:
+        """A run its time budget cut, asked for again with more time: resumed, not reused."""
+        run_dir = self.run_dir(job)
+        if not epoch_summary(run_dir).get("out_of_budget"):
+            return False
+        recorded = (read_json(run_dir / CONFIG_FILE) or {}).get("train", {}).get("max_minutes")
+        wanted = job.train.get("max_minutes")
+        return recorded is not None and (wanted is None or wanted > recorded)
 
     def status(self, job: Job) -> str:
         """What `run` would do: 'reuse', 'resume' or 'train'."""

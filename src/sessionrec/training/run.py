@@ -56,6 +56,24 @@ def run_config(model: Recommender, dataset: SessionDataset, config: TrainConfig)
     }
 
 
+def _record_resume(run_dir: Path, config: TrainConfig) -> None:
+    """A resumed run's config.json: the settings it now runs with (a longer budget, say), and
+    in `resumes` each resume's command, commit and the settings it changed."""
+    path = run_dir / CONFIG_FILE
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # resuming fails below with its own message
+    now = json.loads(json.dumps(params_dict(config)))  # tuples as JSON lists
+    before = recorded.get("train", {})
+    changed = {k: [before.get(k), v] for k, v in now.items() if before.get(k) != v}
+    info = provenance(None)
+    entry = {"command": info["command"], "commit": info["commit"], "changed": changed}
+    recorded["resumes"] = [*recorded.get("resumes", []), entry]
+    recorded["train"] = now
+    atomic_write_json(path, recorded)
+
+
 def evaluate_splits(
     model: Recommender,
     dataset: SessionDataset,
@@ -129,6 +147,8 @@ def _train_and_evaluate(
         for stale in (METRICS_FILE, CHECKPOINT_FILE):
             (run_dir / stale).unlink(missing_ok=True)
         atomic_write_json(run_dir / CONFIG_FILE, run_config(model, dataset, config))
+    elif run_dir is not None and world.is_main:
+        _record_resume(run_dir, config)
     t0 = time.monotonic()
     if world.enabled:
         _fit_on_ranks(model, dataset, config, run_dir, progress, resume)
