@@ -149,7 +149,7 @@ def index_bytes(index) -> int:
 
 def trained_run(run_dir: str, count: int) -> tuple[torch.Tensor, dict, list[list[int]], list]:
     """A trained run's item vectors, its model, up to `count` test prefixes and their targets."""
-    from sessionrec.data.dataset import reload_dataset
+    from sessionrec.data.sources import reload_dataset
     from sessionrec.models import Recommender
 
     model = Recommender.load(run_dir)

@@ -18,7 +18,8 @@ import torch
 from common import machine_line, peak_rss_gb, write_summary
 
 from sessionrec.data.batching import batch_indices, collate
-from sessionrec.data.dataset import SessionDataset, load_dataset
+from sessionrec.data.dataset import SessionDataset
+from sessionrec.data.sources import load_dataset
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.registry import create, get
 from sessionrec.training.config import TrainConfig

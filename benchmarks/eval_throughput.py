@@ -16,7 +16,7 @@ import time
 import torch
 from common import machine_line, peak_rss_gb, write_summary
 
-from sessionrec.data.dataset import load_dataset
+from sessionrec.data.sources import load_dataset
 from sessionrec.evaluation import evaluate
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.registry import create

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sessionrec.data.dataset import BENCHMARKS, SessionDataset, load_dataset
+from sessionrec.data.dataset import SessionDataset
 from sessionrec.data.export import export
+from sessionrec.data.sources import BENCHMARKS, load_dataset
 
 FORMATS = ("session-rec", "parquet")
 

@@ -18,7 +18,7 @@ import time
 import torch
 from common import peak_rss_gb, write_summary
 
-from sessionrec.data.dataset import load_dataset
+from sessionrec.data.sources import load_dataset
 from sessionrec.graph.fog import build_fog
 from sessionrec.graph.fogcn import FOGOperator, fogcn, numba_available
 

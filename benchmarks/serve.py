@@ -59,7 +59,7 @@ def load_sessions(rec, config: dict, n: int, seed: int = 0) -> list[list]:
     """Up to `n` test prefixes of the run's dataset in original ids (random if unavailable)."""
     rng = random.Random(seed)
     try:
-        from sessionrec.data.dataset import reload_dataset
+        from sessionrec.data.sources import reload_dataset
 
         test = reload_dataset(config["dataset"]).test
         idx = rng.sample(range(len(test)), min(n, len(test)))
@@ -236,7 +236,7 @@ def make_untrained(model: str, dataset: str) -> str:
     """A run directory with `model` at `dataset`'s size and random weights (latency only)."""
     import torch
 
-    from sessionrec.data.dataset import load_dataset
+    from sessionrec.data.sources import load_dataset
     from sessionrec.io import atomic_write_json
     from sessionrec.models import create
 

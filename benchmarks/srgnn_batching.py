@@ -17,7 +17,7 @@ import torch
 from common import write_summary
 
 from sessionrec.data.batching import batch_indices, collate
-from sessionrec.data.dataset import load_dataset
+from sessionrec.data.sources import load_dataset
 from sessionrec.models.srgnn import session_graphs
 
 

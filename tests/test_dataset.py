@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from conftest import require_benchmark
-from sessionrec.data.dataset import load_dataset, split_valid
+from sessionrec.data.dataset import split_valid
 from sessionrec.data.sessions import Sessions
+from sessionrec.data.sources import load_dataset
 from sessionrec.errors import ConfigError, DataError
 
 

@@ -8,11 +8,12 @@ import polars as pl
 import pytest
 
 from helpers import run_cli
-from sessionrec.data.dataset import build_dataset, load_dataset
+from sessionrec.data.dataset import build_dataset
 from sessionrec.data.export import export, whole_sessions
 from sessionrec.data.prepare import prepare
 from sessionrec.data.prepared import read_prepared
 from sessionrec.data.sessions import Sessions
+from sessionrec.data.sources import load_dataset
 from sessionrec.errors import DataError
 
 DAY = 86_400

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import ENV
-from sessionrec.data.dataset import load_dataset, reload_dataset
+from sessionrec.data.sources import load_dataset, reload_dataset
 from sessionrec.data.synthetic import make_synthetic
 from sessionrec.errors import ConfigError
 from sessionrec.reproduce.budget import Budget

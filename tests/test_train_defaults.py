@@ -115,7 +115,7 @@ def test_cli_shows_and_applies_the_defaults(tmp_path):
 
 
 def test_paper_protocol_refits_on_every_example_for_the_selected_epochs(tiny, tmp_path):
-    from sessionrec.data.dataset import reload_dataset
+    from sessionrec.data.sources import reload_dataset
     from sessionrec.models import create
     from sessionrec.training.run import evaluate_run, train_paper_protocol
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from helpers import run_cli
-from sessionrec.data.dataset import load_dataset
 from sessionrec.data.prepared import write_prepared
 from sessionrec.data.sessions import Sessions
+from sessionrec.data.sources import load_dataset
 from sessionrec.errors import ConfigError
 from sessionrec.models import create
 from sessionrec.training.config import TrainConfig

@@ -144,7 +144,7 @@ def ours_main(spec: dict[str, Any]) -> None:
     """Child process: train and test one of our models as `spec` says; write JSON."""
     import torch
 
-    from sessionrec.data.dataset import load_dataset
+    from sessionrec.data.sources import load_dataset
     from sessionrec.models.registry import create
     from sessionrec.training.config import TrainConfig
     from sessionrec.training.run import evaluate_splits
@@ -250,7 +250,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from sessionrec.data.dataset import load_dataset
+    from sessionrec.data.sources import load_dataset
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODELS]

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sessionrec.data.dataset import load_dataset
+from sessionrec.data.sources import load_dataset
 
 CHILD = Path(__file__).with_name("srgnn_reference_child.py")
 

@@ -75,7 +75,7 @@ def metrics_table(
 @datasets_app.command("list")
 def datasets_list(data_root: DataRoot = None) -> None:
     """The named datasets and whether their files are present."""
-    from sessionrec.data.dataset import BENCHMARKS, default_data_root
+    from sessionrec.data.sources import BENCHMARKS, default_data_root
 
     root = data_root or default_data_root()
     table = Table(title=f"datasets (data root: {root or 'not found'})")
@@ -94,7 +94,7 @@ def datasets_stats(
     data_root: DataRoot = None,
 ) -> None:
     """Counts as in the papers' dataset tables."""
-    from sessionrec.data.dataset import load_dataset
+    from sessionrec.data.sources import load_dataset
 
     stats = load_dataset(dataset, data_root).stats()
     table = Table(title=f"dataset {stats.pop('name')}")
@@ -231,8 +231,8 @@ def datasets_export(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
 ) -> None:
     """Write a dataset's exact split for another library (layouts: sessionrec.data.export)."""
-    from sessionrec.data.dataset import load_dataset
     from sessionrec.data.export import export
+    from sessionrec.data.sources import load_dataset
 
     data = load_dataset(dataset, data_root, valid_fraction)
     counts = export(data, to, output, overwrite)
@@ -351,7 +351,7 @@ def train(
     ] = "full",
 ) -> None:
     """Train a model, evaluate it with full ranking and write a run directory."""
-    from sessionrec.data.dataset import load_dataset, reload_dataset
+    from sessionrec.data.sources import load_dataset, reload_dataset
     from sessionrec.models import create, get
     from sessionrec.models.params import params_dict
     from sessionrec.models.registry import dataset_preset, train_config

@@ -64,7 +64,7 @@ def file_sha256(path: Path) -> str:
 
 def data_checksums(directory: Path | None) -> dict[str, str]:
     """sha256 of each data file of a dataset directory (none for built-in data)."""
-    from sessionrec.data.dataset import DATA_FILES
+    from sessionrec.data.sources import DATA_FILES
 
     if directory is None:
         return {}

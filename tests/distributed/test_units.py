@@ -10,7 +10,7 @@ from sessionrec.data.batching import batch_indices, shard_batches
 from sessionrec.errors import ConfigError
 from sessionrec.models import create
 from sessionrec.training.config import TrainConfig
-from sessionrec.training.distributed import env_world, uses_trainer
+from sessionrec.training.distributed import env_world
 from sessionrec.training.run import train_and_evaluate
 
 
@@ -44,15 +44,17 @@ def test_world_comes_from_torchrun_environment(monkeypatch):
     assert world.enabled and not world.is_main
 
 
-@pytest.mark.parametrize("name", ["pop", "gru4rec", "bprmf"])
-def test_models_with_their_own_loop_are_refused_on_many_processes(name, tiny, monkeypatch):
-    model = create(name, tiny.num_items)
-    assert not uses_trainer(model)
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("pop", "has its own fit"), ("gru4rec", "GRU4RecTrainer trains in one process only"),
+     ("bprmf", "BPRMFTrainer trains in one process only")],
+)  # fmt: skip
+def test_models_that_train_in_one_process_are_refused_on_many(name, why, tiny, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
-    with pytest.raises(ConfigError, match="own fit.*run it as one process"):
-        train_and_evaluate(model, tiny, TrainConfig(epochs=1))
-    assert uses_trainer(create("narm", tiny.num_items))
+    with pytest.raises(ConfigError, match=f"{why}.*run it as one process"):
+        train_and_evaluate(create(name, tiny.num_items), tiny, TrainConfig(epochs=1))
+    assert create("narm", tiny.num_items).trainer_class.multi_process
 
 
 def test_amp_is_a_no_op_on_cpu(tiny):

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sessionrec.data.dataset import load_dataset
 from sessionrec.data.prepare import prepare
+from sessionrec.data.sources import load_dataset
 from sessionrec.errors import ConfigError, DataError, RunError, SessionrecError, UnsafeFileError
 from sessionrec.models import create
 from sessionrec.training.config import TrainConfig

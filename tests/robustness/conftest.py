@@ -38,7 +38,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def templates(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Path:
     """`stamp/`, `narm/` (1-epoch runs on `tiny_dir`) and `prepared/` (a prepared dataset)."""
-    from sessionrec.data.dataset import load_dataset
+    from sessionrec.data.sources import load_dataset
     from sessionrec.models import create
     from sessionrec.training.config import TrainConfig
     from sessionrec.training.run import train_and_evaluate

@@ -20,10 +20,10 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sessionrec.data.dataset import load_dataset
 from sessionrec.data.prepare import prepare
 from sessionrec.data.prepared import read_prepared
 from sessionrec.data.sessions import Sessions
+from sessionrec.data.sources import load_dataset
 from sessionrec.errors import DataError
 
 EXAMPLES = int(os.environ.get("SESSIONREC_FUZZ_EXAMPLES", "0"))

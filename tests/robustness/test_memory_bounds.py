@@ -30,7 +30,7 @@ CHILD = r"""
 import json, os, resource, sys
 import torch
 torch.set_num_threads(min(2, os.cpu_count() or 1))
-from sessionrec.data.dataset import load_dataset
+from sessionrec.data.sources import load_dataset
 from sessionrec.evaluation import evaluate
 from sessionrec.models import create
 

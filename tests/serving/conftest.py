@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from sessionrec.data.dataset import load_dataset
 from sessionrec.data.prepared import write_prepared
+from sessionrec.data.sources import load_dataset
 from sessionrec.models import create, get
 from sessionrec.training.config import TrainConfig
 from sessionrec.training.run import train_and_evaluate

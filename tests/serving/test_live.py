@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from helpers import run_cli
 from sessionrec.data.batching import collate
-from sessionrec.data.dataset import build_dataset, load_dataset
+from sessionrec.data.dataset import build_dataset
+from sessionrec.data.sources import load_dataset
 from sessionrec.models import create
 from sessionrec.rundir import SESSIONS_LOG_FILE as LOG_FILE
 from sessionrec.serving import SessionRecommender

@@ -215,7 +215,7 @@ def local_invariance(
     exclude_identical: bool = False,
 ) -> dict[str, Any]:
     """Pairs per θ and each run's share of pairs predicted correctly in both cases."""
-    from sessionrec.data.dataset import reload_dataset
+    from sessionrec.data.sources import reload_dataset
     from sessionrec.models.params import build_params
     from sessionrec.training.config import TrainConfig
     from sessionrec.training.run import load_run, read_run_config

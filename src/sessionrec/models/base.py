@@ -1,7 +1,8 @@
 """The contract every model shares: `fit`, `score_batch`, `recommend`, `save`, `load`.
 
 Neural models wrap a plain `nn.Module` (which knows nothing about training) and are fitted by
-the `Trainer`; non-neural models implement `fit` themselves. The evaluator and the service
+their `trainer_class` (the shared `Trainer`, or a subclass for a model that trains
+differently); non-neural models implement `fit` themselves. The evaluator and the service
 treat both as black boxes through `score_batch`.
 """
 
@@ -26,10 +27,16 @@ from sessionrec.errors import ConfigError, RunError
 from sessionrec.io import atomic_write, atomic_write_json
 from sessionrec.models.params import build_params, params_dict
 from sessionrec.rundir import MODEL_FILE, WEIGHTS_FILE
+from sessionrec.training import distributed
+from sessionrec.training.trainer import Trainer
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
     from sessionrec.training.config import TrainConfig
+
+
+# Every registered model by name; filled by `models.registry.register`, read by `load`.
+REGISTRY: dict[str, type[Recommender]] = {}
 
 
 @dataclass
@@ -168,8 +175,6 @@ class Recommender(ABC):
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> Recommender:
         """Rebuild a saved model; weights are read with safetensors (no code can run)."""
-        from sessionrec.models.registry import get
-
         directory = Path(directory)
         meta_path = directory / MODEL_FILE
         try:
@@ -181,7 +186,11 @@ class Recommender(ABC):
             ) from None
         except (ValueError, KeyError, TypeError) as e:
             raise RunError(f"{meta_path}: corrupted model description ({e})") from None
-        model_cls = get(name)
+        model_cls = REGISTRY.get(name)
+        if model_cls is None:
+            raise RunError(
+                f"{meta_path}: unknown model '{name}' (available: {', '.join(sorted(REGISTRY))})"
+            )
         if cls is not Recommender and not issubclass(model_cls, cls):
             raise RunError(f"{directory}: holds a '{name}' model, not '{cls.name}'")
         if num_items < 1:
@@ -215,6 +224,7 @@ class NeuralRecommender(Recommender):
     """A recommender around an `nn.Module` whose forward maps (items, lengths) to logits."""
 
     Module: ClassVar[type[nn.Module]]
+    trainer_class: ClassVar[type[Trainer]] = Trainer
 
     def __init__(self, num_items: int, params: Any = None) -> None:
         super().__init__(num_items, params)
@@ -233,10 +243,14 @@ class NeuralRecommender(Recommender):
         progress: bool = False,
         resume: bool = False,
     ) -> NeuralRecommender:
-        from sessionrec.training.trainer import Trainer
+        """Train with `trainer_class`, on this process or, under torchrun, on every rank.
 
-        self.prepare(dataset)
-        trainer = Trainer(self, config, run_dir, progress)
+        Each node's local rank 0 prepares first, so a cached derivation (FOCOL's FOG) is built
+        once per node and loaded by the other ranks.
+        """
+        with distributed.local_main_first():
+            self.prepare(dataset)
+        trainer = self.trainer_class(self, config, run_dir, progress)
         trainer.fit(dataset, resume=resume)
         self.best_epoch, self.fit_history = trainer.best_epoch, trainer.history
         self.prior_fit_seconds = trainer.prior_seconds  # a resumed run's time before resuming

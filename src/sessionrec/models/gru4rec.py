@@ -48,12 +48,9 @@ point); `max_len` only truncates evaluation inputs.
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -62,13 +59,9 @@ from torch import nn
 
 from sessionrec.data.sessions import Examples
 from sessionrec.errors import ConfigError, RunError
-from sessionrec.evaluation import evaluate
-from sessionrec.io import append_jsonl, atomic_write
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.registry import register
-from sessionrec.rundir import CHECKPOINT_FILE, LOG_FILE, WEIGHTS_FILE
-from sessionrec.training.config import TrainConfig, resolve_device
-from sessionrec.training.trainer import epoch_seed, load_checkpoint
+from sessionrec.training.trainer import Step, Trainer, epoch_seed
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
@@ -357,6 +350,59 @@ class NegativeSampler:
         return self.chunk[step % SAMPLE_CHUNK]
 
 
+class GRU4RecTrainer(Trainer):
+    """Session-parallel steps with Adagrad; the hidden state goes into the checkpoint."""
+
+    multi_process = False  # the slots' hidden state runs through the whole epoch
+
+    def setup(self, dataset: SessionDataset) -> torch.optim.Optimizer:
+        p, device = self.model.params, self.model.device
+        items, self.offsets = fit_sessions(dataset.train)
+        if len(self.offsets) < 2:
+            raise RunError("gru4rec: no training session has all its prefixes in dataset.train")
+        self.lengths = np.diff(self.offsets)
+        self.sampler = NegativeSampler(
+            np.bincount(items, minlength=self.model.num_items + 1),
+            p.sample_alpha,
+            p.n_sample,
+            device,
+        )
+        self.clicks = torch.as_tensor(items, device=device)
+        self.hidden: list[torch.Tensor] = []
+        return IndexedAdagrad(self.model.net.parameters(), p.learning_rate, p.momentum)
+
+    def train_steps(self, dataset: SessionDataset, epoch: int, start: int) -> Iterator[Step]:
+        p, net, device = self.model.params, self.model.net, self.model.device
+        seed = epoch_seed(self.config.seed, epoch)
+        if start == 0:
+            self.hidden = []
+        steps = session_parallel_batches(self.lengths, p.batch_size, 1 if p.n_sample else 2)
+        for i, (sess, pos, keep) in enumerate(steps):
+            if i < start:
+                continue  # replaying a resumed epoch up to where it stopped
+            flat = torch.as_tensor(self.offsets[sess] + pos, device=device)
+            fresh = torch.as_tensor(pos == 0, device=device)
+            self.hidden = (
+                carry_state(self.hidden, keep, fresh)
+                if self.hidden
+                else net.zero_state(len(sess), device)
+            )
+            inp, tgt = self.clicks[flat], self.clicks[flat + 1]
+            out, self.hidden = net.step(inp, self.hidden)
+            cols = torch.cat([tgt, self.sampler.get(seed, i)]) if p.n_sample else tgt
+            loss = net.row_losses(net.sampled_scores(out, cols)).sum() / p.batch_size
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            yield Step(i + 1, None, len(sess), loss.item(), len(sess))
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"hidden": [h.cpu() for h in self.hidden]}
+
+    def load_extra_state(self, checkpoint: dict[str, Any]) -> None:
+        self.hidden = [h.to(self.model.device) for h in checkpoint.pop("hidden")]
+
+
 @register
 class GRU4RecRecommender(NeuralRecommender):
     name = "gru4rec"
@@ -364,6 +410,7 @@ class GRU4RecRecommender(NeuralRecommender):
     Params = GRU4RecParams
     own_train_settings = ("lr", "batch_size", "weight_decay")
     Module = GRU4Rec
+    trainer_class = GRU4RecTrainer
     dataset_presets = {
         "diginetica": dict(
             loss="bpr-max", constrained_embedding=True, embedding=0, final_act="elu",
@@ -382,199 +429,3 @@ class GRU4RecRecommender(NeuralRecommender):
         "GRU4Rec_PyTorch_Official, paramfiles/{diginetica,retailrocket}_bprmax_shared_best.py "
         "(their 10 epochs are not copied: early stopping on validation decides)"
     )
-
-    def fit(
-        self,
-        dataset: SessionDataset,
-        config: TrainConfig | None = None,
-        run_dir: str | Path | None = None,
-        progress: bool = False,
-        resume: bool = False,
-    ) -> GRU4RecRecommender:
-        """Session-parallel training; the best epoch on `dataset.valid` is kept."""
-        cfg, p, net = config or TrainConfig(), self.params, self.net
-        cfg.validate()
-        run = Path(run_dir) if run_dir is not None else None
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        self.to(resolve_device(cfg.device))
-        items, offsets = fit_sessions(dataset.train)
-        if len(offsets) < 2:
-            raise RunError("gru4rec: no training session has all its prefixes in dataset.train")
-        lengths = np.diff(offsets)
-        sampler = NegativeSampler(
-            np.bincount(items, minlength=self.num_items + 1),
-            p.sample_alpha,
-            p.n_sample,
-            self.device,
-        )
-        opt = IndexedAdagrad(net.parameters(), p.learning_rate, p.momentum)
-        state: dict[str, Any] = {
-            "epoch": 0,
-            "step": 0,
-            "best": -math.inf,
-            "best_epoch": -1,
-            "bad_epochs": 0,
-            "elapsed": 0.0,
-            "finished": False,
-        }
-        hidden: list[torch.Tensor] = []
-        if resume:
-            if run is None:
-                raise RunError("resume needs a run directory")
-            hidden = self._restore(run, opt, state)
-        else:
-            torch.manual_seed(cfg.seed)
-            if run is not None:
-                run.mkdir(parents=True, exist_ok=True)
-                (run / LOG_FILE).unlink(missing_ok=True)
-        self.fit_history: list[dict[str, Any]] = []
-        best_weights, has_valid = None, len(dataset.valid) > 0
-        buf = torch.as_tensor(items, device=self.device)
-        started = time.monotonic() - state["elapsed"]
-        budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
-        while not state["finished"] and state["epoch"] < cfg.epochs:
-            epoch, net_seed = state["epoch"], epoch_seed(cfg.seed, state["epoch"])
-            net.train()
-            t_epoch = last_ckpt = time.monotonic()
-            rows = loss_sum = 0.0
-            window: list[float] = []
-            steps = session_parallel_batches(lengths, p.batch_size, 1 if p.n_sample else 2)
-            for i, (sess, pos, keep) in enumerate(steps):
-                if i < state["step"]:
-                    continue  # replaying a resumed epoch up to where it stopped
-                flat = torch.as_tensor(offsets[sess] + pos, device=self.device)
-                fresh = torch.as_tensor(pos == 0, device=self.device)
-                hidden = (
-                    carry_state(hidden, keep, fresh)
-                    if hidden
-                    else net.zero_state(len(sess), buf.device)
-                )
-                inp, tgt = buf[flat], buf[flat + 1]
-                out, hidden = net.step(inp, hidden)
-                cols = torch.cat([tgt, sampler.get(net_seed, i)]) if p.n_sample else tgt
-                loss = net.row_losses(net.sampled_scores(out, cols)).sum() / p.batch_size
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise FloatingPointError(
-                        f"gru4rec: loss became {value} at epoch {epoch + 1}, step {i + 1}; "
-                        "lower learning_rate"
-                    )
-                rows, loss_sum = rows + len(sess), loss_sum + value * p.batch_size
-                window.append(value)
-                state.update(step=i + 1, elapsed=time.monotonic() - started)
-                if (i + 1) % cfg.log_every == 0:
-                    mean = sum(window) / len(window)
-                    self._log(
-                        run, {"event": "train", "epoch": epoch + 1, "step": i + 1, "loss": mean}
-                    )
-                    window = []
-                if run is not None and time.monotonic() - last_ckpt >= cfg.checkpoint_seconds:
-                    self._checkpoint(run, opt, state, hidden)
-                    last_ckpt = time.monotonic()
-                if state["elapsed"] >= budget:
-                    break
-            record: dict[str, Any] = {
-                "event": "epoch",
-                "epoch": epoch + 1,
-                "loss": loss_sum / max(rows, 1.0),
-                "seconds": round(time.monotonic() - t_epoch, 2),
-                "steps_done": state["step"],
-            }
-            if has_valid:
-                valid = self._validate(dataset, cfg)
-                record["valid"] = valid
-                if valid[cfg.metric] > state["best"]:
-                    state.update(best=valid[cfg.metric], best_epoch=epoch + 1, bad_epochs=0)
-                    best_weights = self._keep_best(run)
-                else:
-                    state["bad_epochs"] += 1
-            else:
-                state["best_epoch"] = epoch + 1
-            state.update(epoch=epoch + 1, step=0, elapsed=time.monotonic() - started)
-            hidden = []
-            stop = has_valid and state["bad_epochs"] > cfg.patience
-            out_of_budget = state["elapsed"] >= budget
-            state["finished"] = stop or out_of_budget or state["epoch"] >= cfg.epochs
-            record.update(
-                best_epoch=state["best_epoch"], stopped_early=stop, out_of_budget=out_of_budget
-            )
-            self._log(run, record)
-            if progress:
-                self._print_epoch(record, cfg.metric)
-            if run is not None:
-                self._checkpoint(run, opt, state, hidden)
-        self.best_epoch = state["best_epoch"]
-        if has_valid:
-            self._restore_best(run, best_weights)
-        return self
-
-    def _validate(self, dataset: SessionDataset, cfg: TrainConfig) -> dict[str, float]:
-        return evaluate(
-            self,
-            dataset.valid,
-            cfg.ks,
-            cfg.eval_batch_size,
-            tie_policy=cfg.tie_policy,
-            max_len=cfg.max_len,
-        ).metrics
-
-    @staticmethod
-    def _print_epoch(record: dict[str, Any], metric: str) -> None:
-        from rich.console import Console
-
-        valid = record.get("valid", {})
-        shown = f", valid {metric} {valid[metric]:.4f}" if metric in valid else ""
-        Console(stderr=True).print(
-            f"epoch {record['epoch']}: loss {record['loss']:.4f}{shown}, "
-            f"{record['seconds']:.1f} s (best epoch {record['best_epoch']})"
-        )
-
-    # --- run directory --------------------------------------------------------------------------
-    def _log(self, run: Path | None, record: dict[str, Any]) -> None:
-        self.fit_history.append(record)
-        if run is not None:
-            append_jsonl(run / LOG_FILE, record)
-
-    def _checkpoint(
-        self, run: Path, opt: torch.optim.Optimizer, state: dict[str, Any], hidden: list
-    ) -> None:
-        payload = dict(
-            state,
-            net=self.net.state_dict(),
-            optimizer=opt.state_dict(),
-            rng=torch.get_rng_state(),
-            hidden=[h.cpu() for h in hidden],
-        )
-        atomic_write(run / CHECKPOINT_FILE, lambda tmp: torch.save(payload, tmp))
-
-    def _restore(
-        self, run: Path, opt: torch.optim.Optimizer, state: dict[str, Any]
-    ) -> list[torch.Tensor]:
-        ckpt = load_checkpoint(run / CHECKPOINT_FILE)
-        try:
-            self.net.load_state_dict(ckpt.pop("net"))
-            opt.load_state_dict(ckpt.pop("optimizer"))
-            torch.set_rng_state(ckpt.pop("rng"))
-            hidden = [h.to(self.device) for h in ckpt.pop("hidden")]
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise RunError(f"{run / CHECKPOINT_FILE}: does not fit this model ({e})") from None
-        state.update({k: v for k, v in ckpt.items() if k in state})
-        return hidden
-
-    def _keep_best(self, run: Path | None) -> dict[str, torch.Tensor] | None:
-        if run is not None:
-            self.save(run)
-            return None
-        return copy.deepcopy(self.net.state_dict())
-
-    def _restore_best(self, run: Path | None, best: dict[str, torch.Tensor] | None) -> None:
-        if best is not None:
-            self.net.load_state_dict(best)
-        elif run is not None and (run / WEIGHTS_FILE).exists():
-            from safetensors.torch import load_file
-
-            self.load_state_tensors(load_file(run / WEIGHTS_FILE))

@@ -7,11 +7,10 @@ from typing import Any
 import torch
 
 from sessionrec.errors import ConfigError
+from sessionrec.models.base import REGISTRY as _REGISTRY
 from sessionrec.models.base import Recommender
 from sessionrec.models.params import build_params
 from sessionrec.training.config import TrainConfig
-
-_REGISTRY: dict[str, type[Recommender]] = {}
 
 
 def register(cls: type[Recommender]) -> type[Recommender]:

@@ -50,7 +50,7 @@ def resolve_datasets(
     experiment: Experiment, given: Sequence[str] | None, data_root: Path | None
 ) -> list[str]:
     """The datasets to run: the given ones, else the experiment's (optional ones if present)."""
-    from sessionrec.data.dataset import default_data_root
+    from sessionrec.data.sources import default_data_root
 
     names = split_list(given)
     if not names:
@@ -67,7 +67,7 @@ def resolve_datasets(
 
 def check_datasets(names: Sequence[str], data_root: Path | None) -> None:
     """Fail on a missing dataset before any training, not after hours of it."""
-    from sessionrec.data.dataset import BUILTIN, resolve_dataset_dir
+    from sessionrec.data.sources import BUILTIN, resolve_dataset_dir
 
     for name in names:
         if name not in BUILTIN:
@@ -179,7 +179,7 @@ def _run_datasets(
 
 
 def _load(spec: str, options: Options, budget: Budget) -> Any:
-    from sessionrec.data.dataset import load_dataset
+    from sessionrec.data.sources import load_dataset
 
     return load_dataset(spec, options.data_root, train_fraction=budget.train_fraction)
 

@@ -85,7 +85,7 @@ def tune(
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Grid search on validation per dataset; test metrics of the selected point only."""
-    from sessionrec.data.dataset import load_dataset
+    from sessionrec.data.sources import load_dataset
 
     budget.check()
     check_grid(model, grid, dict(budget.sets))

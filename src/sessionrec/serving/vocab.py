@@ -100,7 +100,7 @@ def read_item_ids(path: Path) -> list[str]:
 
 def _dataset_dir(source: dict[str, Any]) -> Path | None:
     """The run's dataset directory, or None for data that has no directory (synthetic)."""
-    from sessionrec.data.dataset import BENCHMARKS, resolve_dataset_dir
+    from sessionrec.data.sources import BENCHMARKS, resolve_dataset_dir
 
     spec = source.get("dataset")
     if spec is None or spec == "synthetic":

@@ -25,7 +25,7 @@ from sessionrec.errors import ConfigError
 from sessionrec.training.config import resolve_device
 
 if TYPE_CHECKING:
-    from sessionrec.models.base import NeuralRecommender, Recommender
+    from sessionrec.models.base import NeuralRecommender
 
 TIMEOUT_MINUTES = 60  # collectives wait this long (rank 0 may be building a large graph)
 TRACE_ENV = "SESSIONREC_WEIGHT_TRACE"  # test-only: a directory for per-step weight digests
@@ -106,13 +106,6 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def uses_trainer(model: Recommender) -> bool:
-    """Whether `model` is fitted by the shared `Trainer` (and can therefore train on many ranks)."""
-    from sessionrec.models.base import NeuralRecommender
-
-    return isinstance(model, NeuralRecommender) and type(model).fit is NeuralRecommender.fit
-
-
 def _comm_device() -> torch.device:
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
@@ -124,14 +117,6 @@ def all_sum(values: list[float]) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t)
     return t.cpu().tolist()
-
-
-def all_sum_(tensor: torch.Tensor) -> torch.Tensor:
-    """Sum a tensor over all ranks in place (moved to the backend's device and back)."""
-    moved = tensor.to(_comm_device())
-    dist.all_reduce(moved)
-    tensor.copy_(moved.to(tensor.device))
-    return tensor
 
 
 def all_gather_objects(obj: Any) -> list[Any]:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from sessionrec import __version__
-from sessionrec.data.dataset import SessionDataset, reload_dataset, resolve_dataset_dir
+from sessionrec.data.dataset import SessionDataset
+from sessionrec.data.sources import reload_dataset, resolve_dataset_dir
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.evaluation import evaluate
 from sessionrec.io import atomic_write_json
@@ -116,11 +117,8 @@ def train_and_evaluate(
     config = config or TrainConfig(**type(model).train_defaults)
     run_dir = Path(run_dir) if run_dir is not None else None
     world = distributed.env_world()
-    if world.enabled and not distributed.uses_trainer(model):
-        raise ConfigError(
-            f"{model.name} is not trained by the shared Trainer (it has its own fit), so it "
-            f"cannot train on {world.world_size} processes; run it as one process"
-        )
+    if world.enabled:
+        _check_multi_process(model, world.world_size)
     owned = distributed.setup(config.device)
     try:
         with shown(progress and world.is_main):  # graph building and evaluation bars too
@@ -150,10 +148,7 @@ def _train_and_evaluate(
     elif run_dir is not None and world.is_main:
         _record_resume(run_dir, config)
     t0 = time.monotonic()
-    if world.enabled:
-        _fit_on_ranks(model, dataset, config, run_dir, progress, resume)
-    else:
-        model.fit(dataset, config, run_dir, progress, resume)
+    model.fit(dataset, config, run_dir, progress, resume)
     # A resumed run counts its training before the interruption too (the checkpoint's clock).
     fit_seconds = time.monotonic() - t0 + getattr(model, "prior_fit_seconds", 0.0)
     t1 = time.monotonic()
@@ -177,26 +172,19 @@ def _train_and_evaluate(
     return metrics
 
 
-def _fit_on_ranks(
-    model: Recommender,
-    dataset: SessionDataset,
-    config: TrainConfig,
-    run_dir: Path | None,
-    progress: bool,
-    resume: bool,
-) -> None:
-    """`NeuralRecommender.fit` on every rank; each node's local rank 0 prepares first, so a
-    cached derivation (FOCOL's FOG) is built once per node and loaded by the other ranks."""
-    from sessionrec.models.base import NeuralRecommender
-    from sessionrec.training.trainer import Trainer
-
-    assert isinstance(model, NeuralRecommender)
-    with distributed.local_main_first():
-        model.prepare(dataset)
-    trainer = Trainer(model, config, run_dir, progress)
-    trainer.fit(dataset, resume=resume)
-    model.best_epoch, model.fit_history = trainer.best_epoch, trainer.history
-    model.prior_fit_seconds = trainer.prior_seconds
+def _check_multi_process(model: Recommender, world_size: int) -> None:
+    """Refuse a model whose training cannot be split over ranks, before any rank starts."""
+    trainer = getattr(model, "trainer_class", None)
+    if trainer is None:
+        raise ConfigError(
+            f"{model.name} has its own fit (no gradient steps), so it cannot train on "
+            f"{world_size} processes; run it as one process"
+        )
+    if not trainer.multi_process:
+        raise ConfigError(
+            f"{model.name}'s {trainer.__name__} trains in one process only, so it cannot "
+            f"train on {world_size} processes; run it as one process"
+        )
 
 
 # The fields every config.json has, with their types (bool is refused where int is wanted).

@@ -1,7 +1,16 @@
-"""The `Trainer`: fits any `NeuralRecommender` with Adam, early stopping and resumable checkpoints.
+"""The `Trainer`: the one training loop, with hooks for models that train differently.
+
+`fit` runs epochs (resume, time budget, early stopping); `train_epoch` runs the steps of one
+epoch and does the bookkeeping every step shares (loss, progress, log, checkpoints, budget);
+`end_epoch` validates, keeps the best weights, logs and checkpoints. What a model may change
+is in four hooks, as RecBole lets unusual models subclass its trainer and nanoGPT lets the
+model choose its optimiser: `setup` (the optimiser and anything built once from the data),
+`train_steps` (the steps of an epoch), and `extra_state` / `load_extra_state` (what the
+checkpoint must hold besides weights, optimiser and RNG). GRU4Rec's session-parallel loop and
+BPR-MF's session factors are such subclasses; a model names its trainer in `trainer_class`.
 
 Each epoch's batch order depends only on (seed, epoch), and the checkpoint stores the
-optimizer, the torch RNG and the position inside the epoch, so a run that is killed and
+optimiser, the torch RNG and the position inside the epoch, so a run that is killed and
 resumed ends with the same weights as one that never stopped.
 
 Under torchrun (see docs/distributed.md) each of W ranks takes one batch of every W
@@ -15,9 +24,10 @@ import copy
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from rich.console import Console
@@ -67,8 +77,34 @@ def adam(
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
+@dataclass(frozen=True)
+class Step:
+    """One training step, as `train_steps` reports it to the loop."""
+
+    done: int  # batches of the epoch done after this step (summed over ranks)
+    total: int | None  # batches in the epoch (None: not known in advance)
+    examples: int  # examples the step trained on, over all ranks
+    loss: float  # this rank's loss (weighted by its share of the step when W > 1)
+    mine: int  # examples of this rank
+
+
+def _fresh_state(threads: int) -> dict[str, Any]:
+    return {
+        "epoch": 0,
+        "step": 0,  # batches of the epoch done (summed over ranks)
+        "best": -math.inf,
+        "best_epoch": -1,
+        "bad_epochs": 0,
+        "elapsed": 0.0,
+        "finished": False,
+        "threads": threads,
+    }
+
+
 class Trainer:
     """Mini-batch training of `model.net` on `dataset.train`, selecting on `dataset.valid`."""
+
+    multi_process: ClassVar[bool] = True  # whether `train_steps` can train on many ranks
 
     def __init__(
         self,
@@ -86,8 +122,239 @@ class Trainer:
         self.best_epoch = -1
         self.prior_seconds = 0.0
         self.world = distributed.current()
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.console = Console(stderr=True)
 
-    # --- persistence -----------------------------------------------------------------------
+    # --- hooks -----------------------------------------------------------------------------
+    def setup(self, dataset: SessionDataset) -> torch.optim.Optimizer:
+        """Build what the steps need once, before any checkpoint is loaded; return the optimiser.
+
+        Default: Adam on the module's parameters, and the loss under DDP when W > 1.
+        """
+        cfg, model = self.config, self.model
+        self.step_loss = distributed.ddp_loss(model) if self.world.enabled else model.training_loss
+        on_cuda = model.device.type == "cuda"
+        self.autocast = torch.autocast(
+            model.device.type, torch.bfloat16, enabled=cfg.amp and on_cuda
+        )
+        return adam(model.net.parameters(), cfg.lr, cfg.weight_decay, model.device)
+
+    def train_steps(self, dataset: SessionDataset, epoch: int, start: int) -> Iterator[Step]:
+        """Run the steps of epoch `epoch` (0-based) from batch `start` on, one `Step` each."""
+        cfg, model, w = self.config, self.model, self.world.world_size
+        batches = batch_indices(
+            dataset.train,
+            cfg.batch_size,
+            shuffle=True,
+            seed=epoch_seed(cfg.seed, epoch),
+            bucket_batches=cfg.bucket_batches,
+        )
+        n = len(batches)
+        for k, mine in enumerate(shard_batches(batches, self.world.rank, w, start)):
+            pos = start + k * w  # batches done before this step
+            # a rank past the end of the epoch runs batch `pos` with weight 0
+            idx = batches[pos] if mine is None else mine
+            batch = collate(dataset.train, idx, cfg.max_len).to(model.device)
+            with self.autocast:
+                loss = self.step_loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            if w > 1:  # DDP averages over ranks: weigh each by its share of examples
+                n_step = sum(len(b) for b in batches[pos : pos + w])
+                n_mine = 0 if mine is None else len(mine)
+                weight = n_mine * w / n_step
+                (loss if weight == 1.0 else loss * weight).backward()
+            else:
+                n_step = n_mine = len(batch.targets)
+                loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            yield Step(min(pos + w, n), n, n_step, loss.item(), n_mine)
+
+    def extra_state(self) -> dict[str, Any]:
+        """What the checkpoint must hold besides weights, optimiser, RNG and the loop's state."""
+        return {}
+
+    def load_extra_state(self, checkpoint: dict[str, Any]) -> None:
+        """Take (pop) this trainer's `extra_state` keys from a loaded checkpoint."""
+
+    # --- the loop --------------------------------------------------------------------------
+    def fit(self, dataset: SessionDataset, resume: bool = False) -> NeuralRecommender:
+        cfg, model = self.config, self.model
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        model.to(distributed.rank_device(cfg.device, self.world))
+        self.optimizer = self.setup(dataset)
+        self.initial_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        state = self._start(resume)
+        self.started = time.monotonic() - state["elapsed"]
+        self.budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+        if resume and state["step"] == 0:  # the budget may have been extended on resume
+            state["finished"] = self._finished(dataset, state)
+        with self._progress_bar() as bar:
+            while not state["finished"] and state["epoch"] < cfg.epochs:
+                self._set_lr(state["epoch"])
+                record = self.train_epoch(dataset, state, bar)
+                self.end_epoch(dataset, state, record)
+        self.best_epoch = state["best_epoch"]
+        if len(dataset.valid):
+            self._restore_best()
+        return model
+
+    def train_epoch(self, dataset: SessionDataset, state: dict[str, Any], bar: Progress) -> dict:
+        """Run one epoch's steps from `state["step"]` on; the epoch's record for the log."""
+        cfg, w, epoch = self.config, self.world.world_size, state["epoch"]
+        task = bar.add_task(
+            "train", total=None, completed=state["step"], epoch=epoch + 1, loss=0.0, speed=0.0
+        )
+        trace = os.environ.get(distributed.TRACE_ENV)
+        self.model.net.train()
+        t_epoch = last_ckpt = time.monotonic()
+        seen, loss_sum, window, total, before = 0, 0.0, [], None, state["step"]
+        for step in self.train_steps(dataset, epoch, state["step"]):
+            value, total = step.loss, step.total
+            if w > 1:  # the step's mean loss; mean clocks, so every rank decides alike
+                now = time.monotonic()
+                summed, elapsed, since = distributed.all_sum(
+                    [value * step.mine, now - self.started, now - last_ckpt]
+                )
+                value = summed / step.examples
+            if trace:
+                self._trace(trace, epoch, step.done)
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"{self.model.name}: training loss became {value} at epoch {epoch + 1}, "
+                    f"step {step.done}; lower the learning rate"
+                )
+            seen += step.examples
+            loss_sum += value * step.examples
+            window.append(value)
+            speed = seen / max(time.monotonic() - t_epoch, 1e-9)
+            bar.update(task, total=total, completed=step.done, loss=loss_sum / seen, speed=speed)
+            state["step"] = step.done
+            if step.done // (w * cfg.log_every) > before // (w * cfg.log_every):
+                self._log(
+                    {
+                        "event": "train",
+                        "epoch": epoch + 1,
+                        "step": step.done,
+                        "loss": sum(window) / len(window),
+                        "examples_per_s": round(speed, 1),
+                    }
+                )
+                window = []
+            before = step.done
+            if w > 1:
+                state["elapsed"] = elapsed / w
+                due = since / w >= cfg.checkpoint_seconds
+            else:
+                state["elapsed"] = time.monotonic() - self.started
+                due = time.monotonic() - last_ckpt >= cfg.checkpoint_seconds
+            if due:
+                self._save_checkpoint(state)
+                last_ckpt = time.monotonic()
+            if state["elapsed"] >= self.budget:
+                break
+        bar.remove_task(task)
+        record: dict[str, Any] = {
+            "event": "epoch",
+            "epoch": epoch + 1,
+            "loss": loss_sum / max(seen, 1),
+            "seconds": round(time.monotonic() - t_epoch, 2),
+            "steps_done": state["step"],
+            "steps": total,
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
+        if w > 1:
+            record["world_size"] = w
+        return record
+
+    def end_epoch(self, dataset: SessionDataset, state: dict[str, Any], record: dict) -> None:
+        """Validate, keep the best weights, decide whether to go on, log and checkpoint."""
+        cfg, epoch = self.config, state["epoch"]
+        if len(dataset.valid):
+            with shown(False):  # inside this loop's own bar
+                valid = evaluate(
+                    self.model,
+                    dataset.valid,
+                    cfg.ks,
+                    cfg.eval_batch_size,
+                    tie_policy=cfg.tie_policy,
+                    max_len=cfg.max_len,
+                    sharded=self.world.enabled,
+                ).metrics
+            record["valid"] = valid
+            if valid[cfg.metric] > state["best"]:
+                state.update(best=valid[cfg.metric], best_epoch=epoch + 1, bad_epochs=0)
+                self._keep_best()
+            else:
+                state["bad_epochs"] += 1
+        else:
+            state["best_epoch"] = epoch + 1
+        elapsed = time.monotonic() - self.started
+        if self.world.enabled:
+            elapsed = distributed.all_sum([elapsed])[0] / self.world.world_size
+        state.update(epoch=epoch + 1, step=0, elapsed=elapsed)
+        state["finished"] = self._finished(dataset, state)
+        record.update(
+            best_epoch=state["best_epoch"],
+            stopped_early=self._stopped_early(dataset, state),
+            out_of_budget=state["elapsed"] >= self.budget,
+        )
+        self._log(record)
+        if self.progress and self.world.is_main:
+            self.console.print(self._epoch_line(record, cfg.metric))
+        self._save_checkpoint(state)
+
+    def _stopped_early(self, dataset: SessionDataset, state: dict[str, Any]) -> bool:
+        return len(dataset.valid) > 0 and state["bad_epochs"] > self.config.patience
+
+    def _finished(self, dataset: SessionDataset, state: dict[str, Any]) -> bool:
+        return (
+            self._stopped_early(dataset, state)
+            or state["epoch"] >= self.config.epochs
+            or state["elapsed"] >= self.budget
+        )
+
+    def _set_lr(self, epoch: int) -> None:
+        """Step decay as a function of the epoch (so resuming stays exact), relative to each
+        group's rate when `setup` built the optimiser (whichever optimiser the trainer chose)."""
+        cfg = self.config
+        if cfg.lr_decay_every:
+            factor = cfg.lr_decay ** (epoch // cfg.lr_decay_every)
+            for group, lr in zip(self.optimizer.param_groups, self.initial_lrs, strict=True):
+                group["lr"] = lr * factor
+
+    def _progress_bar(self) -> Progress:
+        return Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[speed]:,.0f} ex/s"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not (self.progress and self.world.is_main),
+        )
+
+    # --- the run directory -----------------------------------------------------------------
+    def _start(self, resume: bool) -> dict[str, Any]:
+        """The loop's state: fresh (seeding the RNG, clearing the log) or from the checkpoint."""
+        state = _fresh_state(torch.get_num_threads())
+        if resume:
+            if self.run_dir is None:
+                raise RunError("resume needs a run directory")
+            saved = self._restore()
+            self._note_thread_change(saved.pop("threads", state["threads"]), state["threads"])
+            state.update(saved)
+            self.prior_seconds = state["elapsed"]  # training time before this process
+        else:
+            torch.manual_seed(rank_seed(self.config.seed, self.world.rank))
+            if self.run_dir is not None and self.world.is_main:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                (self.run_dir / LOG_FILE).unlink(missing_ok=True)
+        return state
+
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
         if self.run_dir is not None and self.world.is_main:
@@ -99,7 +366,7 @@ class Trainer:
             states["cuda_rng"] = torch.cuda.get_rng_state(self.model.device)
         return states
 
-    def _save_checkpoint(self, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    def _save_checkpoint(self, state: dict[str, Any]) -> None:
         if self.run_dir is None:
             return
         rngs = self._rng_states()
@@ -109,23 +376,31 @@ class Trainer:
             rngs["world_size"] = self.world.world_size
         if not self.world.is_main:
             return
-        payload = dict(state, net=self.model.net.state_dict(), optimizer=opt.state_dict(), **rngs)
+        payload = dict(
+            state,
+            net=self.model.net.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            **rngs,
+            **self.extra_state(),
+        )
         atomic_write(self.run_dir / CHECKPOINT_FILE, lambda tmp: torch.save(payload, tmp))
 
-    def _restore(self, opt: torch.optim.Optimizer) -> dict[str, Any]:
+    def _restore(self) -> dict[str, Any]:
+        """Load weights, optimiser, RNG and extra state; return the loop's saved state."""
         assert self.run_dir is not None
         ckpt = load_checkpoint(self.run_dir / CHECKPOINT_FILE)
         try:
             self.model.net.load_state_dict(ckpt.pop("net"))
-            opt.load_state_dict(ckpt.pop("optimizer"))
+            self.optimizer.load_state_dict(ckpt.pop("optimizer"))
             rngs = {k: ckpt.pop(k) for k in list(ckpt) if k.endswith("rng")}
             saved_world = ckpt.pop("world_size", 1)
             self._set_rng(rngs, saved_world)
+            self.load_extra_state(ckpt)
         except (KeyError, RuntimeError, ValueError) as e:
             raise RunError(
                 f"{self.run_dir / CHECKPOINT_FILE}: does not fit this model ({e})"
             ) from None
-        return ckpt
+        return {k: v for k, v in ckpt.items() if k in _fresh_state(0)}
 
     def _set_rng(self, rngs: dict[str, torch.Tensor], saved_world: int) -> None:
         """This rank's saved RNG state; a rank the checkpoint did not have starts a fresh seed."""
@@ -145,208 +420,12 @@ class Trainer:
     def _note_thread_change(self, saved: int, now: int) -> None:
         """Exact resume needs the thread count the run had: say so when it changed."""
         if saved != now and self.world.is_main:
-            Console(stderr=True).print(
+            self.console.print(
                 f"note: resuming with {now} threads where the run used {saved}: a valid "
                 "continuation, but not bit-identical to an uninterrupted run (torch's CPU "
                 "kernels round differently per thread count; docs/design.md, Training)",
                 highlight=False,
             )
-
-    # --- training --------------------------------------------------------------------------
-    def fit(self, dataset: SessionDataset, resume: bool = False) -> NeuralRecommender:
-        cfg, model, world = self.config, self.model, self.world
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        model.to(distributed.rank_device(cfg.device, world))
-        opt = adam(model.net.parameters(), cfg.lr, cfg.weight_decay, model.device)
-        state: dict[str, Any] = {
-            "epoch": 0,
-            "step": 0,  # batches of the epoch done (summed over ranks)
-            "best": -math.inf,
-            "best_epoch": -1,
-            "bad_epochs": 0,
-            "elapsed": 0.0,
-            "finished": False,
-            "threads": torch.get_num_threads(),
-        }
-        if resume:
-            if self.run_dir is None:
-                raise RunError("resume needs a run directory")
-            saved = self._restore(opt)
-            self._note_thread_change(saved.pop("threads", state["threads"]), state["threads"])
-            state.update(saved)
-            self.prior_seconds = state["elapsed"]  # training time before this process
-        else:
-            torch.manual_seed(rank_seed(cfg.seed, world.rank))
-            if self.run_dir is not None and world.is_main:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-                (self.run_dir / LOG_FILE).unlink(missing_ok=True)
-        step_loss = distributed.ddp_loss(model) if world.enabled else model.training_loss
-        autocast = torch.autocast(
-            model.device.type, torch.bfloat16, enabled=cfg.amp and model.device.type == "cuda"
-        )
-        trace = os.environ.get(distributed.TRACE_ENV)
-        best_weights = None
-        has_valid = len(dataset.valid) > 0
-        started = time.monotonic() - state["elapsed"]
-        budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
-        if resume and state["step"] == 0:  # the budget may have been extended on resume
-            state["finished"] = (
-                (has_valid and state["bad_epochs"] > cfg.patience)
-                or state["epoch"] >= cfg.epochs
-                or state["elapsed"] >= budget
-            )
-        console = Console(stderr=True)
-        with Progress(
-            TextColumn("epoch {task.fields[epoch]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[speed]:,.0f} ex/s"),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not (self.progress and world.is_main),
-        ) as bar:
-            while not state["finished"] and state["epoch"] < cfg.epochs:
-                epoch = state["epoch"]
-                if cfg.lr_decay_every:  # a function of the epoch, so resuming stays exact
-                    for group in opt.param_groups:
-                        group["lr"] = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
-                batches = batch_indices(
-                    dataset.train,
-                    cfg.batch_size,
-                    shuffle=True,
-                    seed=epoch_seed(cfg.seed, epoch),
-                    bucket_batches=cfg.bucket_batches,
-                )
-                n, w, start = len(batches), world.world_size, state["step"]
-                task = bar.add_task(
-                    "train",
-                    total=n,
-                    completed=start,
-                    epoch=epoch + 1,
-                    loss=0.0,
-                    speed=0.0,
-                )
-                model.net.train()
-                t_epoch, last_ckpt, seen, loss_sum, window = (
-                    time.monotonic(),
-                    time.monotonic(),
-                    0,
-                    0.0,
-                    [],
-                )
-                for k, mine in enumerate(shard_batches(batches, world.rank, w, start)):
-                    pos = start + k * w  # batches done before this step
-                    # a rank past the end of the epoch runs batch `pos` with weight 0
-                    idx = batches[pos] if mine is None else mine
-                    batch = collate(dataset.train, idx, cfg.max_len).to(model.device)
-                    with autocast:
-                        loss = step_loss(batch)
-                    opt.zero_grad(set_to_none=True)
-                    if w > 1:  # DDP averages over ranks: weigh each by its share of examples
-                        n_step = sum(len(b) for b in batches[pos : pos + w])
-                        n_mine = 0 if mine is None else len(mine)
-                        weight = n_mine * w / n_step
-                        (loss if weight == 1.0 else loss * weight).backward()
-                    else:
-                        n_step = len(batch.targets)
-                        loss.backward()
-                    if cfg.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.grad_clip)
-                    opt.step()
-                    value = loss.item()
-                    if w > 1:  # the step's mean loss; mean clocks, so every rank decides alike
-                        now = time.monotonic()
-                        total, elapsed, since = distributed.all_sum(
-                            [value * n_mine, now - started, now - last_ckpt]
-                        )
-                        value = total / n_step
-                    if trace:
-                        self._trace(trace, epoch, min(pos + w, n))
-                    if not math.isfinite(value):
-                        raise FloatingPointError(
-                            f"training loss became {value} at epoch {epoch + 1}, "
-                            f"step {pos + 1}; lower the learning rate"
-                        )
-                    seen += n_step
-                    loss_sum += value * n_step
-                    window.append(value)
-                    speed = seen / max(time.monotonic() - t_epoch, 1e-9)
-                    done = min(pos + w, n)
-                    bar.update(task, advance=done - pos, loss=loss_sum / seen, speed=speed)
-                    state["step"] = done
-                    if done // (w * cfg.log_every) > pos // (w * cfg.log_every):
-                        self._log(
-                            {
-                                "event": "train",
-                                "epoch": epoch + 1,
-                                "step": done,
-                                "loss": sum(window) / len(window),
-                                "examples_per_s": round(speed, 1),
-                            }
-                        )
-                        window = []
-                    if w > 1:
-                        state["elapsed"] = elapsed / w
-                        due = since / w >= cfg.checkpoint_seconds
-                    else:
-                        state["elapsed"] = time.monotonic() - started
-                        due = time.monotonic() - last_ckpt >= cfg.checkpoint_seconds
-                    if due:
-                        self._save_checkpoint(opt, state)
-                        last_ckpt = time.monotonic()
-                    if state["elapsed"] >= budget:
-                        break
-                bar.remove_task(task)
-                record: dict[str, Any] = {
-                    "event": "epoch",
-                    "epoch": epoch + 1,
-                    "loss": loss_sum / max(seen, 1),
-                    "seconds": round(time.monotonic() - t_epoch, 2),
-                    "steps_done": state["step"],
-                    "steps": n,
-                    "lr": opt.param_groups[0]["lr"],
-                }
-                if w > 1:
-                    record["world_size"] = w
-                if has_valid:
-                    with shown(False):  # inside this loop's own bar
-                        valid = evaluate(
-                            model,
-                            dataset.valid,
-                            cfg.ks,
-                            cfg.eval_batch_size,
-                            tie_policy=cfg.tie_policy,
-                            max_len=cfg.max_len,
-                            sharded=world.enabled,
-                        ).metrics
-                    record["valid"] = valid
-                    if valid[cfg.metric] > state["best"]:
-                        state.update(best=valid[cfg.metric], best_epoch=epoch + 1, bad_epochs=0)
-                        best_weights = self._keep_best(best_weights)
-                    else:
-                        state["bad_epochs"] += 1
-                else:
-                    state["best_epoch"] = epoch + 1
-                elapsed = time.monotonic() - started
-                if w > 1:
-                    elapsed = distributed.all_sum([elapsed])[0] / w
-                state.update(epoch=epoch + 1, step=0, elapsed=elapsed)
-                out_of_budget = state["elapsed"] >= budget
-                stop = has_valid and state["bad_epochs"] > cfg.patience
-                state["finished"] = stop or out_of_budget or state["epoch"] >= cfg.epochs
-                record.update(
-                    best_epoch=state["best_epoch"], stopped_early=stop, out_of_budget=out_of_budget
-                )
-                self._log(record)
-                if self.progress and world.is_main:
-                    console.print(self._epoch_line(record, cfg.metric))
-                self._save_checkpoint(opt, state)
-        self.best_epoch = state["best_epoch"]
-        if has_valid:
-            self._restore_best(best_weights)
-        return model
 
     def _trace(self, directory: str, epoch: int, done: int) -> None:
         """Test-only (SESSIONREC_WEIGHT_TRACE=DIR): append the weight digest after a step."""
@@ -354,22 +433,20 @@ class Trainer:
         with open(os.path.join(directory, f"weights-rank{self.world.rank}.txt"), "a") as f:
             f.write(line)
 
-    def _keep_best(
-        self, best_weights: dict[str, torch.Tensor] | None
-    ) -> dict[str, torch.Tensor] | None:
+    def _keep_best(self) -> None:
         """Remember the best weights: on disk in the run directory, else in memory (rank 0)."""
         if not self.world.is_main:
-            return None  # other ranks receive rank 0's best weights at the end
+            return  # other ranks receive rank 0's best weights at the end
         if self.run_dir is not None:
             self.model.save(self.run_dir)
-            return None
-        return copy.deepcopy(self.model.net.state_dict())
+        else:
+            self.best_weights = copy.deepcopy(self.model.net.state_dict())
 
-    def _restore_best(self, best_weights: dict[str, torch.Tensor] | None) -> None:
+    def _restore_best(self) -> None:
         if not self.world.is_main:
             pass  # receives rank 0's weights below
-        elif best_weights is not None:
-            self.model.net.load_state_dict(best_weights)
+        elif self.best_weights is not None:
+            self.model.net.load_state_dict(self.best_weights)
         elif self.run_dir is not None and (self.run_dir / WEIGHTS_FILE).exists():
             from safetensors.torch import load_file
 
