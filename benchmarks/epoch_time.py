@@ -2,7 +2,7 @@
 
 Models trained by the shared `Trainer` run its exact step (collate, loss, backward, Adam) for
 `--steps` batches after `--warmup`, and the epoch time is steps/epoch times the measured
-s/step; models with their own loop (GRU4Rec's session-parallel batches, BPR-MF) run one
+s/step; models with their own steps (GRU4Rec's session-parallel batches, BPR-MF) run one
 whole epoch, or `--own-fraction` of the sessions scaled up. Prints wall and process-CPU
 seconds; CPU is the steadier figure when the machine is shared.
 
@@ -23,7 +23,7 @@ from sessionrec.data.sources import load_dataset
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.registry import create, get
 from sessionrec.training.config import TrainConfig
-from sessionrec.training.trainer import adam
+from sessionrec.training.trainer import Trainer, adam
 
 DEFAULT_MODELS = "gru4rec,bprmf,fpmc,narm,stamp,repeatnet,srgnn,gcegnn,dhcn,linet,focol"
 
@@ -100,7 +100,7 @@ def main() -> None:
         if not issubclass(cls, NeuralRecommender):
             print(f"{name:<10} not a neural model: skipped")
             continue
-        if cls.fit is not NeuralRecommender.fit:
+        if cls.trainer_class is not Trainer:  # its own steps (GRU4Rec, BPR-MF)
             row = own_fit_epoch(name, data, args.batch_size, args.own_fraction)
         else:
             model = create(name, data.num_items, seed=0)

@@ -278,8 +278,8 @@ def models_show(
     out.print(params if dataclasses.fields(cls.Params) else "no hyper-parameters")
     if cls.own_train_settings:
         out.print(
-            f"trains with its own loop: {', '.join(cls.own_train_settings)} are set "
-            "through its hyper-parameters"
+            f"trains with its own steps and optimiser: {', '.join(cls.own_train_settings)} "
+            "are set through its hyper-parameters"
         )
     config = train_config(model)
     settings = Table(title="training settings (--set key=value, or --epochs/--batch-size/--lr)")

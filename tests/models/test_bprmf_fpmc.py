@@ -79,7 +79,7 @@ def test_bprmf_loss_with_regularisation():
     model = create("bprmf", 2, embedding_dim=2)
     set_rows(model.net.item_emb, {1: [1.0, 0.0], 2: [0.0, 1.0]})
     w_u = torch.tensor([[2.0, 1.0]])
-    loss = model._loss(w_u, torch.tensor([1]), torch.tensor([2]), reg=0.1)
+    loss = model.pair_loss(w_u, torch.tensor([1]), torch.tensor([2]), reg=0.1)
     # x_ui - x_uj = 2 - 1; λ/2 (|w|² + |h_i|² + |h_j|²) = 0.05 (5 + 1 + 1)
     assert loss.item() == pytest.approx(math.log(1 + math.exp(-1.0)) + 0.35, rel=1e-6)
 
@@ -92,3 +92,28 @@ def test_bprmf_fit_selects_best_epoch_and_is_deterministic(tiny):
     assert a.best_epoch in (1, 2) and len(a.fit_history) == 2
     assert a.fit_history[1]["loss"] < a.fit_history[0]["loss"] < math.log(2)
     assert set(a.state_tensors()) == {"item_emb.weight"}  # session factors are not saved
+
+
+def test_bprmf_resumes_after_a_crash_to_identical_weights(tiny, tmp_path, monkeypatch):
+    """The session factors and the negative sampler's state are in the checkpoint."""
+    cfg = TrainConfig(
+        epochs=2, batch_size=256, lr=3e-3, eval_batch_size=1000, checkpoint_seconds=0.0
+    )
+    whole = create("bprmf", tiny.num_items).fit(tiny, cfg, tmp_path / "a")
+    per_epoch = whole.fit_history[0]["steps"]
+    crash_at, steps = per_epoch + per_epoch // 2, {"n": 0}  # mid-way through the 2nd epoch
+    step = torch.optim.SparseAdam.step
+
+    def crashing_step(self, closure=None):
+        steps["n"] += 1
+        if steps["n"] == crash_at:
+            raise KeyboardInterrupt
+        return step(self, closure)
+
+    monkeypatch.setattr(torch.optim.SparseAdam, "step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        create("bprmf", tiny.num_items).fit(tiny, cfg, tmp_path / "b")
+    monkeypatch.setattr(torch.optim.SparseAdam, "step", step)
+    resumed = create("bprmf", tiny.num_items).fit(tiny, cfg, tmp_path / "b", resume=True)
+    assert resumed.best_epoch == whole.best_epoch
+    assert torch.equal(resumed.net.item_emb.weight, whole.net.item_emb.weight)

@@ -60,7 +60,7 @@ class Recommender(ABC):
     Params: ClassVar[type] = NoParams
     # Smaller hyper-parameters that keep the shared contract test fast for costly models.
     contract_hparams: ClassVar[dict[str, Any]] = {}
-    # Training settings the model sets through its own hyper-parameters (its own loop).
+    # Training settings the model sets through its own hyper-parameters (its own steps).
     own_train_settings: ClassVar[tuple[str, ...]] = ()
     # The authors' training settings (TrainConfig field -> value) and where they come from:
     # below the user's own, above TrainConfig's defaults (models.registry.train_config).

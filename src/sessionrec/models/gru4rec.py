@@ -39,7 +39,9 @@ models show gru4rec`); their YooChoose file needs logQ correction, which is not 
 Our choices: the optimiser's `learning_rate`, `momentum` and `batch_size` are hyper-parameters
 here (the batch size sets the number of in-batch negatives, i.e. the loss), so `TrainConfig`'s
 `lr`, `batch_size` and `weight_decay` are not used; `epochs`, `seed`, `device`, `patience`,
-`metric`, `max_minutes`, `checkpoint_seconds`, `num_threads` and the evaluation settings are.
+`metric`, `max_minutes`, `checkpoint_seconds`, `num_threads`, the evaluation settings and
+`lr_decay` (which scales `learning_rate`) are. `GRU4RecTrainer` gives the shared loop these
+steps and Adagrad, and checkpoints the slots' hidden state; it trains in one process only.
 Training uses the sessions whose every prefix is in `dataset.train` (the session that the
 validation cut splits is left out: none of its clicks leak into training). Scoring a prefix
 runs the GRU from a zero state over it (what the session-parallel state would be at that

@@ -111,7 +111,7 @@ def train_and_evaluate(
     """Fit `model`, evaluate it on `splits` (validation and test), and write the run directory.
 
     Under torchrun (WORLD_SIZE > 1) it joins the process group, trains with DDP and shards
-    evaluation; models with their own training loop are refused there. `splits=("valid",)`
+    evaluation; models that train in one process only are refused there. `splits=("valid",)`
     leaves the test set untouched (tuning evaluates it for the selected configuration only).
     """
     config = config or TrainConfig(**type(model).train_defaults)
