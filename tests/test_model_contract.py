@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import small_hparams
 from sessionrec.data.batching import collate
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.evaluation import evaluate
@@ -24,7 +25,7 @@ def fitted(tiny):
 
     def get_fitted(name):
         if name not in cache:
-            model = create(name, tiny.num_items, seed=0, **get(name).contract_hparams)
+            model = create(name, tiny.num_items, seed=0, **small_hparams(name))
             cache[name] = model.fit(tiny, CONTRACT_TRAINING)
         return cache[name]
 

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import SMALL_FOCOL
 from sessionrec.data.batching import collate
 from sessionrec.data.dataset import build_dataset
 from sessionrec.data.sessions import Sessions
-from sessionrec.models import Recommender, create, get
+from sessionrec.models import Recommender, create
 
-SMALL = get("focol").contract_hparams
+SMALL = SMALL_FOCOL
 
 
 @pytest.fixture()

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import small_hparams
 from sessionrec.data.prepared import write_prepared
 from sessionrec.data.sources import load_dataset
-from sessionrec.models import create, get
+from sessionrec.models import create
 from sessionrec.training.config import TrainConfig
 from sessionrec.training.run import train_and_evaluate
 
@@ -60,7 +61,7 @@ def pop_run(tiny, runs):
 
 @pytest.fixture(scope="session")
 def focol_run(tiny, runs):
-    return _train("focol", tiny, runs / "focol", **get("focol").contract_hparams)
+    return _train("focol", tiny, runs / "focol", **small_hparams("focol"))
 
 
 @pytest.fixture(scope="session")

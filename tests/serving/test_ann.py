@@ -16,11 +16,11 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from helpers import ENV
+from helpers import ENV, small_hparams
 from sessionrec.commands.serve import serve
 from sessionrec.data.batching import collate
 from sessionrec.errors import ConfigError
-from sessionrec.models import NeuralRecommender, available, create, get
+from sessionrec.models import NeuralRecommender, available, create
 from sessionrec.serving import SessionRecommender
 from sessionrec.serving.ann import AnnConfig, AnnIndex, default_nlist
 from sessionrec.serving.app import create_app
@@ -60,7 +60,7 @@ def sessions_of(tiny, n: int = 40) -> list[list[int]]:
 
 @pytest.mark.parametrize("name", list(available()))
 def test_dot_product_models_score_with_their_vectors(name, tiny):
-    model = create(name, tiny.num_items, seed=0, **get(name).contract_hparams)
+    model = create(name, tiny.num_items, seed=0, **small_hparams(name))
     if isinstance(model, NeuralRecommender):
         model.prepare(tiny)  # graphs and tables the module derives from the training data
     batch = collate(tiny.test, np.arange(16))

@@ -58,8 +58,6 @@ class Recommender(ABC):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
-    # Smaller hyper-parameters that keep the shared contract test fast for costly models.
-    contract_hparams: ClassVar[dict[str, Any]] = {}
     # Training settings the model sets through its own hyper-parameters (its own steps).
     own_train_settings: ClassVar[tuple[str, ...]] = ()
     # The authors' training settings (TrainConfig field -> value) and where they come from:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -298,13 +298,6 @@ class FOCOLRecommender(NeuralRecommender):
     Module = FOCOL
     train_defaults = {"lr": 1e-3, "batch_size": 100, "weight_decay": 1e-5}
     train_source = "FOCOL paper, Sec. 4.3: batch 100, Adam lr 0.001, L2 1e-5"
-    contract_hparams: ClassVar[dict[str, Any]] = {
-        "embedding_dim": 32,
-        "feedforward_dim": 64,
-        "transformer_layers": 1,
-        "fogcn_layers": 2,
-        "negatives": 8,
-    }
 
     def training_loss(self, batch: Batch) -> torch.Tensor:
         return self.net.training_loss(batch.items, batch.lengths, batch.targets, batch.index)
