@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,19 +65,6 @@ def batch_indices(
         perm[s : s + window] = chunk[np.argsort(examples.length[chunk], kind="stable")]
     batches = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def iter_batches(
-    examples: Examples,
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    max_len: int | None = None,
-    start: int = 0,
-) -> Iterator[Batch]:
-    """Yield collated batches, skipping the first `start` (to resume an epoch)."""
-    for idx in batch_indices(examples, batch_size, shuffle, seed)[start:]:
-        yield collate(examples, idx, max_len)
 
 
 def shard_batches(

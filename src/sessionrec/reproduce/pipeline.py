@@ -302,10 +302,4 @@ def _mean_share(per_seed: list[list[float | None]]) -> list[float | None]:
     ]
 
 
-def experiment_names() -> list[str]:
-    from sessionrec.reproduce.experiments import EXPERIMENTS
-
-    return list(EXPERIMENTS)
-
-
-__all__ = ["Options", "reproduce", "experiment_names", "get_experiment"]
+__all__ = ["Options", "reproduce", "get_experiment"]
