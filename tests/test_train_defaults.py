@@ -142,3 +142,29 @@ def test_paper_protocol_refits_on_every_example_for_the_selected_epochs(tiny, tm
     assert metrics["test"] == json.loads((run / "refit" / "metrics.json").read_text())["test"]
     assert json.loads((run / "config.json").read_text())["protocol"] == "paper"
     assert evaluate_run(run)["test"] == pytest.approx(metrics["test"])
+
+
+def test_settings_split_in_one_place_and_own_settings_are_said():
+    from sessionrec.models.registry import split_settings, unused_setting_error
+    from sessionrec.reproduce.pipeline import Options, reproduce
+
+    values = {"learning_rate": 0.1, "lr": 1e-3, "epochs": 3, "foo": 1}
+    assert split_settings("gru4rec", values) == (
+        {"learning_rate": 0.1},
+        {"epochs": 3},
+        ["lr", "foo"],
+    )
+    assert "sets 'lr' through its own hyper-parameters" in str(
+        unused_setting_error("gru4rec", "lr")
+    )
+    assert "unknown setting 'foo' for gru4rec" in str(unused_setting_error("gru4rec", "foo"))
+    said: list[str] = []
+    budget = Budget(epochs=1, sets={"lr": "0.01"})
+    options = Options(
+        budget=budget, datasets=["synthetic"], models=["gru4rec", "narm"], dry_run=True
+    )
+    reproduce("linet-table1", options, say=said.append)
+    notes = [line for line in said if line.startswith("note:")]
+    assert notes == [
+        "note: gru4rec sets lr through its own hyper-parameters; --set lr does not apply to it"
+    ]

@@ -354,8 +354,12 @@ def train(
     from sessionrec.data.sources import load_dataset, reload_dataset
     from sessionrec.models import create, get
     from sessionrec.models.params import params_dict
-    from sessionrec.models.registry import dataset_preset, train_config
-    from sessionrec.training.config import TrainConfig
+    from sessionrec.models.registry import (
+        dataset_preset,
+        split_settings,
+        train_config,
+        unused_setting_error,
+    )
     from sessionrec.training.distributed import env_world
     from sessionrec.training.run import (
         PROTOCOLS,
@@ -390,26 +394,15 @@ def train(
                 + " ".join(f"{k}={v}" for k, v in preset.items()),
                 highlight=False,
             )
-        overrides = {**preset, **parse_assignments(set_ or [])}
-        model_fields = set(model_cls.Params.__dataclass_fields__)
-        unknown = set(overrides) - model_fields - set(TrainConfig.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(
-                f"unknown setting '{sorted(unknown)[0]}' for {model}; model "
-                f"hyper-parameters: {', '.join(sorted(model_fields)) or 'none'}; "
-                f"training settings: {', '.join(TrainConfig.__dataclass_fields__)}"
-            )
-        model_hp = {k: v for k, v in overrides.items() if k in model_fields}
-        train_hp: dict[str, Any] = {k: v for k, v in overrides.items() if k not in model_fields}
-        for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)):
-            if value is not None:
-                train_hp[key] = value
-        owned = sorted(set(train_hp) & set(model_cls.own_train_settings))
-        if owned:
-            raise ConfigError(
-                f"{model} sets '{owned[0]}' through its own hyper-parameters "
-                f"(see its Params: {', '.join(sorted(model_fields))})"
-            )
+        model_hp, train_hp, unused = split_settings(
+            model, {**preset, **parse_assignments(set_ or [])}
+        )
+        options = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+        options = {k: v for k, v in options.items() if v is not None}
+        unused += [k for k in options if k in model_cls.own_train_settings]
+        if unused:
+            raise unused_setting_error(model, sorted(unused)[0])
+        train_hp.update(options)
         train_hp.update(seed=seed, device=device)
         config = train_config(model, train_hp)
         data = load_dataset(dataset, data_root, valid_fraction, train_fraction)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -52,6 +53,36 @@ def create(name: str, num_items: int, seed: int | None = 0, **hparams: Any) -> R
         raise ConfigError(
             f"cannot build a '{name}' model with {num_items:,} items and {given} ({reason})"
         ) from None
+
+
+def split_settings(
+    name: str, values: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """`values` for model `name`: (its hyper-parameters, training settings it uses, the rest).
+
+    A key is a hyper-parameter when the model's Params has it, else a training setting unless
+    the model sets that one through its own hyper-parameters (`own_train_settings`).
+    """
+    cls = get(name)
+    params = set(cls.Params.__dataclass_fields__)
+    usable = set(TrainConfig.__dataclass_fields__) - set(cls.own_train_settings)
+    model_hp = {k: v for k, v in values.items() if k in params}
+    train_hp = {k: v for k, v in values.items() if k not in params and k in usable}
+    return model_hp, train_hp, [k for k in values if k not in model_hp and k not in train_hp]
+
+
+def unused_setting_error(name: str, key: str) -> ConfigError:
+    """The error for a setting model `name` does not use: its own, or unknown."""
+    cls = get(name)
+    params = ", ".join(sorted(cls.Params.__dataclass_fields__)) or "none"
+    if key in cls.own_train_settings:
+        return ConfigError(
+            f"{name} sets '{key}' through its own hyper-parameters (see its Params: {params})"
+        )
+    return ConfigError(
+        f"unknown setting '{key}' for {name}; model hyper-parameters: {params}; "
+        f"training settings: {', '.join(TrainConfig.__dataclass_fields__)}"
+    )
 
 
 def dataset_preset(name: str, dataset: str) -> dict[str, Any]:

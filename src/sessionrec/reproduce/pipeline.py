@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from sessionrec.errors import ConfigError, RunError, SessionrecError
+from sessionrec.models.registry import get
 from sessionrec.progress import bar
 from sessionrec.reproduce.budget import Budget
 from sessionrec.reproduce.experiments import (
@@ -100,6 +101,13 @@ def reproduce(
         raise ConfigError(f"unknown --test '{options.test}' (choose from {', '.join(TESTS)})")
     rows = experiment.select_rows(split_list(options.models))
     check_sets(sorted({r.model for r in rows}), budget.sets)
+    for model in sorted({r.model for r in rows}):  # said, not silently dropped
+        owned = [k for k in budget.sets if k in get(model).own_train_settings]
+        if owned:
+            say(
+                f"note: {model} sets {', '.join(owned)} through its own hyper-parameters; "
+                f"--set {', '.join(owned)} does not apply to it"
+            )
     check_significance_metric(options.significance_metric, budget)
     datasets = resolve_datasets(experiment, options.datasets, options.data_root)
     runner = Runner(options.runs_dir, say, False, options.rerun)  # the rows' bar is the one shown

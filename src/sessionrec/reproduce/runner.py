@@ -25,7 +25,7 @@ from sessionrec.data.dataset import SessionDataset
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.io import atomic_write, atomic_write_json, read_jsonl
 from sessionrec.models.params import build_params, params_dict
-from sessionrec.models.registry import create, dataset_preset, get, train_config
+from sessionrec.models.registry import create, dataset_preset, get, split_settings, train_config
 from sessionrec.reproduce.budget import EXECUTION_ONLY, Budget
 from sessionrec.rundir import (
     CHECKPOINT_FILE,
@@ -72,26 +72,16 @@ class Job:
 
 def split_sets(model: str, sets: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """`--set` values that apply to `model`: (its hyper-parameters, training settings)."""
-    cls = get(model)
-    fields = set(cls.Params.__dataclass_fields__)
-    train_fields = set(TrainConfig.__dataclass_fields__) - set(cls.own_train_settings)
-    model_hp = {k: v for k, v in sets.items() if k in fields}
-    train_hp = {k: v for k, v in sets.items() if k in train_fields and k not in fields}
+    model_hp, train_hp, _ = split_settings(model, sets)  # other models' keys are checked once
     return model_hp, train_hp
 
 
 def split_row(model: str, fixed: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A row's own values: (hyper-parameters, training settings); any other key is an error."""
-    cls = get(model)
-    fields = set(cls.Params.__dataclass_fields__)
-    train_fields = set(TrainConfig.__dataclass_fields__) - set(cls.own_train_settings)
-    unknown = sorted(set(fixed) - fields - train_fields)
-    if unknown:
-        raise ConfigError(f"row of {model}: '{unknown[0]}' is no setting of {model}")
-    return (
-        {k: v for k, v in fixed.items() if k in fields},
-        {k: v for k, v in fixed.items() if k not in fields},
-    )
+    model_hp, train_hp, unused = split_settings(model, fixed)
+    if unused:
+        raise ConfigError(f"row of {model}: '{unused[0]}' is no setting of {model}")
+    return model_hp, train_hp
 
 
 def check_sets(models: list[str], sets: Mapping[str, Any], what: str = "--set") -> None:

@@ -145,10 +145,10 @@ def _train_and_evaluate(
         for stale in (METRICS_FILE, CHECKPOINT_FILE):
             (run_dir / stale).unlink(missing_ok=True)
         atomic_write_json(run_dir / CONFIG_FILE, run_config(model, dataset, config))
-    elif run_dir is not None and world.is_main:
-        _record_resume(run_dir, config)
     t0 = time.monotonic()
     model.fit(dataset, config, run_dir, progress, resume)
+    if resume and run_dir is not None and world.is_main:
+        _record_resume(run_dir, config)  # once it went through: a failed resume changes nothing
     # A resumed run counts its training before the interruption too (the checkpoint's clock).
     fit_seconds = time.monotonic() - t0 + getattr(model, "prior_fit_seconds", 0.0)
     t1 = time.monotonic()
