@@ -65,6 +65,20 @@ def test_a_run_cut_by_its_time_budget_is_only_reduced(run_dir, tmp_path):
     )
 
 
+def test_a_budget_extended_by_a_resume_is_no_cut():
+    def epoch(n, done, steps=None, budget=False, stop=False):
+        return dict(epoch=n, steps_done=done, steps=steps, out_of_budget=budget, stopped_early=stop)
+
+    # epoch 2 ran all its steps when the budget ended; a resume with more time went on
+    extended = [epoch(1, 50), epoch(2, 50, budget=True), epoch(3, 50, stop=True)]
+    assert results._cut_epochs(extended) == []
+    # cut part-way (steps known, or fewer steps than the other epochs), or ended by the budget
+    assert results._cut_epochs([epoch(1, 50), epoch(2, 20, 50, budget=True), epoch(3, 50)]) == [2]
+    assert results._cut_epochs([epoch(1, 50), epoch(2, 20, budget=True), epoch(3, 50)]) == [2]
+    assert results._cut_epochs([epoch(1, 50), epoch(2, 50, budget=True)]) == [2]
+    assert results._cut_epochs([epoch(1, 50), epoch(2, 50, budget=True, stop=True)]) == []
+
+
 def test_paper_numbers_come_from_the_right_table():
     assert results.paper_number("srgnn", "diginetica", "hr@20")[0] == pytest.approx(51.26)
     assert results.paper_number("linet", "diginetica", "hr@20")[1] == "LINet paper, Table I"

@@ -59,6 +59,23 @@ def _epochs(run_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
+def _cut_epochs(epochs: list[dict[str, Any]]) -> list[int]:
+    """Epochs a time budget cut: one it ended part-way, or the last when the budget ended the run.
+
+    An earlier epoch flagged `out_of_budget` that ran all its steps was followed by a resume
+    with more time (a continuation identical to a run that never stopped), so it does not count.
+    """
+    most = max((r.get("steps_done") or 0 for r in epochs), default=0)
+    partial = [
+        r["epoch"]
+        for r in epochs
+        if r.get("out_of_budget") and (r.get("steps") or most) > (r.get("steps_done") or 0)
+    ]
+    last = epochs[-1] if epochs else {}
+    ended = last.get("out_of_budget") and not last.get("stopped_early")
+    return sorted(set(partial) | ({last["epoch"]} if ended else set()))
+
+
 def entry_from_run(
     run_dir: Path, protocol: str, note: str = "", command: str = ""
 ) -> dict[str, Any]:
@@ -75,7 +92,7 @@ def entry_from_run(
     last = epochs[-1] if epochs else {}
     if protocol in ("full", "paper"):
         for phase in (run_dir, selection, run_dir / REFIT_DIR):
-            cut = [r["epoch"] for r in _epochs(phase) if r.get("out_of_budget")]
+            cut = _cut_epochs(_epochs(phase))
             if cut:
                 raise RunError(
                     f"{phase}: its time budget ended training in epoch {cut[0]}, so it is no "
