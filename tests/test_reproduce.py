@@ -239,7 +239,10 @@ def test_a_run_cut_by_its_budget_continues_when_given_more_time(tmp_path, small)
     runner.run(cut, small)
     run_dir = runner.run_dir(cut)
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    assert [r["out_of_budget"] for r in log if r["event"] == "epoch"] == [True]
+    cut_records = [r for r in log if r["event"] == "epoch"]
+    assert [(r["epoch"], r["out_of_budget"], r.get("partial")) for r in cut_records] == [
+        (1, True, True)
+    ]
     assert Runner(tmp_path, say=lambda _: None).status(cut) == "reuse"  # same budget: reused
     longer = make_job("narm", {}, small, Budget(epochs=2, sets=sets), seed=0)
     assert longer.key() == cut.key()
@@ -247,7 +250,13 @@ def test_a_run_cut_by_its_budget_continues_when_given_more_time(tmp_path, small)
     assert again.status(longer) == "resume"
     again.run(longer, small)
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in log if r["event"] == "epoch"] == [1, 2]
+    epochs = [r for r in log if r["event"] == "epoch"]
+    assert [(r["epoch"], r.get("partial", False)) for r in epochs] == [
+        (1, True),  # cut part-way, then finished by the resume
+        (1, False),
+        (2, False),
+    ]
+    assert epochs[1]["steps_done"] == epochs[1]["steps"] == epochs[2]["steps_done"]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["train"]["max_minutes"] is None
     assert config["resumes"][0]["changed"]["max_minutes"] == [1e-5, None]

@@ -110,6 +110,22 @@ def test_budget_stops_training(tiny):
     assert len(epochs) == 1 and epochs[0]["out_of_budget"] and epochs[0]["steps_done"] == 1
 
 
+def test_an_epoch_the_budget_cut_is_finished_by_a_resume_with_more_time(tiny, tmp_path):
+    cfg = dict(FAST, epochs=2, patience=5)
+    whole = create("stamp", tiny.num_items, seed=0)
+    train_and_evaluate(whole, tiny, TrainConfig(**cfg), tmp_path / "whole")
+    cut = create("stamp", tiny.num_items, seed=0)
+    train_and_evaluate(cut, tiny, TrainConfig(**dict(cfg, max_minutes=1e-6)), tmp_path / "cut")
+    (record,) = [r for r in cut.fit_history if r["event"] == "epoch"]
+    assert record["partial"] and record["steps_done"] == 1 < record["steps"]
+    assert cut.best_epoch == 1 and "valid" in record  # the only weights there are, validated
+    model, data, config = prepare_resume(tmp_path / "cut", "stamp", {"max_minutes": "60"})
+    resumed = train_and_evaluate(model, data, config, tmp_path / "cut", resume=True)
+    for name, value in whole.net.state_dict().items():
+        assert torch.equal(value, model.net.state_dict()[name]), name
+    assert resumed["best_epoch"] == whole.best_epoch
+
+
 def test_resume_can_extend_the_budget_but_not_change_the_model(tiny, tmp_path):
     from sessionrec.errors import ConfigError
 

@@ -45,22 +45,26 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _epochs(run_dir: Path) -> list[dict[str, Any]]:
+    """The last epoch record of each epoch, in order (a resume finishes an epoch the budget
+    cut part-way, and its record replaces the partial one)."""
     log = run_dir / LOG_FILE
     if not log.exists():
         return []
-    records = []
+    records: dict[Any, dict[str, Any]] = {}
     for line in log.read_text().splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue  # a line cut by a crash
         if isinstance(record, dict) and record.get("event") == "epoch":
-            records.append(record)
-    return records
+            records.pop(record.get("epoch"), None)
+            records[record.get("epoch")] = record
+    return list(records.values())
 
 
 def _cut_epochs(epochs: list[dict[str, Any]]) -> list[int]:
-    """Epochs a time budget cut: one it ended part-way, or the last when the budget ended the run.
+    """Epochs a time budget cut: one it ended part-way (`partial`, or fewer steps than the
+    others in logs before that flag), or the last when the budget ended the run.
 
     An earlier epoch flagged `out_of_budget` that ran all its steps was followed by a resume
     with more time (a continuation identical to a run that never stopped), so it does not count.
@@ -69,7 +73,8 @@ def _cut_epochs(epochs: list[dict[str, Any]]) -> list[int]:
     partial = [
         r["epoch"]
         for r in epochs
-        if r.get("out_of_budget") and (r.get("steps") or most) > (r.get("steps_done") or 0)
+        if r.get("partial")
+        or (r.get("out_of_budget") and (r.get("steps") or most) > (r.get("steps_done") or 0))
     ]
     last = epochs[-1] if epochs else {}
     ended = last.get("out_of_budget") and not last.get("stopped_early")

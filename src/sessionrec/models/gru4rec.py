@@ -369,6 +369,9 @@ class GRU4RecTrainer(Trainer):
             p.n_sample,
             device,
         )
+        self.min_slots = 1 if p.n_sample else 2
+        batches = session_parallel_batches(self.lengths, p.batch_size, self.min_slots)
+        self.steps_per_epoch = sum(1 for _ in batches)  # the order is fixed: count it once
         self.clicks = torch.as_tensor(items, device=device)
         self.hidden: list[torch.Tensor] = []
         return IndexedAdagrad(self.model.net.parameters(), p.learning_rate, p.momentum)
@@ -378,7 +381,7 @@ class GRU4RecTrainer(Trainer):
         seed = epoch_seed(self.config.seed, epoch)
         if start == 0:
             self.hidden = []
-        steps = session_parallel_batches(self.lengths, p.batch_size, 1 if p.n_sample else 2)
+        steps = session_parallel_batches(self.lengths, p.batch_size, self.min_slots)
         for i, (sess, pos, keep) in enumerate(steps):
             if i < start:
                 continue  # replaying a resumed epoch up to where it stopped
@@ -396,7 +399,7 @@ class GRU4RecTrainer(Trainer):
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            yield Step(i + 1, None, len(sess), loss.item(), len(sess))
+            yield Step(i + 1, self.steps_per_epoch, len(sess), loss.item(), len(sess))
 
     def extra_state(self) -> dict[str, Any]:
         return {"hidden": [h.cpu() for h in self.hidden]}

@@ -189,14 +189,15 @@ class Trainer:
         state = self._start(resume)
         self.started = time.monotonic() - state["elapsed"]
         self.budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
-        if resume and state["step"] == 0:  # the budget may have been extended on resume
+        if resume:  # the budget may have been extended: a cut epoch then goes on
             state["finished"] = self._finished(dataset, state)
         with self._progress_bar() as bar:
             while not state["finished"] and state["epoch"] < cfg.epochs:
                 self._set_lr(state["epoch"])
                 record = self.train_epoch(dataset, state, bar)
                 self.end_epoch(dataset, state, record)
-        self.best_epoch = state["best_epoch"]
+        # a budget that cut the first epoch leaves its weights, the only ones there are
+        self.best_epoch = state["best_epoch"] if state["best_epoch"] > 0 else state["epoch"] + 1
         if len(dataset.valid):
             self._restore_best()
         return model
@@ -270,20 +271,18 @@ class Trainer:
         return record
 
     def end_epoch(self, dataset: SessionDataset, state: dict[str, Any], record: dict) -> None:
-        """Validate, keep the best weights, decide whether to go on, log and checkpoint."""
+        """Validate, keep the best weights, decide whether to go on, log and checkpoint.
+
+        An epoch the time budget cut part-way is validated and logged (`partial`) but is no
+        candidate for selection, and the checkpoint keeps its position: a resume with more
+        time finishes it, as if the run had never stopped.
+        """
         cfg, epoch = self.config, state["epoch"]
+        if record["steps"] is not None and record["steps_done"] < record["steps"]:
+            self._end_partial_epoch(dataset, state, record)
+            return
         if len(dataset.valid):
-            with shown(False):  # inside this loop's own bar
-                valid = evaluate(
-                    self.model,
-                    dataset.valid,
-                    cfg.ks,
-                    cfg.eval_batch_size,
-                    tie_policy=cfg.tie_policy,
-                    max_len=cfg.max_len,
-                    sharded=self.world.enabled,
-                ).metrics
-            record["valid"] = valid
+            record["valid"] = valid = self._validate(dataset)
             if valid[cfg.metric] > state["best"]:
                 state.update(best=valid[cfg.metric], best_epoch=epoch + 1, bad_epochs=0)
                 self._keep_best()
@@ -304,6 +303,34 @@ class Trainer:
         self._log(record)
         if self.progress and self.world.is_main:
             self.console.print(self._epoch_line(record, cfg.metric))
+        self._save_checkpoint(state)
+
+    def _validate(self, dataset: SessionDataset) -> dict[str, float]:
+        cfg = self.config
+        with shown(False):  # inside this loop's own bar
+            return evaluate(
+                self.model,
+                dataset.valid,
+                cfg.ks,
+                cfg.eval_batch_size,
+                tie_policy=cfg.tie_policy,
+                max_len=cfg.max_len,
+                sharded=self.world.enabled,
+            ).metrics
+
+    def _end_partial_epoch(
+        self, dataset: SessionDataset, state: dict[str, Any], record: dict
+    ) -> None:
+        if len(dataset.valid):
+            record["valid"] = self._validate(dataset)
+        state["finished"] = True
+        record.update(
+            partial=True, best_epoch=state["best_epoch"], stopped_early=False, out_of_budget=True
+        )
+        self._log(record)
+        if self.progress and self.world.is_main:
+            line = self._epoch_line(record, self.config.metric)
+            self.console.print(line + " (cut part-way by the time budget)")
         self._save_checkpoint(state)
 
     def _stopped_early(self, dataset: SessionDataset, state: dict[str, Any]) -> bool:
