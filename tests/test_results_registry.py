@@ -102,6 +102,20 @@ def test_cells_show_ours_paper_and_difference():
         "| srgnn | full | 50.00 (51.26, -1.26) | 10.00 (17.78, -7.78) | – | – | 7 (4) | 10 |"
         in table
     )
+    resumed = results.render([dict(entry, resumes=["sessionrec reproduce --max-minutes 160"])])
+    assert "| `c`; resumed: `sessionrec reproduce --max-minutes 160` |" in resumed
+
+
+def test_an_entry_names_the_commands_that_resumed_its_run(run_dir, tmp_path):
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    for name in ("metrics.json", "log.jsonl"):
+        (resumed / name).write_text((run_dir / name).read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    config["resumes"] = [{"command": "sessionrec train stamp --resume", "changed": {}}]
+    (resumed / "config.json").write_text(json.dumps(config))
+    entry = json.loads(results.add(resumed, "full", tmp_path / "registry").read_text())
+    assert entry["resumes"] == ["sessionrec train stamp --resume"]
 
 
 def test_the_doc_is_regenerated_and_checked(run_dir, tmp_path):

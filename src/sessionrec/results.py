@@ -130,12 +130,20 @@ def entry_from_run(
         "commit": origin.get("commit"),
         "data_sha256": origin.get("data_sha256", {}),
         "command": origin.get("command") or command,
+        "resumes": [r.get("command") for r in config.get("resumes", [])],  # each later sitting
         "params": config["params"],
         "train": config["train"],
         "recorded": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "note": note,
         "run": run_dir.resolve().name,
     }
+
+
+def _commands(entry: dict[str, Any]) -> str:
+    """The command cell: the command that started the run, then any that resumed it."""
+    first = f"`{entry['command']}`"
+    later = [c for c in entry.get("resumes") or [] if c]
+    return first + "".join(f"; resumed: `{c}`" for c in later)
 
 
 def entry_name(entry: dict[str, Any]) -> str:
@@ -227,7 +235,7 @@ def render(entries: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| {e['model']} | {label} | "
                 + " | ".join(cells)
-                + f" | {epochs} | {minutes} | `{e['command']}` |"
+                + f" | {epochs} | {minutes} | {_commands(e)} |"
             )
         sources = sorted({paper_number(e["model"], dataset, "hr@20")[1] for e in rows} - {""})
         lines += ["", f"Paper numbers: {'; '.join(sources) or 'none published'}.", ""]
