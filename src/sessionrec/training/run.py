@@ -57,9 +57,10 @@ def run_config(model: Recommender, dataset: SessionDataset, config: TrainConfig)
     }
 
 
-def _record_resume(run_dir: Path, config: TrainConfig) -> None:
+def _record_resume(run_dir: Path, config: TrainConfig, info: dict[str, Any]) -> None:
     """A resumed run's config.json: the settings it now runs with (a longer budget, say), and
-    in `resumes` each resume's command, commit and the settings it changed."""
+    in `resumes` each resume's command, commit (`info`, taken when it started) and the
+    settings it changed."""
     path = run_dir / CONFIG_FILE
     try:
         recorded = json.loads(path.read_text())
@@ -68,7 +69,6 @@ def _record_resume(run_dir: Path, config: TrainConfig) -> None:
     now = json.loads(json.dumps(params_dict(config)))  # tuples as JSON lists
     before = recorded.get("train", {})
     changed = {k: [before.get(k), v] for k, v in now.items() if before.get(k) != v}
-    info = provenance(None)
     entry = {"command": info["command"], "commit": info["commit"], "changed": changed}
     recorded["resumes"] = [*recorded.get("resumes", []), entry]
     recorded["train"] = now
@@ -146,9 +146,10 @@ def _train_and_evaluate(
             (run_dir / stale).unlink(missing_ok=True)
         atomic_write_json(run_dir / CONFIG_FILE, run_config(model, dataset, config))
     t0 = time.monotonic()
+    started_with = provenance(None) if resume else {}  # the code this process runs
     model.fit(dataset, config, run_dir, progress, resume)
     if resume and run_dir is not None and world.is_main:
-        _record_resume(run_dir, config)  # once it went through: a failed resume changes nothing
+        _record_resume(run_dir, config, started_with)  # a failed resume changes nothing
     # A resumed run counts its training before the interruption too (the checkpoint's clock).
     fit_seconds = time.monotonic() - t0 + getattr(model, "prior_fit_seconds", 0.0)
     t1 = time.monotonic()
