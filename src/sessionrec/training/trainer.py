@@ -278,32 +278,42 @@ class Trainer:
         time finishes it, as if the run had never stopped.
         """
         cfg, epoch = self.config, state["epoch"]
-        if record["steps"] is not None and record["steps_done"] < record["steps"]:
-            self._end_partial_epoch(dataset, state, record)
-            return
+        partial = record["steps"] is not None and record["steps_done"] < record["steps"]
         if len(dataset.valid):
-            record["valid"] = valid = self._validate(dataset)
-            if valid[cfg.metric] > state["best"]:
-                state.update(best=valid[cfg.metric], best_epoch=epoch + 1, bad_epochs=0)
-                self._keep_best()
-            else:
-                state["bad_epochs"] += 1
+            record["valid"] = self._validate(dataset)
+        if partial:  # no candidate; epoch and step stay where the budget stopped them
+            state["finished"] = True
+            record.update(partial=True, stopped_early=False, out_of_budget=True)
         else:
-            state["best_epoch"] = epoch + 1
-        elapsed = time.monotonic() - self.started
-        if self.world.enabled:
-            elapsed = distributed.all_sum([elapsed])[0] / self.world.world_size
-        state.update(epoch=epoch + 1, step=0, elapsed=elapsed)
-        state["finished"] = self._finished(dataset, state)
-        record.update(
-            best_epoch=state["best_epoch"],
-            stopped_early=self._stopped_early(dataset, state),
-            out_of_budget=state["elapsed"] >= self.budget,
-        )
+            self._select(dataset, state, record.get("valid"))
+            elapsed = time.monotonic() - self.started
+            if self.world.enabled:
+                elapsed = distributed.all_sum([elapsed])[0] / self.world.world_size
+            state.update(epoch=epoch + 1, step=0, elapsed=elapsed)
+            state["finished"] = self._finished(dataset, state)
+            record.update(
+                stopped_early=self._stopped_early(dataset, state),
+                out_of_budget=state["elapsed"] >= self.budget,
+            )
+        record["best_epoch"] = state["best_epoch"]
         self._log(record)
         if self.progress and self.world.is_main:
-            self.console.print(self._epoch_line(record, cfg.metric))
+            cut = " (cut part-way by the time budget)" if partial else ""
+            self.console.print(self._epoch_line(record, cfg.metric) + cut)
         self._save_checkpoint(state)
+
+    def _select(
+        self, dataset: SessionDataset, state: dict[str, Any], valid: dict[str, float] | None
+    ) -> None:
+        """Model selection on a finished epoch: keep its weights when validation improved."""
+        epoch, metric = state["epoch"], self.config.metric
+        if valid is None:
+            state["best_epoch"] = epoch + 1
+        elif valid[metric] > state["best"]:
+            state.update(best=valid[metric], best_epoch=epoch + 1, bad_epochs=0)
+            self._keep_best()
+        else:
+            state["bad_epochs"] += 1
 
     def _validate(self, dataset: SessionDataset) -> dict[str, float]:
         cfg = self.config
@@ -317,21 +327,6 @@ class Trainer:
                 max_len=cfg.max_len,
                 sharded=self.world.enabled,
             ).metrics
-
-    def _end_partial_epoch(
-        self, dataset: SessionDataset, state: dict[str, Any], record: dict
-    ) -> None:
-        if len(dataset.valid):
-            record["valid"] = self._validate(dataset)
-        state["finished"] = True
-        record.update(
-            partial=True, best_epoch=state["best_epoch"], stopped_early=False, out_of_budget=True
-        )
-        self._log(record)
-        if self.progress and self.world.is_main:
-            line = self._epoch_line(record, self.config.metric)
-            self.console.print(line + " (cut part-way by the time budget)")
-        self._save_checkpoint(state)
 
     def _stopped_early(self, dataset: SessionDataset, state: dict[str, Any]) -> bool:
         return len(dataset.valid) > 0 and state["bad_epochs"] > self.config.patience
