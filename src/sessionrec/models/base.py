@@ -28,11 +28,11 @@ from sessionrec.io import atomic_write, atomic_write_json
 from sessionrec.models.params import build_params, params_dict
 from sessionrec.rundir import MODEL_FILE, WEIGHTS_FILE
 from sessionrec.training import distributed
+from sessionrec.training.config import TrainConfig
 from sessionrec.training.trainer import Trainer
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
-    from sessionrec.training.config import TrainConfig
 
 
 # Every registered model by name; filled by `models.registry.register`, read by `load`.
@@ -246,8 +246,10 @@ class NeuralRecommender(Recommender):
         Each node's local rank 0 prepares first, so a cached derivation (FOCOL's FOG) is built
         once per node and loaded by the other ranks.
         """
+        config = config or TrainConfig(**type(self).train_defaults)
         with distributed.local_main_first():
             self.prepare(dataset)
+        self.to(distributed.rank_device(config.device))
         trainer = self.trainer_class(self, config, run_dir, progress)
         trainer.fit(dataset, resume=resume)
         self.best_epoch, self.fit_history = trainer.best_epoch, trainer.history

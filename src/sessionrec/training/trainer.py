@@ -183,7 +183,6 @@ class Trainer:
         cfg, model = self.config, self.model
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        model.to(distributed.rank_device(cfg.device, self.world))
         self.optimizer = self.setup(dataset)
         self.initial_lrs = [group["lr"] for group in self.optimizer.param_groups]
         state = self._start(resume)
