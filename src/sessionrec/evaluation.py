@@ -1,9 +1,9 @@
 """Full-ranking evaluation over all items: HR@K, MRR@K, NDCG@K, coverage@K, popularity@K.
 
-Tie policy. A target whose score equals that of `t` other items could land anywhere among
-those `t + 1` places. `"expected"` (default) reports the expectation under a uniformly random
-order of the tied items, so a model that scores every item alike gets exactly the chance
-level K/N; `"pessimistic"` puts the target last among its ties. Padding (id 0) is never ranked.
+Ties are resolved by a tie policy (`expected`, the default, or `pessimistic`); padding (id 0)
+is never ranked.
+
+Spec: docs/design.md#evaluation
 """
 
 from __future__ import annotations

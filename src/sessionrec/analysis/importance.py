@@ -1,10 +1,6 @@
 """FOCOL's learned importance of each relative distance (Sec. 4.7, Fig. 4).
 
-For a FOGCN layer, softmax(P) over the 2L distance slots gives, per embedding feature, how
-much each relative distance contributes. Distances are in the paper's convention: k is the
-neighbour's position minus the item's position (negative: the neighbour came earlier).
-The released code aggregates item i's neighbour j with w_ji = reverse(w_ij), so slot s < L
-holds k = −(s + 1) and slot s ≥ L holds k = 2L − s.
+Spec: docs/focol.md#importance-analysis-sec-47-fig-4
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """Local-invariance experiment of the LINet paper (Sec. III-E, Eq. 14, Fig. 1).
 
-Item similarity (Eq. 14) comes from the training sessions only: for each pair of distinct
-items and each training session holding both, d is the smallest distance between an
-occurrence of one and an occurrence of the other (so repeats inside a session count once, and
-n_d counts sessions as the paper says); sim = Σ_d n_d / log2(d + 1) / Σ_d n_d, and sim(v, v)
-= 1. Two test cases pair up when their inputs have the same length, their next items are
-equal, and their inputs admit a perfect matching using only edges (p, q) with
-sim(s_i[p], s_j[q]) > θ and |p − q| < β. A model scores, per θ, the share of pairs where both
-cases have the true next item in its top k (with the evaluator's expected tie policy, the
-product of the two hit probabilities).
+Item similarity (Eq. 14) from the training sessions, pairs of test cases whose inputs match
+under it, and per model the share of pairs where both cases hit.
+
+Spec: docs/linet.md#local-invariance-experiment-sec-iii-e-fig-1
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Read with the restricted unpickler (plain containers and ints only) and checked: every id an
 int in range, and ids dense enough to index an item table.
+
+Spec: docs/data.md#the-benchmark-pickles
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
 """Generic click logs: one event per row with a session, an item and a time (CSV, TSV, Parquet).
 
-`prepare --format events` reads a table whose columns are named by options, session-rec's and
-the official GRU4Rec's `SessionId`, `ItemId`, `Time` by default; `--format recbole` reads a
-RecBole atomic `.inter` file (tab-separated, headers such as `session_id:token`; the part before
-':' names the column; `session_id`, `item_id`, `timestamp` by default). The file is scanned
-lazily and only the three columns are collected (Polars' streaming engine), so extra columns
-cost nothing and a log larger than memory is read a column at a time.
+Also RecBole atomic `.inter` files; scanned lazily, only the three columns collected.
 
-Session and item ids are kept as given (any token). Time is `auto` (numbers are epoch seconds,
-or milliseconds when they reach 1e11, i.e. beyond the year 5138; anything else ISO-8601), or
-forced with `seconds`, `milliseconds` or `iso`. ISO-8601 times may carry `Z` or an offset
-(converted to UTC); times without an offset are taken as UTC. Within a session clicks are
-ordered by time, ties by their order in the file; a session's time is its latest click.
+Spec: docs/data.md#generic-click-logs-events-recbole
 """
 
 from __future__ import annotations

@@ -1,25 +1,6 @@
 """A dataset's exact split, written for other libraries: RecBole, session-rec/GRU4Rec, Parquet.
 
-- ``recbole``: RecBole's pre-split benchmark files `NAME.train.inter`, `NAME.valid.inter`,
-  `NAME.test.inter` (`session_id:token  item_id_list:token_seq  item_id:token`, one row per
-  example: the fitting, validation and test examples exactly) and `NAME.item`. Every row has
-  one session id: RecBole's sequential models and full ranking ignore it, except FPMC's user
-  term, which then is one shared vector (a distinct id per row would give it a user table as
-  large as the training set). Load with `benchmark_filename: [train, valid, test]`.
-- ``session-rec``: tab-separated events `SessionId ItemId Time` as session-rec and the official
-  GRU4Rec read them: `train.tsv` (all training sessions; validation is their most recent
-  examples, as here), `test.tsv` (the test sessions).
-- ``parquet``: the same two event tables as Parquet (`train.parquet`, `test.parquet`).
-
-Item ids are the original ids when the dataset knows them (prepared datasets), else the
-internal ids. The event formats carry no real time: session i gets Time = i * g seconds
-(training first, then test; g = 3600, or more for sessions longer than 3600 clicks) and its
-k-th click i * g + k, which keeps every order the split depends on. Preparing the export
-again (`sessionrec datasets prepare --format events --input train.tsv --test-input test.tsv
---min-item-support 1`, plus the options `prepare-again.txt` in the export names) gives back
-the same examples (tested). The event formats need test examples that are all prefixes of
-whole sessions (those of at least m clicks, for one m), as in every dataset here. `NAME` is the
-output directory's name.
+Spec: docs/data.md#export
 """
 
 from __future__ import annotations

@@ -1,50 +1,9 @@
 """Raw click logs to a prepared dataset, with the SR-GNN `preprocess.py` conventions, in Polars.
 
-Supported raw formats (`fmt`):
+Formats `diginetica`, `yoochoose`, `retailrocket`, and `events`/`recbole` (read by
+`data/event_log.py`); the rules are applied in order, each counted in `stats.json`.
 
-- ``diginetica``: CIKM Cup 2016 `train-item-views.csv`, ``;``-separated with a header
-  (sessionId;userId;itemId;timeframe;eventdate, or the snake_case spelling of the SR-GNN sample).
-  Clicks are ordered by `timeframe` within a session. A session's time is the eventdate
-  (midnight UTC, in seconds) on its last line in the file, exactly as SR-GNN: the file is not in
-  timeframe order and a few sessions span midnight, so this choice matters for parity with the
-  benchmark files. Test = last 7 days.
-- ``yoochoose``: RecSys Challenge 2015 `yoochoose-clicks.dat`, comma-separated, no header
-  (session_id,timestamp,item_id,category; an optional ``session_id,...`` header is skipped).
-  Clicks are ordered by timestamp; a session's time is its latest click (the last line of the
-  session in the real file, as SR-GNN), truncated to the second as SR-GNN does.
-  Test = last 1 day. `fraction` keeps the most recent part of the training sessions.
-- ``retailrocket``: `events.csv` (timestamp,visitorid,event,itemid,transactionid; timestamp in
-  ms). Only ``view`` events are used. Sessions are each visitor's views split wherever more than
-  30 minutes pass between consecutive views (the usual session-rec threshold); a session's time is
-  its last view, in seconds. Test = last 7 days.
-
-- ``events``: any click log with one event per row: CSV, TSV or Parquet, columns named by
-  options (session-rec's `SessionId`, `ItemId`, `Time` by default), time in epoch seconds,
-  milliseconds or ISO-8601; ``recbole``: a RecBole atomic `.inter` file. See
-  `sessionrec.data.event_log` for how they are read. Test = last 7 days unless told otherwise.
-
-Common rules, in order:
-
-1. Drop sessions with fewer than 2 clicks.
-2. Drop items with fewer than `min_item_support` clicks, then again sessions shorter than 2;
-   repeat step 2 until nothing changes (`until_stable=False` does one pass, exactly as SR-GNN).
-   Session times are those of the raw sessions (before item filtering), as in SR-GNN.
-3. Split on session time: with ``split = max_time - test_days * 86400``, train = sessions with
-   time < split, test = time > split. Sessions exactly at the split are dropped (SR-GNN's strict
-   comparisons; for the day-resolution Diginetica dates this drops the whole day `split`).
-   Instead, `test_fraction` makes the latest fraction of sessions (by session time, ties by
-   file position) the test set, and for ``events``/``recbole`` a separate `test_input` file may
-   hold the test sessions (steps 1-2 then count clicks over both files, as over one log).
-4. Optionally keep only the most recent ``int(n_train * fraction)`` training sessions.
-5. Number items 1..N in order of first appearance in the time-ordered training sessions.
-6. Drop test clicks on items absent from (the kept) training sessions; drop test sessions
-   shorter than 2. `keep_unseen_test_items` keeps those clicks instead (numbered after the
-   training items, by first appearance in the test sessions), as SR-GNN's YooChoose 1/64,
-   whose test items need only be in the full training log. `min_test_prefix` = m > 1 leaves
-   test examples whose input is shorter than m out of the test set (applied when the dataset
-   is loaded; the stored test sessions are whole).
-
-Training and test sessions are ordered by session time, ties by first appearance in the file.
+Spec: docs/data.md#preparing-a-raw-click-log
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The prepared-dataset directory: `train.npz`, `test.npz`, `item_ids.json`, `stats.json`.
 
-A safe format (NumPy archives loaded with `allow_pickle=False`, plain JSON), written atomically:
-everything goes into a temporary directory next to the target, which is then renamed into place.
-Item ids inside the arrays are internal ids 1..N (0 is padding); `item_ids.json[i]` is the
-original id of internal id i + 1.
+A safe format (no pickle), written atomically into a temporary directory that is then renamed
+into place.
+
+Spec: docs/data.md#the-prepared-dataset-directory
 """
 
 from __future__ import annotations

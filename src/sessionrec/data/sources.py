@@ -1,8 +1,6 @@
 """Where datasets come from: a benchmark name, the built-in `synthetic`, or a directory.
 
-A dataset is named (`diginetica`, `tmall`, `retailrocket`, `yoochoose1_64` under a data root,
-or the built-in `synthetic`) or is any directory holding either the benchmark pickles
-(`all_train_seq.txt`, `test.txt`) or a prepared dataset (`train.npz`, `test.npz`).
+Spec: docs/data.md#where-a-dataset-comes-from
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Seeded synthetic click sessions with the structure session models should exploit.
 
 Items fall into categories; a session follows a latent intent (a category) that may switch.
-Each step follows one of the current item's fixed successors (next-item transitions), picks a
-popular item of the same category (short-distance co-occurrence), returns to an item seen two
-clicks ago (repeat consumption) or switches intent. Small windows are then shuffled, so local
-order is noisy while local content is not. Popularity alone predicts little.
+Each step follows one of the current item's fixed successors, picks a popular item of the
+same category, returns to an item seen two clicks ago or switches intent; small windows are
+then shuffled. Popularity alone predicts little.
+
+Spec: docs/design.md#data (Synthetic data)
 """
 
 from __future__ import annotations

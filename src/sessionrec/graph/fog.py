@@ -1,9 +1,9 @@
 """FOCOL's fine-grained co-occurrence graph (FOG, Sec. 3.2.1, Eq. 1), stored sparse.
 
-Edge u→v carries a weight vector w_uv ∈ R^{2L}: slot k−1 counts "v occurs k positions after
-u" and slot 2L−k counts "v occurs k positions before u" (1 ≤ k ≤ L), so w_vu = reverse(w_uv).
-An item repeated in a session gets a self-loop with a symmetric vector. The graph is kept as
-non-zero (edge, slot, count) entries, never as a dense E×2L tensor.
+Edge u→v carries w_uv ∈ R^{2L}, kept as non-zero (edge, slot, count) entries, never as a
+dense E×2L tensor.
+
+Spec: docs/focol.md#fog-sec-321-eq-1
 """
 
 from __future__ import annotations

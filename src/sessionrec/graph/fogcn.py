@@ -1,18 +1,10 @@
 """FOGCN propagation over a FOG (Sec. 3.2.2, Eq. 2–4) without E×d tensors of the whole graph.
 
-Two importance-weight variants:
-- `normalized` (the authors' released code): Q = softmax over the 2L slots of P (per feature),
-  s_ji = Σ_k w_ji[k] Q[k], h_i = Σ_j s_ji ⊙ h_j / Σ_j s_ji.
-- `softmax` (the paper's Eq. 3): α_ij = softmax over the neighbours j of i of P w_ji, per
-  feature, with the per-node maximum subtracted so raw counts never overflow.
-A node without neighbours keeps its previous embedding.
+Two importance-weight variants (`normalized`, the released code; `softmax`, the paper's Eq. 3)
+and two back ends chosen per call (`backend="auto"`): the numba kernels of `fogcn_kernels` on
+CPU in float32/float64, torch ops elsewhere.
 
-Two back ends, chosen per call (`backend="auto"`): on CPU in float32/float64 the fused numba
-kernels of `fogcn_kernels` (edge groups by destination, s or exp computed once per group on the
-fly, hand-written backward that recomputes them); elsewhere (CUDA, other dtypes, numba not
-installed) torch ops: for `normalized` two CSR products per layer (num = A @ (H[j] ⊙ Q[k]) over
-(neighbour, slot) columns, den = D Q) with a hand-written backward, for `softmax` chunks of
-destination nodes under activation checkpointing.
+Spec: docs/focol.md#fogcn-sec-322-eq-24
 """
 
 from __future__ import annotations

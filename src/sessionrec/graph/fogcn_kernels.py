@@ -1,14 +1,9 @@
 """Fused numba kernels for FOGCN on CPU: both α variants, forward and hand-written backward.
 
-Edges j→i are grouped by destination i and, within it, by identical weight vector (Diginetica:
-2.45M edges, 1.55M groups). A group's s = Σ_k w[k] Q[k] (normalized) or logit z = Σ_k w[k] P[k]
-(softmax) and its exp are computed once per group, on the fly, never stored as E×d; backward
-recomputes them. Forward gathers h_j per edge. The normalized backward gathers ∂num_i over
-each node's *outgoing* groups (the same edges grouped by source), so it writes ∂h_j directly;
-the softmax backward scatters ∂h_j into per-worker buffers (its α depends on the destination).
-Workers take chunks of nodes from an atomic counter (item ids are not in degree order, and a
-shared machine may stall one core); gathered rows are prefetched a few edges ahead. float32
-uses a vectorised polynomial exp (relative error < 1e-7 on [-87, 0]); float64 the exact one.
+Edges j→i are grouped by destination and identical weight vector; a group's weights are
+computed once, on the fly, never stored as E×d, and the backward recomputes them.
+
+Spec: docs/focol.md#fogcn-sec-322-eq-24 (CPU kernels)
 """
 
 from __future__ import annotations

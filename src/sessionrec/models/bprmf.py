@@ -1,15 +1,9 @@
 """BPR-MF (Rendle et al., UAI 2009) with sessions as users, as in Hidasi et al. (ICLR 2016).
 
-Training follows the GRU4Rec `BPRMF` baseline: every click (s, i) of a fitting session is a
-positive pair, a negative j is drawn uniformly (never i itself; other items of s may be drawn),
-and the loss is -ln σ(<w_s, h_i> - <w_s, h_j>) with a free factor w_s per training session. A new
-session has no factor, so it is represented by the mean of its items' factors h (Hidasi et al.):
-score(i | s) = <mean_{l ∈ s} h_l, h_i>. No item bias (the paper has none; GRU4Rec's stays 0).
+A new session is the mean of its items' factors. `BPRMFTrainer` gives the shared Trainer its
+(session, item) steps and SparseAdam, and checkpoints the session factors and the sampler.
 
-Choices: mini-batches of `batch_size` clicks with SparseAdam at `lr` instead of per-click SGD;
-`weight_decay` is BPR's λ, applied (as in LearnBPR) only to the factors a sample touches.
-Its trainer (`BPRMFTrainer`) holds the session factors, which are not part of the saved model
-but are checkpointed with the negative sampler's state, so `--resume` continues exactly.
+Spec: docs/baselines-knn-mf.md#bpr-mf
 """
 
 from __future__ import annotations

@@ -1,25 +1,10 @@
 """DHCN (Xia et al., AAAI 2021): self-supervised hypergraph convolutional networks.
 
-Every training session is a hyperedge over its distinct items. The hypergraph channel
-convolves all item embeddings with D⁻¹ H W B⁻¹ Hᵀ (W = I, no transform or non-linearity)
-for L layers and averages the layers; a session's embedding is a reverse-position soft
-attention over its clicks' convolved embeddings, and scores are inner products with the
-convolved embeddings of all items. The line-graph channel treats the sessions of a batch as
-nodes joined by their Jaccard overlap, starts each from the mean raw embedding of its clicks
-and convolves with D̂⁻¹(A + I). A contrastive loss (β-weighted) tells the two channels'
-embeddings of the same session apart from a row- and column-shuffled copy.
+A hypergraph channel (each fitting session a hyperedge) and a line-graph channel over the
+batch's sessions, tied by a contrastive loss. Details follow the authors' code
+(xiaxin1998/DHCN) where the paper is silent.
 
-Details chosen where the paper is silent, following the authors' code (xiaxin1998/DHCN):
-- Hyperedges are the fitting sessions (`SessionDataset.fit_sessions`: no validation session,
-  as for every model), whole; the code uses its training
-  prefixes instead (see docs/baselines-graph.md). Items never in training keep X⁽⁰⁾/(L+1).
-- The incidence is kept as an index buffer; the normalised adjacency and its transpose are
-  rebuilt lazily as int32 CSR matrices, and the sparse products run in a custom autograd
-  function (forward A·X, backward Aᵀ·G). Evaluation reuses the convolved table until the
-  weights change or the module is put back in training mode.
-- SSL loss: −log(1e-8 + σ(pos)) − log(1e-8 + 1 − σ(neg)), summed over the batch, as the code
-  (the paper writes σ(1 − f_D) for the negative term); added to the mean cross-entropy.
-- All weights start uniform in ±1/√d; the padding row is zero and never scored (logit −∞).
+Spec: docs/baselines-graph.md#dhcn-dhcn
 """
 
 from __future__ import annotations

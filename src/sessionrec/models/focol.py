@@ -1,19 +1,11 @@
 """FOCOL (fine-grained co-occurrence graph + contrastive session representation learning).
 
-Global item embeddings come from FOGCN over the FOG built from training sessions (Sec. 3.2);
-a Transformer with reverse position embeddings encodes the session (Sec. 3.3.1, Eq. 5-10);
-CSRL contrasts each session with an augmented session of the same next item against
-sessions of other next items (Sec. 3.3.2, Eq. 11-13).
+Global item embeddings from FOGCN over the FOG of the fitting sessions (Sec. 3.2), a
+Transformer session encoder with reverse positions (Sec. 3.3.1, Eq. 5-10) and CSRL, the
+contrastive loss (Sec. 3.3.2, Eq. 11-13); the paper-vs-code choices are options.
 
-Choices (paper vs. the authors' released code; see docs/focol.md):
-- `alpha`: "normalized" (code, default) or "softmax" (paper Eq. 3).
-- `init`: "code" (PyTorch defaults, embeddings N(0, 1), P = ones) or "paper" (all N(0, 0.1)).
-- Row 0 of the item table is padding and the learnable Insert mask; it is not propagated.
-- CSRL: similarity cosine/τ (code) or dot (paper Eq. 11); one augmentation per batch (code)
-  or per sampled session; the positive is another example with the anchor's next item
-  (the anchor itself only when it is the only one); negatives are the batch's positives
-  with other next items, topped up from random examples. Corrupt adds N(0, σ²) and Dropout
-  drops item embeddings of the sampled sessions before position embeddings are added.
+Spec: docs/focol.md (choices: docs/focol.md#csrl-sec-332-eq-1113,
+docs/focol.md#hyper-parameters-and-variants)
 """
 
 from __future__ import annotations

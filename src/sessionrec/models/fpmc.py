@@ -1,16 +1,6 @@
 """FPMC (Rendle et al., WWW 2010) without the user term: a factorised first-order Markov chain.
 
-FPMC scores item i after basket B_{t-1} for user u as <v_u^{U,I}, v_i^{I,U}> +
-(1/|B_{t-1}|) Σ_{l ∈ B_{t-1}} <v_i^{I,L}, v_l^{L,I}>. Sessions are anonymous, so the session-based
-comparisons (NARM, Li et al. 2017, whose FPMC numbers SR-GNN reuses) drop the user term; they do
-not say what B_{t-1} is. Here it is the last click (`session_repr="last"`, Rendle's previous
-basket when every basket is one click); `"mean"` takes the whole prefix as the basket instead.
-
-Training: cross-entropy over all items with the shared Trainer (`loss="ce"`, default; converges
-faster than sampling and matches the other models), or the paper's S-BPR pairwise loss with one
-uniformly sampled negative per example (`loss="bpr"`, negatives never equal the target, other
-items of the session may be drawn). Embedding size and initialisation are tuned in the paper;
-the defaults below are choices.
+Spec: docs/baselines-knn-mf.md#fpmc
 """
 
 from __future__ import annotations

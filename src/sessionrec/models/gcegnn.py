@@ -1,25 +1,10 @@
 """GCE-GNN (Wang et al., SIGIR 2020): global-context enhanced graph neural networks.
 
-Session-level item vectors come from attention over the session graph with four edge types
-(in, out, in-out, self); global-level vectors from session-aware attention over each item's
-neighbours in a global graph of ε-neighbourhood co-occurrences in the training sessions. The
-two are sum-pooled (dropout on the global part) and read out with reverse-position soft
-attention; scores are inner products with the item embeddings over all items.
+Session-level attention over each session's graph plus session-aware attention over a global
+ε-neighbourhood graph of the fitting sessions, sum-pooled and read out by position-aware
+attention. Details follow the authors' code (CCIIPLab/GCE-GNN) where the paper is silent.
 
-Details chosen where the paper is silent, following the authors' code (CCIIPLab/GCE-GNN):
-- Global graph from the fitting sessions only (`SessionDataset.fit_sessions`: no validation
-  session, as for every model): every pair at distance 1..ε in a session
-  counts once in each direction (an item repeated within ε gets a self-loop count); weights
-  are raw counts; each item keeps its `num_neighbors` heaviest neighbours, ties broken by
-  first occurrence (the code's stable sort). Items with fewer neighbours are padded and the
-  padding is masked out of the attention (the code instead repeats neighbours at random).
-- The session graph and the global aggregation run over the session's distinct items (as
-  the code does); an edge seen in both directions is "in-out" for both endpoints (the
-  code's labelling is asymmetric there, see docs/baselines-graph.md).
-- The session vector s (Eq. 2) is the mean raw embedding over clicks (with repeats).
-- The readout keeps the paper's bias b3 in Eq. 11 (the code has none); positions beyond
-  `max_position` share the last embedding.
-- All weights start uniform in ±1/√d; the padding row is zero and never scored (logit −∞).
+Spec: docs/baselines-graph.md#gce-gnn-gcegnn
 """
 
 from __future__ import annotations

@@ -1,51 +1,10 @@
 """GRU4Rec (Hidasi et al., ICLR 2016; Hidasi & Karatzoglou, CIKM 2018), trained as published.
 
-"Session-based Recommendations with Recurrent Neural Networks" and "Recurrent Neural Networks
-with Top-k Gains for Session-based Recommendations". This is the original algorithm, not the
-"improved RNN" (Tan et al. 2016: full-softmax cross-entropy over every prefix) that other
-libraries ship under this name. Details follow the authors' code (hidasib/GRU4Rec, the Theano
-version of the 2018 paper; hidasib/GRU4Rec_PyTorch_Official) where the papers are silent:
+The original algorithm, not the "improved RNN" other libraries ship under this name:
+session-parallel mini-batches, sampled negatives, BPR-max / TOP1-max / cross-entropy, Adagrad.
+`GRU4RecTrainer` gives the shared Trainer these steps and checkpoints the slots' hidden state.
 
-- Session-parallel mini-batches: sessions in time order fill `batch_size` slots; each step feeds
-  every slot's current click and predicts its next one; the hidden state is carried to the
-  next step (detached: back-propagation covers one step, as in the code) and set to zero when
-  a slot starts a new session. When no sessions are left, finished slots are dropped (the
-  batch shrinks); training stops below 2 slots when there are no extra samples.
-- Negatives: the other slots' targets (mini-batch sampling) plus `n_sample` items drawn from
-  support^`sample_alpha` (0 = uniform, 1 = popularity), shared by the whole mini-batch.
-  Scores are (b, b + n_sample) with each row's target on the diagonal; an item that is both a
-  target and a negative stays a negative, as in the code.
-- Losses (per row, summed and divided by `batch_size`, as in the code): cross-entropy over the
-  b + n_sample columns (log-softmax, no 1e-24), BPR-max (log-sum-exp form, plus `bpreg` times the
-  softmax-weighted squared scores) and TOP1-max, both with softmax over the negatives only.
-  `final_act` (linear, elu with `elu_alpha`, tanh) is applied before the two ranking losses;
-  cross-entropy uses the raw scores.
-- GRU as in the paper/code: ĥ = tanh(W x + U(r ⊙ h)), h' = (1 - z) h + z ĥ, one bias per gate.
-  Input: `embedding=0` feeds the item as one-hot (the first layer's input weights are an item
-  table), `embedding>0` a separate embedding, `constrained_embedding` the output table Wy.
-  Output scores Wy h + By. Dropout on the input embedding and on each layer's output, whose
-  dropped-out value is also the carried state (as in the code).
-- Init U(±√(6/(fan_in + fan_out))) per weight block, zero biases; Adagrad (ε = 1e-6 inside the
-  square root) with optional momentum on the scaled step, updating only the rows of item
-  tables that a step touched (sparse gradients), as the code's optimizer does.
-
-Defaults are the 2018 code's (gru4rec.py signature): bpr-max, one layer of 100, batch 32,
-Adagrad lr 0.1, momentum 0, 2048 extra samples with alpha 0.75, bpreg 1, no dropout, one-hot
-input, linear final activation, 10 epochs. The paper's best RSC15 setting (examples/rsc15) is
-`final_act=elu elu_alpha=0.5 learning_rate=0.2 momentum=0.3 sample_alpha=0`. On Diginetica
-and RetailRocket the authors' tuned parameter files apply (`dataset_presets`; `sessionrec
-models show gru4rec`); their YooChoose file needs logQ correction, which is not built.
-
-Our choices: the optimiser's `learning_rate`, `momentum` and `batch_size` are hyper-parameters
-here (the batch size sets the number of in-batch negatives, i.e. the loss), so `TrainConfig`'s
-`lr`, `batch_size` and `weight_decay` are not used; `epochs`, `seed`, `device`, `patience`,
-`metric`, `max_minutes`, `checkpoint_seconds`, `num_threads`, the evaluation settings and
-`lr_decay` (which scales `learning_rate`) are. `GRU4RecTrainer` gives the shared loop these
-steps and Adagrad, and checkpoints the slots' hidden state; it trains in one process only.
-Training uses the sessions whose every prefix is in `dataset.train` (the session that the
-validation cut splits is left out: none of its clicks leak into training). Scoring a prefix
-runs the GRU from a zero state over it (what the session-parallel state would be at that
-point); `max_len` only truncates evaluation inputs.
+Spec: docs/baselines-neural.md#gru4rec--hidasi-et-al-iclr-2016-hidasi--karatzoglou-cikm-2018
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """Item-kNN (the item-to-item baseline of Hidasi et al., ICLR 2016): neighbours of the last click.
 
-sim(i, j) = c_ij / ((supp_i + λ)^α (supp_j + λ)^(1-α)), with c_ij the co-occurrences of i and j
-in training sessions and supp_i the support of i. The paper describes c_ij as the number of
-sessions holding both items and supp_i as the number of sessions holding i (cosine of binary
-session vectors, regularised by λ), which is the default here; `count_clicks=True` instead
-counts clicks as the GRU4Rec/session-rec reference code does (c_ij = Σ_s n_s(i)·n_s(j),
-supp_i = clicks on i). Defaults are the reference code's: λ = 20, α = 0.5 (cosine), the 100
-most similar items kept per item, an item is not its own neighbour, and items outside the last
-click's neighbour list score 0. Neighbours come from the sessions of the fitting split only
-(`fit_sessions`), so validation measures what the test measures.
+Regularised cosine over training sessions, the top-M neighbours of every item kept as (N+1, M)
+index and value tensors, never a dense N x N matrix.
 
-The model is stored as the top-M neighbours of every item (index and value tensors, (N+1, M)),
-never as a dense N x N matrix.
+Spec: docs/baselines-knn-mf.md#item-knn
 """
 
 from __future__ import annotations

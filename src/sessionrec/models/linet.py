@@ -1,30 +1,11 @@
 """LINet (Chen & Wong, "Session-based Recommendation with Local Invariance", ICDM 2019).
 
-A local encoder turns each click into a group feature x'_i = Σ_j w_ij x_j, with
-w_ij ∝ α_ij · f_i(|i − j|) (Eq. 2–7): α is additive self-attention and f_i a zero-mean
-Gaussian whose variance grows with how similar x_i is to its neighbours. A GRU with
-attention over its states encodes the group features (Eq. 8–10); the predictor scores items
-with v_iᵀ g([c_h ; x_t]) (Eq. 11–12). No public code exists; the paper is the spec.
+A local encoder of Gaussian-weighted self-attention groups (Eq. 2–7), a GRU with attention
+over its states (Eq. 8–10) and a linear predictor (Eq. 11–12). No public code exists; the
+paper is the spec, and the choices it leaves open are ours. The ablations of Table II are
+registered models of their own.
 
-Choices the paper leaves open (all documented in docs/linet.md):
-- w_ij = softmax_j(e_ij − |i−j|² / 2σ_i²) over the real clicks j: Eq. 3–4 exactly, since the
-  softmax denominator of α_ij and the 1/√(2πσ_i²) of f_i do not depend on j. j ranges over the
-  whole input (Eq. 2), no window. Padded rows i get w = 0 (so x'_i = 0 there).
-- σ_i² averages the cosine over the neighbours that exist (0 < |i−l| ≤ m, real clicks): at
-  the ends fewer than 2m are averaged, not divided by 2m; a click without neighbours has
-  average 0. Validity: σ_i² = max(k·s̄_i, min_variance) (Eq. 7 with a floor, the default), or
-  softplus(k·s̄_i) + min_variance with `variance="softplus"`, so negative similarity gives a
-  narrow Gaussian, never a non-positive variance.
-- k > 0 (positive correlation, Sec. II-C) is learned as softplus(ρ), initialised at `k_init`;
-  `learn_k=False` keeps it fixed. m = 2 (paper: 1–3).
-- d = GRU size = attention size = 100, g = one linear map (no bias) as NARM's decoder,
-  dropout 0.25 on embeddings and 0.5 on c (NARM's values), embeddings N(0, 0.1²) (PyTorch's
-  N(0, 1) trained much worse); the paper gives none of these.
-- The global attention is the shared AttentionReadout: vᵀ tanh(W_k h_i + W_q h_t + b), i.e.
-  Eq. 9 plus a bias; masked softmax (Eq. 10). The cosine gradient flows into the embeddings.
-- Ablations (Table II) are their own registered models: linet-no-le, linet-no-ge (mean of the
-  group features instead of the GRU), linet-no-aw (w ∝ f_i, still normalised by Eq. 4),
-  linet-no-gw (w = α).
+Spec: docs/linet.md#choices-the-paper-leaves-open
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""NARM (Li et al., CIKM 2017): a GRU encoder with a global and an attentive local summary."""
+"""NARM (Li et al., CIKM 2017): a GRU encoder with a global and an attentive local summary.
+
+Spec: docs/baselines-neural.md#narm--li-et-al-cikm-2017
+"""
 
 from __future__ import annotations
 

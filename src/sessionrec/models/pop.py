@@ -1,4 +1,7 @@
-"""Popularity: every session gets the items most often clicked next in training."""
+"""Popularity: every session gets the items most often clicked next in training.
+
+Spec: docs/baselines-knn-mf.md#popularity
+"""
 
 from __future__ import annotations
 

@@ -1,28 +1,10 @@
 """RepeatNet (Ren et al., AAAI 2019): a repeat-explore mixture over a GRU session encoder.
 
-"RepeatNet: A Repeat Aware Neural Recommendation Machine for Session-based Recommendation".
-Details checked against the authors' Chainer code (PengjieRen/RepeatNet) where the paper is
-silent:
+"RepeatNet: A Repeat Aware Neural Recommendation Machine for Session-based Recommendation",
+checked against the authors' Chainer code. `forward` returns log P(i), exact because the
+repeat and explore distributions have disjoint supports.
 
-- Encoder: a unidirectional GRU over item embeddings; h_t is its last state (Eq. 2). Dropout
-  0.5 on the embeddings, on h_t and on the states h_τ (independent masks), as in the code
-  (the paper does not say).
-- Attention (all three): e_τ = vᵀ tanh(W h_t + U h_τ), softmax over the session positions.
-- Repeat-explore selector: c^re = Σ α^c_τ h_τ, [P(r), P(e)] = softmax(W^re c^re) (Eqs. 3-4).
-- Repeat decoder: P(i|r) = Σ_{τ: x_τ = i} α^r_τ (Eq. 6): the attention weights are added onto
-  item ids with `scatter_add` (relative to the row's largest weight, so nothing underflows to
-  log 0), never through a dense (B×T×N) one-hot map; an item clicked twice gets both weights.
-- Explore decoder: c^e = Σ α^e_τ h_τ, P(i|e) = softmax(W^e [h_t ; c^e] + f), f_i = -∞ for items
-  in the session (Eqs. 7-9); padding id 0 is excluded as well.
-- Mixture P(i) = P(r) P(i|r) + P(e) P(i|e) (Eq. 1). The two distributions have disjoint
-  support (repeat: items in the session; explore: all others), so log P(i) is exactly
-  log P(r) + log P(i|r) or log P(e) + log P(i|e): no log(0) or log(p + ε) anywhere.
-- `forward` returns log P(i) (column 0 is -∞), so ranking by it ranks by probability. The loss
-  is -log P(target) (Eq. 11), computed for the targets alone: a log-sum-exp of α^r over the
-  target's positions, or the explore logit minus its log-normaliser; no (B, N) mixture. The
-  optional mode loss of "joint training" is off, as in the authors' training script.
-
-Training settings: the code's, in `train_defaults` (`sessionrec models show repeatnet`).
+Spec: docs/baselines-neural.md#repeatnet--ren-et-al-aaai-2019
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
 """Session-kNN baselines: SKNN and V-SKNN (Ludewig & Jannach 2018), STAN (Garg et al. 2019).
 
-All three score a batch of sessions the same way, with sparse matrix products and no loop over
-sessions: (1) the candidate neighbours of a session are the training sessions sharing at least
-one of its items (incidence matrix product), of which the `sample_size` most recent are kept
-(0 = all); (2) each candidate gets a similarity; (3) the k most similar become neighbours;
-(4) every item of a neighbour scores that neighbour's weight. The variants differ only in the
-weights, which each subclass states in its docstring.
+All three score a batch with sparse matrix products and no loop over sessions (candidates,
+similarities, the k nearest, votes); the variants differ only in the weights, which each
+subclass states in its docstring.
 
-Choices the papers leave open, shared by the three:
-- Neighbours come from the sessions of the fitting split only (`fit_sessions`: validation
-  sessions are left out so validation measures what the test measures).
-- Training sessions are in time order, so the session index is the time: "most recent" means
-  the largest index, and a test (or validation) session is at time S, just after the last of
-  the S fitting sessions.
-- A session is a set of distinct items; an item repeated in a session takes the position of
-  its last click (as in the session-rec reference code). Items of the current session are
-  scored like any other (session-rec: remind=True).
-- Neighbours with similarity 0 are dropped; equal similarities go to the more recent session.
-  Items in no neighbour score 0 (ties, resolved by the evaluator's tie policy).
+Spec: docs/baselines-knn-mf.md#session-knn-sknn-v-sknn-stan
 """
 
 from __future__ import annotations

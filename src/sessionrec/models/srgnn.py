@@ -1,25 +1,9 @@
 """SR-GNN (Wu et al., AAAI 2019): a gated GNN over each session's item graph.
 
-"Session-based Recommendation with Graph Neural Networks". Details checked against the
-authors' PyTorch code (CRIPAC-DIG/SR-GNN, `pytorch_code/`) where the paper is silent:
+"Session-based Recommendation with Graph Neural Networks", checked against the authors'
+PyTorch code. `session_graphs` builds a whole batch's graphs with tensor ops.
 
-- The session graph has one node per distinct item, ordered by item id (as `np.unique` in the
-  authors' code). An edge u→v exists when v follows u somewhere in the session; repeated
-  transitions count once (binary, as in the code; the paper's text speaks of occurrence
-  counts). A_in[v, u] = 1/indeg(v) and A_out[u, v] = 1/outdeg(u) for each edge u→v, with
-  degrees of 0 treated as 1. Unlike the authors' code, the padding id is not a node (it has
-  no edges there and is never read out, so the scores are the same).
-- Graphs for a whole batch are built with tensor ops only (`session_graphs`): per-row unique
-  items via `torch.unique` on row-offset keys, an index_put of the edges into a (B, M, M)
-  matrix, then degree normalisation. No NumPy, no loop over sessions.
-- GGNN cell: a = [A_in (W_in V + b_in) + b_iah ; A_out (W_out V + b_out) + b_oah] (Eq. 1)
-  followed by a GRU cell (Eqs. 2-5) in PyTorch's form r ⊙ (U v + b), as in the code.
-- Readout over the session *positions* (a repeated item counts once per click, as in the
-  code): α_i = qᵀσ(W1 v_n + W2 v_i + c), unnormalised (Eq. 6); s_h = W3 [s_l ; s_g] (Eq. 7);
-  scores ŷ_i = s_hᵀ v_i over all items (Eq. 8); `nonhybrid` uses s_g alone.
-- Initialisation U(-1/√d, 1/√d) for every parameter (the code; the paper says N(0, 0.1)).
-
-Training settings: the code's, in `train_defaults` (`sessionrec models show srgnn`).
+Spec: docs/baselines-neural.md#srgnn--wu-et-al-aaai-2019
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""STAMP (Liu et al., KDD 2018): short-term attention/memory priority over item embeddings."""
+"""STAMP (Liu et al., KDD 2018): short-term attention/memory priority over item embeddings.
+
+Spec: docs/baselines-neural.md#stamp--liu-et-al-kdd-2018
+"""
 
 from __future__ import annotations
 

@@ -1,21 +1,12 @@
 """The `Trainer`: the one training loop, with hooks for models that train differently.
 
-`fit` runs epochs (resume, time budget, early stopping); `train_epoch` runs the steps of one
-epoch and does the bookkeeping every step shares (loss, progress, log, checkpoints, budget);
-`end_epoch` validates, keeps the best weights, logs and checkpoints. What a model may change
-is in four hooks, as RecBole lets unusual models subclass its trainer and nanoGPT lets the
-model choose its optimiser: `setup` (the optimiser and anything built once from the data),
-`train_steps` (the steps of an epoch), and `extra_state` / `load_extra_state` (what the
-checkpoint must hold besides weights, optimiser and RNG). GRU4Rec's session-parallel loop and
-BPR-MF's session factors are such subclasses; a model names its trainer in `trainer_class`.
+`fit` runs epochs (resume, time budget, early stopping), `train_epoch` the steps of one epoch,
+`end_epoch` validation, best weights, log and checkpoint. A model that trains differently
+subclasses it through `setup`, `train_steps` and `extra_state` / `load_extra_state`, and
+names the subclass in `trainer_class`.
 
-Each epoch's batch order depends only on (seed, epoch), and the checkpoint stores the
-optimiser, the torch RNG and the position inside the epoch, so a run that is killed and
-resumed ends with the same weights as one that never stopped.
-
-Under torchrun (see docs/distributed.md) each of W ranks takes one batch of every W
-consecutive batches of that order, gradients are averaged by DistributedDataParallel with
-each rank weighted by its share of the step's examples, and only rank 0 writes the run.
+Spec: docs/design.md#training
+Under torchrun: docs/distributed.md#what-is-sharded-and-what-is-replicated
 """
 
 from __future__ import annotations
