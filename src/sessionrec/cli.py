@@ -360,11 +360,11 @@ def train(
         train_config,
         unused_setting_error,
     )
+    from sessionrec.rundir import read_config
     from sessionrec.training.distributed import env_world
     from sessionrec.training.run import (
         PROTOCOLS,
         prepare_resume,
-        read_run_config,
         train_and_evaluate,
         train_paper_protocol,
     )
@@ -382,7 +382,7 @@ def train(
         if epochs is not None:
             extend["epochs"] = str(epochs)
         recommender, data, config = prepare_resume(run_dir, model, extend)
-        saved = read_run_config(run_dir)
+        saved = read_config(run_dir)
         protocol = saved.get("protocol", "full")
         valid_fraction = saved.get("select_valid_fraction", valid_fraction)
         say(f"resuming {run_dir}")
@@ -528,12 +528,11 @@ def update(
     from sessionrec.data.event_log import EventColumns, load_events
     from sessionrec.models import get
     from sessionrec.models.base import not_online
-    from sessionrec.rundir import SESSIONS_LOG_FILE
+    from sessionrec.rundir import SESSIONS_LOG_FILE, read_config
     from sessionrec.serving.live import SessionLog, to_sessions
     from sessionrec.serving.vocab import load_vocabulary
-    from sessionrec.training.run import read_run_config
 
-    config = read_run_config(run_dir)
+    config = read_config(run_dir)
     if not get(config["model"]).learns_online:
         raise not_online(config["model"])
     columns = EventColumns(session_column, item_column, time_column, time_format)
