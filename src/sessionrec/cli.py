@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sessionrec.errors import ConfigError, RunError, SessionrecError
+from sessionrec.errors import ConfigError, SessionrecError
 
 app = typer.Typer(
     add_completion=False,
@@ -454,24 +454,16 @@ def evaluate_cmd(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate a saved run again on its test set and compare with its recorded metrics."""
-    import json
-
     from sessionrec.progress import shown
-    from sessionrec.rundir import METRICS_FILE
+    from sessionrec.rundir import METRICS_FILE, read_metrics
     from sessionrec.training.run import evaluate_run
 
     with shown(progress):
         test = evaluate_run(run_dir)["test"]
     rows = {"now": test}
-    recorded_path = run_dir / METRICS_FILE
-    if recorded_path.exists():
-        try:
-            recorded = json.loads(recorded_path.read_text())
-            recorded_test = recorded.get("test")  # absent when tuning skipped the test split
-        except (ValueError, AttributeError) as e:
-            raise RunError(f"{recorded_path}: corrupted ({type(e).__name__}: {e})") from None
-        if recorded_test is not None and not isinstance(recorded_test, dict):
-            raise RunError(f"{recorded_path}: corrupted ('test' is not an object)")
+    if (run_dir / METRICS_FILE).exists():
+        # no test metrics when tuning skipped the test split
+        recorded_test = read_metrics(run_dir, required=()).get("test")
         if recorded_test is not None:
             rows = {"recorded": recorded_test, "now": test}
     out.print(metrics_table(f"{run_dir} (test, %)", rows))
