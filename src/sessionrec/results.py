@@ -168,7 +168,7 @@ def load(registry: Path = REGISTRY_DIR) -> list[dict[str, Any]]:
     """Every entry, checked, in file-name order."""
     entries = []
     for path in sorted(registry.glob("*.json")):
-        entry = read_json_object(path) or {}  # one removed since the listing: missing keys
+        entry = read_json_object(path) or {}  # {} when it vanished since the listing
         missing = [k for k in REQUIRED if k not in entry]
         if missing:
             raise RunError(f"{path}: missing key '{missing[0]}'")
