@@ -87,6 +87,8 @@ LOWER_LAYERS = {
     "sessionrec.evaluation": ("models", "training", "serving", "reproduce", "cli", "commands"),
     "sessionrec.training.trainer": ("models", "serving", "reproduce", "cli", "commands"),
     "sessionrec.models": ("serving", "reproduce", "cli", "commands", "training.run"),
+    # Serving reads a run through rundir and models.registry.load_run, never training/.
+    "sessionrec.serving": ("training", "reproduce", "cli", "commands"),
 }
 
 
@@ -102,3 +104,8 @@ def test_data_flows_one_way(layer):
         if target.startswith(forbidden)
     }
     assert not bad, sorted(bad)
+
+
+def test_the_run_directory_module_stands_alone():
+    """rundir.py is read by every layer, so it imports none of them (torch only for checkpoints)."""
+    assert import_graph()["sessionrec.rundir"] <= {"sessionrec.errors", "sessionrec.io"}

@@ -10,8 +10,9 @@ from sessionrec.data.sessions import Sessions
 from sessionrec.data.sources import load_dataset
 from sessionrec.errors import ConfigError
 from sessionrec.models import create
+from sessionrec.models.registry import load_run
 from sessionrec.training.config import TrainConfig
-from sessionrec.training.run import load_run, train_and_evaluate
+from sessionrec.training.run import train_and_evaluate
 from sessionrec.training.warm_start import warm_start
 
 N, NEW = 300, 20

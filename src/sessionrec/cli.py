@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sessionrec.errors import ConfigError, RunError, SessionrecError
+from sessionrec.errors import ConfigError, SessionrecError
 
 app = typer.Typer(
     add_completion=False,
@@ -360,11 +360,11 @@ def train(
         train_config,
         unused_setting_error,
     )
+    from sessionrec.rundir import read_config
     from sessionrec.training.distributed import env_world
     from sessionrec.training.run import (
         PROTOCOLS,
         prepare_resume,
-        read_run_config,
         train_and_evaluate,
         train_paper_protocol,
     )
@@ -382,7 +382,7 @@ def train(
         if epochs is not None:
             extend["epochs"] = str(epochs)
         recommender, data, config = prepare_resume(run_dir, model, extend)
-        saved = read_run_config(run_dir)
+        saved = read_config(run_dir)
         protocol = saved.get("protocol", "full")
         valid_fraction = saved.get("select_valid_fraction", valid_fraction)
         say(f"resuming {run_dir}")
@@ -454,24 +454,16 @@ def evaluate_cmd(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate a saved run again on its test set and compare with its recorded metrics."""
-    import json
-
     from sessionrec.progress import shown
-    from sessionrec.rundir import METRICS_FILE
+    from sessionrec.rundir import METRICS_FILE, read_metrics
     from sessionrec.training.run import evaluate_run
 
     with shown(progress):
         test = evaluate_run(run_dir)["test"]
     rows = {"now": test}
-    recorded_path = run_dir / METRICS_FILE
-    if recorded_path.exists():
-        try:
-            recorded = json.loads(recorded_path.read_text())
-            recorded_test = recorded.get("test")  # absent when tuning skipped the test split
-        except (ValueError, AttributeError) as e:
-            raise RunError(f"{recorded_path}: corrupted ({type(e).__name__}: {e})") from None
-        if recorded_test is not None and not isinstance(recorded_test, dict):
-            raise RunError(f"{recorded_path}: corrupted ('test' is not an object)")
+    if (run_dir / METRICS_FILE).exists():
+        # no test metrics when tuning skipped the test split
+        recorded_test = read_metrics(run_dir, required=()).get("test")
         if recorded_test is not None:
             rows = {"recorded": recorded_test, "now": test}
     out.print(metrics_table(f"{run_dir} (test, %)", rows))
@@ -528,12 +520,11 @@ def update(
     from sessionrec.data.event_log import EventColumns, load_events
     from sessionrec.models import get
     from sessionrec.models.base import not_online
-    from sessionrec.rundir import SESSIONS_LOG_FILE
+    from sessionrec.rundir import SESSIONS_LOG_FILE, read_config
     from sessionrec.serving.live import SessionLog, to_sessions
     from sessionrec.serving.vocab import load_vocabulary
-    from sessionrec.training.run import read_run_config
 
-    config = read_run_config(run_dir)
+    config = read_config(run_dir)
     if not get(config["model"]).learns_online:
         raise not_online(config["model"])
     columns = EventColumns(session_column, item_column, time_column, time_format)

@@ -19,7 +19,14 @@ from typing import Any
 
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.io import atomic_write_json
-from sessionrec.rundir import CONFIG_FILE, LOG_FILE, METRICS_FILE, REFIT_DIR, SELECT_DIR
+from sessionrec.rundir import (
+    LOG_FILE,
+    REFIT_DIR,
+    SELECT_DIR,
+    read_config,
+    read_json_object,
+    read_metrics,
+)
 
 REGISTRY_DIR = Path("results/registry")
 RESULTS_DOC = Path("docs/results.md")
@@ -30,18 +37,6 @@ PROTOCOL = re.compile(r"^[a-z][a-z0-9-]*$")
 # models it lists, LINet's tables for the others and LINet's ablations).
 PAPER_TABLES = ("focol-table2", "linet-table1", "linet-table2", "focol-table3", "focol-table4")
 METRICS = ("hr@20", "mrr@20", "hr@10", "mrr@10")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing") from None
-    except (OSError, ValueError) as e:
-        raise RunError(f"{path}: unreadable ({e})") from None
-    if not isinstance(value, dict):
-        raise RunError(f"{path}: expected a JSON object")
-    return value
 
 
 def _epochs(run_dir: Path) -> list[dict[str, Any]]:
@@ -87,10 +82,7 @@ def entry_from_run(
     """A registry entry for a finished run directory (`command` for runs that lack one)."""
     if not PROTOCOL.match(protocol):
         raise ConfigError(f"protocol must be full, paper, reduced or a recipe name: {protocol!r}")
-    config = _read_json(run_dir / CONFIG_FILE)
-    metrics = _read_json(run_dir / METRICS_FILE)
-    if "test" not in metrics or "valid" not in metrics:
-        raise RunError(f"{run_dir}/metrics.json: no test and validation metrics (not finished?)")
+    config, metrics = read_config(run_dir), read_metrics(run_dir)
     selection = run_dir / SELECT_DIR  # a paper-protocol run: the curve is the selection run's
     epochs = _epochs(selection if (selection / LOG_FILE).exists() else run_dir)
     origin = config.get("provenance", {})
@@ -176,7 +168,7 @@ def load(registry: Path = REGISTRY_DIR) -> list[dict[str, Any]]:
     """Every entry, checked, in file-name order."""
     entries = []
     for path in sorted(registry.glob("*.json")):
-        entry = _read_json(path)
+        entry = read_json_object(path) or {}  # {} when it vanished since the listing
         missing = [k for k in REQUIRED if k not in entry]
         if missing:
             raise RunError(f"{path}: missing key '{missing[0]}'")

@@ -1,8 +1,19 @@
-"""The run directory's files: one home for their names.
+"""The run directory: its file names, and the one reader of each file others read back.
 
-Training writes them (`training/run.py`, `training/trainer.py`, `models/base.py`); results,
-serving, reproduce and the analyses read them. Every module names a file through these.
+Training writes a run directory (`training/run.py`, `training/trainer.py`, `models/base.py`);
+results, serving, reproduce and the analyses read it through `read_config`, `read_metrics` and
+`load_checkpoint`, so each file has one error policy: anything missing or malformed is one
+`RunError` naming the file. The model itself is loaded by `models.registry.load_run`.
 """
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sessionrec.errors import RunError
+from sessionrec.io import atomic_write_json
 
 CONFIG_FILE = "config.json"  # model, hyper-parameters, dataset, training settings, provenance
 METRICS_FILE = "metrics.json"  # validation and test metrics, best epoch, times
@@ -14,3 +25,99 @@ PER_CASE_FILE = "per_case.npz"  # per-test-case metrics (reproduce, significance
 KEY_FILE = "reproduce.json"  # the reproduce job a cached run belongs to
 SESSIONS_LOG_FILE = "sessions.jsonl"  # sessions ingested live (serving/live.py)
 SELECT_DIR, REFIT_DIR = "select", "refit"  # the paper protocol's two phases
+
+# The fields every config.json has, with their types (bool is refused where int is wanted).
+CONFIG_FIELDS: dict[str, type] = {
+    "model": str,
+    "num_items": int,
+    "params": dict,
+    "dataset": dict,
+    "train": dict,
+}
+SPLITS = ("valid", "test")  # the metrics.json sections that hold a split's metrics
+
+
+def read_json_object(path: str | Path) -> dict[str, Any] | None:
+    """The JSON object in `path`, None when there is no such file; a RunError naming the file
+    when it cannot be read, is not JSON or holds something other than an object."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path}: corrupted ({e})") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """The checked `config.json` of a run directory; anything missing or malformed is one
+    RunError naming the file (the fields every reader relies on are checked here, once)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"{run_dir}: not a run directory (it is a file)")
+    path = run_dir / CONFIG_FILE
+    config = read_json_object(path)
+    if config is None:
+        raise RunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
+    for name, kind in CONFIG_FIELDS.items():
+        if name not in config:
+            raise RunError(f"{path}: missing field '{name}'")
+        value = config[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise RunError(f"{path}: field '{name}' must be {kind.__name__}, got {value!r}")
+    return config
+
+
+def read_metrics(run_dir: str | Path, required: tuple[str, ...] = SPLITS) -> dict[str, Any]:
+    """The `metrics.json` of a finished run, with the metrics of each split in `required`.
+
+    No file is a RunError saying the run has not finished (training removes it when it starts
+    and writes it last); a malformed one, or one without a required split, names the file.
+    """
+    path = Path(run_dir) / METRICS_FILE
+    metrics = read_json_object(path)
+    if metrics is None:
+        raise RunError(f"{path}: missing (the run has not finished)")
+    for split in SPLITS:
+        if split in metrics and not isinstance(metrics[split], dict):
+            raise RunError(f"{path}: corrupted ('{split}' is not an object)")
+    for split in required:
+        if split not in metrics:
+            raise RunError(f"{path}: no {split} metrics (not finished?)")
+    return metrics
+
+
+def record_train_settings(
+    run_dir: str | Path, settings: dict[str, Any], resume: dict[str, Any] | None = None
+) -> None:
+    """Write the training settings a run now runs with into its config.json's `train`.
+
+    With `resume` (a resume's command and commit) the entry also goes into `resumes`, with the
+    settings this resume changed. The one writer of `train` once a run has started.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    config = read_json_object(path)
+    if config is None:
+        raise RunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
+    now = json.loads(json.dumps(settings))  # tuples as JSON lists
+    if resume is not None:
+        before = config.get("train", {})
+        changed = {k: [before.get(k), v] for k, v in now.items() if before.get(k) != v}
+        config["resumes"] = [*config.get("resumes", []), {**resume, "changed": changed}]
+    config["train"] = now
+    atomic_write_json(path, config)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a trainer checkpoint with `weights_only=True` (plain tensors and containers only)."""
+    import torch  # here, so reading a run's JSON files does not load torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RunError(f"{path.parent}: no checkpoint to resume from") from None
+    except Exception as e:
+        raise RunError(f"{path}: corrupted or unsafe checkpoint ({type(e).__name__})") from None

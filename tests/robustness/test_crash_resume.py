@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from sessionrec.cli import main
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.training.trainer import load_checkpoint
+from sessionrec.rundir import load_checkpoint
 
 SEED = int(os.environ.get("SESSIONREC_CRASH_SEED", "2024"))
 ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")

@@ -212,12 +212,13 @@ def local_invariance(
     """Pairs per θ and each run's share of pairs predicted correctly in both cases."""
     from sessionrec.data.sources import reload_dataset
     from sessionrec.models.params import build_params
+    from sessionrec.models.registry import load_run
+    from sessionrec.rundir import read_config
     from sessionrec.training.config import TrainConfig
-    from sessionrec.training.run import load_run, read_run_config
 
     if not run_dirs:
         raise ConfigError("give at least one run directory")
-    configs = [read_run_config(r) for r in run_dirs]
+    configs = [read_config(r) for r in run_dirs]
     source = configs[0]["dataset"]
     for r, c in zip(run_dirs, configs, strict=True):
         if c["dataset"] != source:

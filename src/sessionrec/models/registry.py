@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,7 +12,8 @@ from sessionrec.errors import ConfigError
 from sessionrec.models.base import REGISTRY as _REGISTRY
 from sessionrec.models.base import Recommender
 from sessionrec.models.params import build_params
-from sessionrec.training.config import TrainConfig
+from sessionrec.rundir import read_config
+from sessionrec.training.config import TrainConfig, resolve_device
 
 
 def register(cls: type[Recommender]) -> type[Recommender]:
@@ -53,6 +55,13 @@ def create(name: str, num_items: int, seed: int | None = 0, **hparams: Any) -> R
         raise ConfigError(
             f"cannot build a '{name}' model with {num_items:,} items and {given} ({reason})"
         ) from None
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[Recommender, dict[str, Any]]:
+    """The trained model of a run directory (on `device`: auto | cpu | cuda) and its checked
+    config.json: what `create` built, with the weights it learned."""
+    config = read_config(run_dir)
+    return Recommender.load(run_dir, resolve_device(device)), config
 
 
 def split_settings(

@@ -34,6 +34,9 @@ from sessionrec.rundir import (
     LOG_FILE,
     METRICS_FILE,
     PER_CASE_FILE,
+    read_config,
+    read_json_object,
+    read_metrics,
 )
 from sessionrec.training.config import TrainConfig
 
@@ -125,12 +128,11 @@ def make_job(
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from `path`, or None when missing or unreadable."""
+    """A JSON object from `path`, or None when missing or unreadable (the job trains again)."""
     try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return read_json_object(path)
+    except RunError:
         return None
-    return value if isinstance(value, dict) else None
 
 
 def epoch_summary(run_dir: Path) -> dict[str, Any]:
@@ -186,19 +188,24 @@ class Runner:
     def finished(self, job: Job) -> dict[str, Any] | None:
         """The recorded metrics of a finished run of `job` (None when it must be trained)."""
         run_dir = self.run_dir(job)
-        marker, metrics = read_json(run_dir / KEY_FILE), read_json(run_dir / METRICS_FILE)
+        marker = read_json(run_dir / KEY_FILE)
         if self.rerun or marker is None or marker.get("key") != job.key():
             return None
-        if metrics is None or "valid" not in metrics or self._budget_extended(job):
+        try:
+            metrics = read_metrics(run_dir, required=("valid",))
+        except RunError:  # not finished, or unreadable: trained (or resumed) again
             return None
-        return metrics
+        return None if self._budget_extended(job) else metrics
 
     def _budget_extended(self, job: Job) -> bool:
         """A run its time budget cut, asked for again with more time: resumed, not reused."""
         run_dir = self.run_dir(job)
         if not epoch_summary(run_dir).get("out_of_budget"):
             return False
-        recorded = (read_json(run_dir / CONFIG_FILE) or {}).get("train", {}).get("max_minutes")
+        try:
+            recorded = read_config(run_dir)["train"].get("max_minutes")
+        except RunError:
+            return False
         wanted = job.train.get("max_minutes")
         return recorded is not None and (wanted is None or wanted > recorded)
 

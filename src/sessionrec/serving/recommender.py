@@ -9,7 +9,6 @@ service and the load benchmark all answer through this class.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from sessionrec.data.batching import Batch
-from sessionrec.errors import ConfigError, RunError
+from sessionrec.errors import ConfigError
 from sessionrec.models.base import NeuralRecommender, Recommender, not_online
 from sessionrec.models.params import params_dict
 from sessionrec.serving.live import SessionLog, check_sessions, fold, to_sessions
@@ -127,17 +126,14 @@ class SessionRecommender:
         item vectors of a dot-product model instead of scoring every item (serving/ann.py);
         the index is saved in the run directory and reused while the item vectors are the same.
         """
-        from sessionrec.rundir import METRICS_FILE
-        from sessionrec.training.run import load_run
+        from sessionrec.models.registry import load_run
+        from sessionrec.rundir import METRICS_FILE, read_metrics
 
         model, config = load_run(run_dir)
         model.to(device)
         vocab = load_vocabulary(run_dir, config, model.num_items)
-        metrics_path = Path(run_dir) / METRICS_FILE
-        try:
-            metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-        except ValueError as e:
-            raise RunError(f"{metrics_path}: corrupted ({e})") from None
+        finished = (Path(run_dir) / METRICS_FILE).is_file()
+        metrics = read_metrics(run_dir, required=()) if finished else {}
         index = None
         if ann is not None:
             from sessionrec.serving.ann import AnnIndex

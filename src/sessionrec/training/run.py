@@ -11,7 +11,6 @@ Under torchrun every rank runs `train_and_evaluate`; only rank 0 writes the run 
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from sessionrec.evaluation import evaluate
 from sessionrec.io import atomic_write_json
 from sessionrec.models.base import Recommender
 from sessionrec.models.params import build_params, params_dict
-from sessionrec.models.registry import create
+from sessionrec.models.registry import create, load_run
 from sessionrec.progress import shown
 from sessionrec.provenance import provenance
 from sessionrec.rundir import (
@@ -37,9 +36,12 @@ from sessionrec.rundir import (
     REFIT_DIR,
     SELECT_DIR,
     WEIGHTS_FILE,
+    read_config,
+    read_metrics,
+    record_train_settings,
 )
 from sessionrec.training import distributed
-from sessionrec.training.config import TrainConfig, resolve_device
+from sessionrec.training.config import TrainConfig
 
 
 def run_config(model: Recommender, dataset: SessionDataset, config: TrainConfig) -> dict[str, Any]:
@@ -61,18 +63,11 @@ def _record_resume(run_dir: Path, config: TrainConfig, info: dict[str, Any]) -> 
     """A resumed run's config.json: the settings it now runs with (a longer budget, say), and
     in `resumes` each resume's command, commit (`info`, taken when it started) and the
     settings it changed."""
-    path = run_dir / CONFIG_FILE
+    resume = {"command": info["command"], "commit": info["commit"]}
     try:
-        recorded = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return  # resuming fails below with its own message
-    now = json.loads(json.dumps(params_dict(config)))  # tuples as JSON lists
-    before = recorded.get("train", {})
-    changed = {k: [before.get(k), v] for k, v in now.items() if before.get(k) != v}
-    entry = {"command": info["command"], "commit": info["commit"], "changed": changed}
-    recorded["resumes"] = [*recorded.get("resumes", []), entry]
-    recorded["train"] = now
-    atomic_write_json(path, recorded)
+        record_train_settings(run_dir, params_dict(config), resume)
+    except RunError:
+        return  # a run without a readable config.json has nothing to record into
 
 
 def evaluate_splits(
@@ -188,39 +183,6 @@ def _check_multi_process(model: Recommender, world_size: int) -> None:
         )
 
 
-# The fields every config.json has, with their types (bool is refused where int is wanted).
-RUN_CONFIG_FIELDS: dict[str, type] = {
-    "model": str,
-    "num_items": int,
-    "params": dict,
-    "dataset": dict,
-    "train": dict,
-}
-
-
-def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """The checked `config.json` of a run directory; anything malformed is one RunError."""
-    run_dir = Path(run_dir)
-    path = run_dir / CONFIG_FILE
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunError(f"{run_dir}: not a run directory (it is a file)")
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})") from None
-    except (ValueError, OSError) as e:
-        raise RunError(f"{path}: corrupted ({e})") from None
-    if not isinstance(config, dict):
-        raise RunError(f"{path}: expected a JSON object, got {type(config).__name__}")
-    for name, kind in RUN_CONFIG_FIELDS.items():
-        if name not in config:
-            raise RunError(f"{path}: missing field '{name}'")
-        value = config[name]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise RunError(f"{path}: field '{name}' must be {kind.__name__}, got {value!r}")
-    return config
-
-
 BUCKETED_BEFORE = 64  # the batch composition of runs from before 2026-12-04
 
 
@@ -232,12 +194,6 @@ def _train_settings(run_dir: str | Path, settings: dict[str, Any]) -> TrainConfi
         return build_params(TrainConfig, settings, "training")
     except ConfigError as e:
         raise RunError(f"{Path(run_dir) / CONFIG_FILE}: {e}") from None
-
-
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[Recommender, dict[str, Any]]:
-    """The trained model of a run directory (on `device`: auto | cpu | cuda) and its config."""
-    config = read_run_config(run_dir)
-    return Recommender.load(run_dir, resolve_device(device)), config
 
 
 RESUMABLE_CHANGES = (
@@ -261,7 +217,7 @@ def prepare_resume(
     `changes` may extend the budget (epochs, max_minutes, patience) or change how the run
     executes; anything that would change the result so far is refused.
     """
-    config = read_run_config(run_dir)
+    config = read_config(run_dir)
     if config.get("model") != model_name:
         raise RunError(f"{run_dir}: holds a '{config.get('model')}' run, not '{model_name}'")
     bad = sorted(set(changes or {}) - set(RESUMABLE_CHANGES))
@@ -272,9 +228,8 @@ def prepare_resume(
     _train_settings(run_dir, config["train"])  # the file itself first, then the changes
     recorded = {"bucket_batches": BUCKETED_BEFORE, **config["train"]}
     train = build_params(TrainConfig, {**recorded, **(changes or {})}, "training")
-    if changes and distributed.env_world().is_main:
-        config["train"] = params_dict(train)
-        atomic_write_json(Path(run_dir) / CONFIG_FILE, config)
+    if changes and distributed.env_world().is_main:  # a later --resume runs with them too
+        record_train_settings(run_dir, params_dict(train))
     model = create(model_name, int(config["num_items"]), seed=train.seed, **config["params"])
     return model, reload_dataset(config["dataset"]), train
 
@@ -311,7 +266,7 @@ def train_paper_protocol(
     select, refit = run_dir / SELECT_DIR, run_dir / REFIT_DIR
     main = distributed.env_world().is_main
     if resume and (select / METRICS_FILE).exists():
-        chosen = _read_metrics(select)
+        chosen = read_metrics(select)
     else:
         data, model = load(valid_fraction), make_model()
         if not resume and main:  # what `--resume` rebuilds both phases from
@@ -346,18 +301,7 @@ def train_paper_protocol(
     if main:
         for name in (MODEL_FILE, WEIGHTS_FILE):
             shutil.copyfile(refit / name, run_dir / name)
-        refit_config = json.loads((refit / CONFIG_FILE).read_text())
-        paper = dict(refit_config, protocol="paper", select_valid_fraction=valid_fraction)
+        paper = dict(read_config(refit), protocol="paper", select_valid_fraction=valid_fraction)
         atomic_write_json(run_dir / CONFIG_FILE, paper)
         atomic_write_json(run_dir / METRICS_FILE, metrics)
-    return metrics
-
-
-def _read_metrics(run_dir: Path) -> dict[str, Any]:
-    try:
-        metrics = json.loads((run_dir / METRICS_FILE).read_text())
-    except (OSError, ValueError) as e:
-        raise RunError(f"{run_dir / METRICS_FILE}: unreadable ({e})") from None
-    if not isinstance(metrics, dict) or "valid" not in metrics or "test" not in metrics:
-        raise RunError(f"{run_dir / METRICS_FILE}: not a finished run's metrics")
     return metrics

@@ -29,7 +29,7 @@ from sessionrec.errors import RunError
 from sessionrec.evaluation import evaluate
 from sessionrec.io import append_jsonl, atomic_write
 from sessionrec.progress import shown
-from sessionrec.rundir import CHECKPOINT_FILE, LOG_FILE, WEIGHTS_FILE
+from sessionrec.rundir import CHECKPOINT_FILE, LOG_FILE, WEIGHTS_FILE, load_checkpoint
 from sessionrec.training import distributed
 from sessionrec.training.config import TrainConfig
 
@@ -46,16 +46,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def rank_seed(seed: int, rank: int) -> int:
     """Seed of rank `rank`'s torch RNG (dropout, sampling); rank 0 uses the run's seed."""
     return seed if rank == 0 else (seed * 1_000_003 + 7_919 * rank) % (2**63)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a trainer checkpoint with `weights_only=True` (plain tensors and containers only)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise RunError(f"{path.parent}: no checkpoint to resume from") from None
-    except Exception as e:
-        raise RunError(f"{path}: corrupted or unsafe checkpoint ({type(e).__name__})") from None
 
 
 def adam(

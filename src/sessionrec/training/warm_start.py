@@ -46,8 +46,8 @@ def item_mapping(
 
 def warm_start(model: Recommender, dataset: SessionDataset, run_dir: str | Path) -> dict[str, Any]:
     """Copy a trained run's weights into `model` (built for `dataset`); what was carried."""
+    from sessionrec.models.registry import load_run
     from sessionrec.serving.vocab import load_vocabulary  # the run's item ids
-    from sessionrec.training.run import load_run
 
     old, config = load_run(run_dir)
     if old.name != model.name:
