@@ -43,3 +43,17 @@ def test_train_settings_are_recorded_with_what_each_resume_changed(tmp_path):
     config = read_config(tmp_path)
     assert config["train"] == {"epochs": 3, "ks": [10, 20]}
     assert config["resumes"] == [dict(resume, changed={"epochs": [2, 3]})]
+
+
+def test_a_resume_that_writes_its_changes_first_still_records_them(tmp_path):
+    """`train --resume --epochs 5` writes the new settings before training (a crash then
+    resumes with them too); when it finishes, the record says what it changed."""
+    (tmp_path / "config.json").write_text(json.dumps(CONFIG))
+    record_train_settings(tmp_path, {"epochs": 2, "patience": 3})
+    record_train_settings(tmp_path, {"epochs": 5, "patience": 3}, starting=True)
+    record_train_settings(tmp_path, {"epochs": 6, "patience": 3}, starting=True)  # crashed, again
+    resume = {"command": "sessionrec train pop --resume --epochs 6", "commit": "abc"}
+    record_train_settings(tmp_path, {"epochs": 6, "patience": 3}, resume)
+    config = read_config(tmp_path)
+    assert config["resumes"] == [dict(resume, changed={"epochs": [2, 6]})]
+    assert "resuming_from" not in config

@@ -90,21 +90,31 @@ def read_metrics(run_dir: str | Path, required: tuple[str, ...] = SPLITS) -> dic
     return metrics
 
 
+RESUMING_FROM = "resuming_from"  # a started resume's settings before it changed them
+
+
 def record_train_settings(
-    run_dir: str | Path, settings: dict[str, Any], resume: dict[str, Any] | None = None
+    run_dir: str | Path,
+    settings: dict[str, Any],
+    resume: dict[str, Any] | None = None,
+    starting: bool = False,
 ) -> None:
     """Write the training settings a run now runs with into its config.json's `train`.
 
-    With `resume` (a resume's command and commit) the entry also goes into `resumes`, with the
-    settings this resume changed. The one writer of `train` once a run has started.
+    `starting`: a resume writes its changes before it trains (so a later `--resume` runs with
+    them too) and keeps the settings it started from. With `resume` (a finished resume's
+    command and commit) the entry goes into `resumes`, with the settings this resume changed.
+    The one writer of `train` once a run has started.
     """
     path = Path(run_dir) / CONFIG_FILE
     config = read_json_object(path)
     if config is None:
         raise RunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
     now = json.loads(json.dumps(settings))  # tuples as JSON lists
+    if starting:
+        config.setdefault(RESUMING_FROM, config.get("train", {}))
     if resume is not None:
-        before = config.get("train", {})
+        before = config.pop(RESUMING_FROM, config.get("train", {}))
         changed = {k: [before.get(k), v] for k, v in now.items() if before.get(k) != v}
         config["resumes"] = [*config.get("resumes", []), {**resume, "changed": changed}]
     config["train"] = now

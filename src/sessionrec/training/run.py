@@ -229,7 +229,7 @@ def prepare_resume(
     recorded = {"bucket_batches": BUCKETED_BEFORE, **config["train"]}
     train = build_params(TrainConfig, {**recorded, **(changes or {})}, "training")
     if changes and distributed.env_world().is_main:  # a later --resume runs with them too
-        record_train_settings(run_dir, params_dict(train))
+        record_train_settings(run_dir, params_dict(train), starting=True)
     model = create(model_name, int(config["num_items"]), seed=train.seed, **config["params"])
     return model, reload_dataset(config["dataset"]), train
 
