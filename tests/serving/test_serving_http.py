@@ -203,7 +203,7 @@ def test_cli_recommend_prints_the_apis_top_k(which, request, sku):
 
 
 def test_cli_recommend_errors(stamp_run, prepared_run):
-    from sessionrec.cli import recommend
+    from sessionrec.commands.recommend import recommend
 
     with pytest.raises(ConfigError, match="comma-separated integer item ids"):
         recommend(stamp_run, "3,x", 5)

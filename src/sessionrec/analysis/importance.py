@@ -5,13 +5,11 @@ Spec: docs/focol.md#importance-analysis-sec-47-fig-4
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import torch
-import typer
 
 from sessionrec.errors import RunError
 from sessionrec.graph.fogcn import slot_softmax
@@ -71,30 +69,3 @@ def importance_of_run(run_dir: Path, layer: int = 0, max_shown: int = 10) -> dic
     result = distance_importance(params[layer], max_shown)
     result.update(model=model.name, layer=layer, alpha=model.params.alpha)
     return result
-
-
-def register(app: typer.Typer) -> None:
-    @app.command("importance")
-    def importance(
-        run_dir: Annotated[Path, typer.Argument(help="A FOCOL run directory.")],
-        layer: Annotated[int, typer.Option(help="FOGCN layer (0 = first).")] = 0,
-        max_distance: Annotated[int, typer.Option(help="Show distances −N..N.")] = 10,
-        out: Annotated[
-            Path | None, typer.Option(help="Output prefix (default RUN_DIR/importance).")
-        ] = None,
-    ) -> None:
-        """Plot the learned importance of each relative distance (FOCOL Fig. 4) to PNG and JSON."""
-        from sessionrec.io import atomic_write_json
-
-        result = importance_of_run(run_dir, layer, max_distance)
-        prefix = out or run_dir / f"importance-layer{layer}"
-        atomic_write_json(prefix.with_suffix(".json"), result)
-        plot_importance(
-            result,
-            f"{result['model']} layer {layer + 1} ({run_dir.name})",
-            prefix.with_suffix(".png"),
-        )
-        typer.echo(json.dumps({k: result[k] for k in ("model", "layer", "alpha")}))
-        for k, m, s in zip(result["distances"], result["mean"], result["std"], strict=True):
-            typer.echo(f"distance {k:+3d}: {m:.4f} ± {s:.4f}")
-        typer.echo(f"wrote {prefix.with_suffix('.png')} and {prefix.with_suffix('.json')}")

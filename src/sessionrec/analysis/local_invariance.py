@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import typer
 
 from sessionrec.errors import ConfigError
 
@@ -282,49 +281,3 @@ def plot(result: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     fig.savefig(path, dpi=120)
     return path
-
-
-def register(app: typer.Typer) -> None:
-    """Add `analyze local-invariance` to the CLI."""
-
-    @app.command("local-invariance")
-    def local_invariance_cmd(
-        run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (same dataset).")],
-        theta: Annotated[str, typer.Option(help="Similarity thresholds θ, comma-separated.")] = (
-            DEFAULT_THETAS
-        ),
-        beta: Annotated[
-            int, typer.Option(help="Matched items must differ in index by less than β; 0: any.")
-        ] = 3,
-        k: Annotated[int, typer.Option(help="Top-k cut-off.")] = 20,
-        exclude_identical: Annotated[
-            bool, typer.Option(help="Leave out pairs whose inputs are identical.")
-        ] = False,
-        out: Annotated[
-            Path | None,
-            typer.Option("--out", help="Output directory (default: beside the first run)."),
-        ] = None,
-    ) -> None:
-        """Accuracy on pairs of test cases that differ only by local reordering (LINet Fig. 1)."""
-        from rich.console import Console
-        from rich.table import Table
-
-        from sessionrec.io import atomic_write_json
-
-        if beta < 0 or k < 1:
-            raise ConfigError("--beta must be >= 0 and --k >= 1")
-        result = local_invariance(run_dirs, parse_thetas(theta), beta or None, k, exclude_identical)
-        out_dir = out or run_dirs[0].parent / "local-invariance"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out_dir / "local_invariance.json", result)
-        png = plot(result, out_dir / "local_invariance.png")
-        table = Table(title=f"local invariance: pairs with both next items in top {k} (%)")
-        for col in ("θ", "pairs", *result["models"]):
-            table.add_column(col, justify="right")
-        for i, t in enumerate(result["theta"]):
-            cells = [entry["share"][i] for entry in result["models"].values()]
-            shown = ["-" if c is None else f"{100 * c:.2f}" for c in cells]
-            table.add_row(f"{t:g}", str(result["pairs"][i]), *shown)
-        console = Console()
-        console.print(table)
-        console.print(f"wrote {out_dir / 'local_invariance.json'} and {png}")

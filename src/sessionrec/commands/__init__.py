@@ -1,5 +1,7 @@
-"""Top-level CLI commands kept outside cli.py (serve, reproduce, ...).
+"""The `sessionrec` commands, one module each (a group such as `datasets` is one module).
 
-Each module here that defines `register(app: typer.Typer) -> None` adds its command(s) to the
-`sessionrec` app; the CLI discovers them. Import heavy dependencies inside the command body.
+A module defines its commands as plain typed functions; `sessionrec.cli` adds them all to the
+app, by name, in one table. Options that several commands share are defined once in
+`options.py`. Import heavy dependencies inside the command body, so that `sessionrec --help`
+stays fast.
 """

@@ -7,40 +7,32 @@ from typing import Annotated
 
 import typer
 
-results_app = typer.Typer(no_args_is_help=True, help="The results registry (results/registry/).")
-RegistryOpt = Annotated[Path, typer.Option("--registry", help="The registry directory.")]
+Registry = Annotated[Path, typer.Option("--registry", help="The registry directory.")]
 
 
-def register(app: typer.Typer) -> None:
-    """Add `results` to the CLI."""
-    app.add_typer(results_app, name="results")
-
-
-@results_app.command("add")
-def add_cmd(
+def add(
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
     protocol: Annotated[
         str,
         typer.Option(help="full | paper | reduced | a recipe's name (sessionrec.results)."),
     ],
     note: Annotated[str, typer.Option(help="One line on what the run shows.")] = "",
-    registry: RegistryOpt = Path("results/registry"),
+    registry: Registry = Path("results/registry"),
     replace: Annotated[bool, typer.Option(help="Overwrite an existing entry.")] = False,
     command: Annotated[
         str, typer.Option(help="The command that made the run, if its config.json has none.")
     ] = "",
 ) -> None:
     """Record a finished run in the registry (one JSON, to commit)."""
-    from sessionrec.results import add
+    from sessionrec.results import add as add_entry
 
-    path = add(run_dir, protocol, registry, note, replace, command)
+    path = add_entry(run_dir, protocol, registry, note, replace, command)
     typer.echo(f"registered {path}")
 
 
-@results_app.command("table")
-def table_cmd(
+def table(
     doc: Annotated[Path, typer.Option(help="The document to update.")] = Path("docs/results.md"),
-    registry: RegistryOpt = Path("results/registry"),
+    registry: Registry = Path("results/registry"),
     check: Annotated[bool, typer.Option(help="Only report whether the tables are stale.")] = False,
 ) -> None:
     """Regenerate the registry tables of docs/results.md (paper number and difference per cell)."""

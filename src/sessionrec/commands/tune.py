@@ -1,77 +1,70 @@
 """`sessionrec tune MODEL --grid key=v1,v2 ...`: grid search selected on validation only."""
 
-from __future__ import annotations
-
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sessionrec.commands.reproduce import (
-    DataRootOpt,
-    EpochsOpt,
-    FractionOpt,
-    MinutesOpt,
-    ProgressOpt,
-    RerunOpt,
-    RunsDirOpt,
-    SeedsOpt,
-    SetOpt,
-    command_line,
+from sessionrec.commands.options import (
+    DataRoot,
+    ModelArg,
+    Progress,
+    Rerun,
+    RunsDir,
+    takes_budget,
 )
 
+if TYPE_CHECKING:
+    from sessionrec.reproduce.budget import Budget
 
-def register(app: typer.Typer) -> None:
-    """Add `tune` to the CLI."""
+Grid = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--grid",
+        help="key=v1,v2,...: values of a hyper-parameter or training "
+        "setting; repeatable (the grid is their product).",
+    ),
+]
+Datasets = Annotated[
+    list[str] | None,
+    typer.Option(help="Dataset name or directory; repeatable (each tuned on its own)."),
+]
+TuneOut = Annotated[
+    Path | None, typer.Option("--out", help="Output directory (default results/tune/MODEL).")
+]
 
-    @app.command("tune")
-    def tune_cmd(
-        model: Annotated[str, typer.Argument(help="A registered model name.")],
-        grid: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--grid",
-                help="key=v1,v2,...: values of a hyper-parameter or training "
-                "setting; repeatable (the grid is their product).",
-            ),
-        ] = None,
-        dataset: Annotated[
-            list[str] | None,
-            typer.Option(help="Dataset name or directory; repeatable (each tuned on its own)."),
-        ] = None,
-        data_root: DataRootOpt = None,
-        epochs: EpochsOpt = 30,
-        max_minutes: MinutesOpt = None,
-        train_fraction: FractionOpt = 1.0,
-        seeds: SeedsOpt = 1,
-        set_: SetOpt = None,
-        out: Annotated[
-            Path | None,
-            typer.Option("--out", help="Output directory (default results/tune/MODEL)."),
-        ] = None,
-        runs_dir: RunsDirOpt = Path("results/runs"),
-        rerun: RerunOpt = False,
-        progress: ProgressOpt = False,
-    ) -> None:
-        """Grid search selected on validation only; the chosen point is tested once."""
-        from sessionrec.cli import parse_assignments
-        from sessionrec.models import get
-        from sessionrec.reproduce.budget import Budget
-        from sessionrec.reproduce.tune import parse_grid, tune, tune_markdown
 
-        get(model)
-        budget = Budget(epochs, max_minutes, train_fraction, seeds, parse_assignments(set_ or []))
-        results = tune(
-            model,
-            dataset or [],
-            parse_grid(grid or []),
-            budget,
-            runs_dir,
-            out or Path("results/tune") / model,
-            data_root,
-            progress,
-            rerun,
-            command_line(),
-            typer.echo,
-        )
-        typer.echo(tune_markdown(results))
+@takes_budget
+def tune(
+    model: ModelArg,
+    grid: Grid = None,
+    dataset: Datasets = None,
+    data_root: DataRoot = None,
+    *,
+    budget: "Budget",  # the options of options.budget_options, here in --help
+    out: TuneOut = None,
+    runs_dir: RunsDir = Path("results/runs"),
+    rerun: Rerun = False,
+    progress: Progress = False,
+) -> None:
+    """Grid search selected on validation only; the chosen point is tested once."""
+    from sessionrec.models import get
+    from sessionrec.provenance import command_line
+    from sessionrec.reproduce.tune import parse_grid, tune_markdown
+    from sessionrec.reproduce.tune import tune as run_grid
+
+    get(model)
+    results = run_grid(
+        model,
+        dataset or [],
+        parse_grid(grid or []),
+        budget,
+        runs_dir,
+        out or Path("results/tune") / model,
+        data_root,
+        progress,
+        rerun,
+        command_line(),
+        typer.echo,
+    )
+    typer.echo(tune_markdown(results))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from sessionrec.reproduce.budget import Budget
 from sessionrec.reproduce.pipeline import check_datasets, split_list
 from sessionrec.reproduce.runner import Runner, make_job
 from sessionrec.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from sessionrec.data.dataset import SessionDataset
 
 TEST_METRICS = ("hr@10", "mrr@10", "hr@20", "mrr@20")
 
@@ -112,51 +115,66 @@ def tune(
         data = load_dataset(spec, data_root, train_fraction=budget.train_fraction)
         if len(data.valid) == 0:
             raise ConfigError(f"{data.name}: no validation split to select on")
-        entries = []
-        for point in points:
-            jobs = [make_job(model, {}, data, budget, s, point) for s in range(budget.seeds)]
-            runs = [runner.run(job, data, test=False) for job in jobs]
-            values = [100 * r["valid"][metric] for r in runs]
-            entries.append(
-                {
-                    "point": point,
-                    "params": dict(jobs[0].params),
-                    "valid_pct": float(np.mean(values)),
-                    "valid_std_pct": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-                    "run_dirs": [r["run_dir"] for r in runs],
-                    "jobs": jobs,
-                }
-            )
-        best = int(np.argmax([e["valid_pct"] for e in entries]))  # first of equal maxima
-        chosen = entries[best]
-        say(
-            f"selected on {data.name}: {_point_text(chosen['point'])} "
-            f"(validation {metric} {chosen['valid_pct']:.2f}%)"
-        )
-        tested = [runner.run(job, data, test=True) for job in chosen["jobs"]]
-        test = {
-            m: [100 * r["test"][m] for r in tested] for m in TEST_METRICS if m in tested[0]["test"]
-        }
-        for e in entries:
-            del e["jobs"]
-        results["datasets"].append(
-            {
-                "name": data.name,
-                "points": entries,
-                "selected": best,
-                "selected_point": chosen["point"],
-                "test_pct": {m: float(np.mean(v)) for m, v in test.items()},
-                "test_std_pct": {
-                    m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for m, v in test.items()
-                },
-            }
-        )
+        entries = [_grid_point(model, point, data, budget, runner, metric) for point in points]
+        results["datasets"].append(_select_and_test(entries, data, runner, metric, say))
     results["runs"] = dict(runner.counts)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "table.md", tune_markdown(results))
     say(f"wrote {out / 'results.json'} and {out / 'table.md'}")
     return results
+
+
+def _grid_point(
+    model: str,
+    point: dict[str, str],
+    data: SessionDataset,
+    budget: Budget,
+    runner: Runner,
+    metric: str,
+) -> dict[str, Any]:
+    """One grid point trained with every seed, scored on validation (mean and std, %)."""
+    jobs = [make_job(model, {}, data, budget, s, point) for s in range(budget.seeds)]
+    runs = [runner.run(job, data, test=False) for job in jobs]
+    values = [100 * r["valid"][metric] for r in runs]
+    return {
+        "point": point,
+        "params": dict(jobs[0].params),
+        "valid_pct": float(np.mean(values)),
+        "valid_std_pct": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "run_dirs": [r["run_dir"] for r in runs],
+        "jobs": jobs,
+    }
+
+
+def _select_and_test(
+    entries: list[dict[str, Any]],
+    data: SessionDataset,
+    runner: Runner,
+    metric: str,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """The best point on validation (the first of equal maxima), tested once per seed."""
+    best = int(np.argmax([e["valid_pct"] for e in entries]))
+    chosen = entries[best]
+    say(
+        f"selected on {data.name}: {_point_text(chosen['point'])} "
+        f"(validation {metric} {chosen['valid_pct']:.2f}%)"
+    )
+    tested = [runner.run(job, data, test=True) for job in chosen["jobs"]]
+    test = {m: [100 * r["test"][m] for r in tested] for m in TEST_METRICS if m in tested[0]["test"]}
+    for e in entries:
+        del e["jobs"]
+    return {
+        "name": data.name,
+        "points": entries,
+        "selected": best,
+        "selected_point": chosen["point"],
+        "test_pct": {m: float(np.mean(v)) for m, v in test.items()},
+        "test_std_pct": {
+            m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for m, v in test.items()
+        },
+    }
 
 
 def _point_text(point: dict[str, str]) -> str:

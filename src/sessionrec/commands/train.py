@@ -1,0 +1,235 @@
+"""`sessionrec train MODEL`: train, evaluate with full ranking, write a run directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from sessionrec.commands.options import (
+    DataRoot,
+    ModelArg,
+    Progress,
+    Sets,
+    TrainFraction,
+    parse_assignments,
+)
+from sessionrec.commands.output import metrics_table, out
+from sessionrec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sessionrec.data.dataset import SessionDataset
+    from sessionrec.models.base import Recommender
+    from sessionrec.training.config import TrainConfig
+
+Dataset = Annotated[str, typer.Option(help="A dataset name or directory.")]
+Epochs = Annotated[int | None, typer.Option(help="Maximum epochs.")]
+BatchSize = Annotated[int | None, typer.Option(help="Training batch size.")]
+Lr = Annotated[float | None, typer.Option(help="Adam learning rate.")]
+Seed = Annotated[int, typer.Option(help="Seed for weights, batch order and dropout.")]
+Device = Annotated[str, typer.Option(help="auto | cpu | cuda")]
+ValidFraction = Annotated[
+    float, typer.Option(help="Last fraction of training examples held out for validation.")
+]
+RunOut = Annotated[
+    Path | None, typer.Option("--out", help="Run directory (default runs/MODEL-DATASET).")
+]
+Resume = Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")]
+InitFrom = Annotated[
+    Path | None,
+    typer.Option(
+        help="Start from this run's weights (same model and hyper-parameters): items it "
+        "knew keep their rows, new items start fresh (the daily warm-start retrain)."
+    ),
+]
+Protocol = Annotated[
+    str,
+    typer.Option(
+        help="full: keep the epoch best on validation. paper: then refit on every "
+        "training example (validation included) for that many epochs and test once."
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Start:
+    """What a run trains from: the model, its data and settings, and how it selects."""
+
+    recommender: Recommender
+    data: SessionDataset
+    config: TrainConfig
+    protocol: str
+    valid_fraction: float
+
+
+def train(
+    model: ModelArg,
+    dataset: Dataset = "synthetic",
+    data_root: DataRoot = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: Lr = None,
+    seed: Seed = 0,
+    device: Device = "auto",
+    valid_fraction: ValidFraction = 0.1,
+    train_fraction: TrainFraction = 1.0,
+    out_dir: RunOut = None,
+    set_: Sets = None,
+    resume: Resume = False,
+    init_from: InitFrom = None,
+    progress: Progress = True,
+    protocol: Protocol = "full",
+) -> None:
+    """Train a model, evaluate it with full ranking and write a run directory."""
+    from sessionrec.data.sources import load_dataset
+    from sessionrec.models import create, get
+    from sessionrec.training.distributed import env_world
+
+    say = out.print if env_world().is_main else _quiet  # rank 0 only (torchrun)
+    get(model)
+    name = Path(dataset).name if Path(dataset).is_dir() else dataset
+    run_dir = out_dir or Path("runs") / f"{model}-{name}"
+    _check_flags(protocol, resume, init_from)
+    if resume:
+        start = _resumed(run_dir, model, set_, epochs, valid_fraction, say)
+    else:
+        given = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+        model_hp, config = _settings(model, name, set_, given, seed, device, say)
+        data = load_dataset(dataset, data_root, valid_fraction, train_fraction)
+        recommender = create(model, data.num_items, seed=seed, **model_hp)
+        if init_from is not None:
+            _warm_start(recommender, data, init_from, protocol, say)
+        say(
+            f"training {model} on {data.name}: {len(data.train):,} examples, "
+            f"{data.num_items:,} items -> {run_dir}"
+        )
+        start = Start(recommender, data, config, protocol, valid_fraction)
+    metrics = _fit(model, start, run_dir, progress, resume)
+    say(
+        metrics_table(
+            f"{model} on {start.data.name} (test, %)",
+            {model: metrics["test"]},
+            extra={model: {"fit s": metrics["fit_seconds"]}},
+        )
+    )
+    say(f"run directory: {run_dir}")
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """What a rank other than 0 prints: nothing."""
+
+
+def _check_flags(protocol: str, resume: bool, init_from: Path | None) -> None:
+    """Refuse an unknown protocol and a resume that would start from another run."""
+    from sessionrec.training.run import PROTOCOLS
+
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
+    if resume and init_from is not None:
+        raise ConfigError("--resume continues its own run: leave out --init-from")
+
+
+def _settings(
+    model: str,
+    dataset: str,
+    sets: list[str] | None,
+    given: dict[str, Any],
+    seed: int,
+    device: str,
+    say: Callable[..., None],
+) -> tuple[dict[str, Any], TrainConfig]:
+    """Hyper-parameters and training settings: the authors' preset for `dataset` < `--set` <
+    the flags `given` (None: not given). A key the model does not use is refused."""
+    from sessionrec.models import get
+    from sessionrec.models.registry import (
+        dataset_preset,
+        split_settings,
+        train_config,
+        unused_setting_error,
+    )
+
+    preset = dataset_preset(model, dataset)
+    if preset:
+        say(
+            f"{model} on {dataset}: the authors' settings ({get(model).presets_source}): "
+            + " ".join(f"{k}={v}" for k, v in preset.items()),
+            highlight=False,
+        )
+    model_hp, train_hp, unused = split_settings(model, {**preset, **parse_assignments(sets)})
+    flags = {k: v for k, v in given.items() if v is not None}
+    unused += [k for k in flags if k in get(model).own_train_settings]
+    if unused:
+        raise unused_setting_error(model, sorted(unused)[0])
+    return model_hp, train_config(model, {**train_hp, **flags, "seed": seed, "device": device})
+
+
+def _resumed(
+    run_dir: Path,
+    model: str,
+    sets: list[str] | None,
+    epochs: int | None,
+    valid_fraction: float,
+    say: Callable[..., None],
+) -> Start:
+    """The interrupted run in `run_dir`, with `--set` and `--epochs` extending it."""
+    from sessionrec.rundir import read_config
+    from sessionrec.training.run import prepare_resume
+
+    extend = parse_assignments(sets)
+    if epochs is not None:
+        extend["epochs"] = str(epochs)
+    recommender, data, config = prepare_resume(run_dir, model, extend)
+    saved = read_config(run_dir)
+    say(f"resuming {run_dir}")
+    protocol = saved.get("protocol", "full")
+    valid = saved.get("select_valid_fraction", valid_fraction)
+    return Start(recommender, data, config, protocol, valid)
+
+
+def _warm_start(
+    recommender: Recommender,
+    data: SessionDataset,
+    init_from: Path,
+    protocol: str,
+    say: Callable[..., None],
+) -> None:
+    """Start from the weights of the run in `init_from` and say what was carried over."""
+    from sessionrec.training.warm_start import warm_start
+
+    if protocol == "paper":
+        raise ConfigError("--init-from trains one model: use --protocol full")
+    carried = warm_start(recommender, data, init_from)
+    say(
+        f"from {init_from}: {carried['items_kept']:,} items kept, "
+        f"{carried['items_new']:,} new, {carried['items_dropped']:,} no longer in the "
+        f"data; fresh: {', '.join(carried['fresh_tensors']) or 'nothing else'}",
+        highlight=False,
+    )
+
+
+def _fit(model: str, start: Start, run_dir: Path, progress: bool, resume: bool) -> dict:
+    """Train and test by the run's protocol; its metrics."""
+    from sessionrec.data.sources import reload_dataset
+    from sessionrec.models import create
+    from sessionrec.models.params import params_dict
+    from sessionrec.training.run import train_and_evaluate, train_paper_protocol
+
+    data, config = start.data, start.config
+    if start.protocol != "paper":
+        return train_and_evaluate(
+            start.recommender, data, config, run_dir, progress=progress, resume=resume
+        )
+    seed, params = config.seed, params_dict(start.recommender.params)
+    return train_paper_protocol(
+        lambda: create(model, data.num_items, seed=seed, **params),
+        lambda fraction: reload_dataset(dict(data.source, valid_fraction=fraction)),
+        start.valid_fraction,
+        config,
+        run_dir,
+        progress,
+        resume,
+    )
