@@ -40,7 +40,7 @@ from sessionrec.io import append_jsonl, atomic_write
 from sessionrec.progress import shown
 from sessionrec.rundir import CHECKPOINT_FILE, LOG_FILE, WEIGHTS_FILE
 from sessionrec.training import distributed
-from sessionrec.training.config import TrainConfig
+from sessionrec.training.config import TrainConfig, use_threads
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
@@ -181,8 +181,7 @@ class Trainer:
     # --- the loop --------------------------------------------------------------------------
     def fit(self, dataset: SessionDataset, resume: bool = False) -> NeuralRecommender:
         cfg, model = self.config, self.model
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
+        use_threads(cfg)
         model.to(distributed.rank_device(cfg.device, self.world))
         self.optimizer = self.setup(dataset)
         self.initial_lrs = [group["lr"] for group in self.optimizer.param_groups]
