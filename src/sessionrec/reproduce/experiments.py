@@ -155,162 +155,141 @@ def sweep_rows(sweep: Mapping[str, Sequence[Any]], base: Mapping[str, Any]) -> t
 FOCOL_PAPER_TABLE2 = parse_paper_table(FOCOL_TABLE2, FOCOL_DATASETS, AT10_20)
 LINET_PAPER_TABLE1 = parse_paper_table(LINET_TABLE1, LINET_DATASETS, AT20)
 
-# The baselines and FOCOL on three datasets (Table 2).
-FOCOL_COMPARISON = Experiment(
-    "focol-table2",
-    "FOCOL paper, Table 2",
-    "Performance comparisons on three datasets",
-    TABLE,
-    (
-        Row("ItemKNN", "itemknn"),
-        Row("FPMC", "fpmc"),
-        Row("GRU4Rec", "gru4rec"),
-        Row("NARM", "narm"),
-        Row("STAMP", "stamp"),
-        Row("SR-GNN", "srgnn"),
-        Row("GCE-GNN", "gcegnn"),
-        Row("DHCN", "dhcn"),
-        FOCOL_ROW,
-    ),
-    FOCOL_DATASETS,
-    AT10_20,
-    FOCOL_PAPER_TABLE2,
-    "FOCOL",
-)
-
-# FOCOL without FOGCN or with fixed distance weights (Table 3).
-FOCOL_FOGCN_VARIANTS = Experiment(
-    "focol-table3",
-    "FOCOL paper, Table 3",
-    "FOCOL variants with FOGCN modified",
-    TABLE,
-    (
-        Row("FOCOL-NG", "focol-ng", {"use_fogcn": False}),
-        Row("FOCOL-SG", "focol-sg", {"learn_distance_weights": False}),
-        FOCOL_ROW,
-    ),
-    FOCOL_DATASETS,
-    AT20,
-    parse_paper_table(FOCOL_TABLE3, FOCOL_DATASETS, AT20),
-    "FOCOL",
-)
-
-# FOCOL without contrastive learning or without one augmentation (Table 4).
-FOCOL_CSRL_VARIANTS = Experiment(
-    "focol-table4",
-    "FOCOL paper, Table 4",
-    "FOCOL variants with CSRL modified",
-    TABLE,
-    (
-        Row("FOCOL-NCL", "focol-ncl", {"beta": 0.0}),
-        Row("FOCOL-NC", "focol-nc", {"augmentations": _without["corrupt"]}),
-        Row("FOCOL-ND", "focol-nd", {"augmentations": _without["dropout"]}),
-        Row("FOCOL-NI", "focol-ni", {"augmentations": _without["insert"]}),
-        Row("FOCOL-NId", "focol-nid", {"augmentations": _without["identity"]}),
-        FOCOL_ROW,
-    ),
-    FOCOL_DATASETS,
-    AT20,
-    parse_paper_table(FOCOL_TABLE4, FOCOL_DATASETS, AT20),
-    "FOCOL",
-)
-
-# One of β, L_G, L_T varied at a time (Figure 3).
-FOCOL_HYPERPARAMETERS = Experiment(
-    "focol-fig3",
-    "FOCOL paper, Figure 3",
-    "Hyper-parameter study: β, L_G, L_T (others at β = 0.03, L_G = 3, L_T = 2)",
-    SWEEP,
-    sweep_rows(FIG3_SWEEP, FIG3_BASE),
-    ("diginetica", "retailrocket"),
-    AT20,
-    sweep=FIG3_SWEEP,
-)
-
-# The learned weight of each relative distance (Figure 4).
-FOCOL_DISTANCE_IMPORTANCE = Experiment(
-    "focol-fig4",
-    "FOCOL paper, Figure 4",
-    "Learned importance weight of each relative distance (one FOGCN layer)",
-    IMPORTANCE,
-    (Row("FOCOL (L_G = 1)", "focol", {"fogcn_layers": 1}),),
-    FOCOL_DATASETS,
-    AT20,
-)
-
-# The baselines and LINet on three datasets (Table I).
-LINET_COMPARISON = Experiment(
-    "linet-table1",
-    "LINet paper, Table I",
-    "Experimental results on three datasets",
-    TABLE,
-    (
-        Row("Item-KNN", "itemknn"),
-        Row("BPR-MF", "bprmf"),
-        Row("FPMC", "fpmc"),
-        Row("GRU4Rec", "gru4rec"),
-        Row("NARM", "narm"),
-        Row("STAMP", "stamp"),
-        Row("RepeatNet", "repeatnet"),
-        Row("SR-GNN", "srgnn"),
-        Row("LINet", "linet"),
-    ),
-    ("yoochoose1_64", "diginetica"),
-    AT20,
-    LINET_PAPER_TABLE1,
-    "LINet",
-    optional_datasets=("yoochoose1_4",),
-)
-
-# LINet without one of its parts (Table II).
-LINET_ABLATIONS = Experiment(
-    "linet-table2",
-    "LINet paper, Table II",
-    "Complete and incomplete versions of LINet",
-    TABLE,
-    (
-        Row("LINet-No-LE", "linet-no-le", {"local_encoder": False}),
-        Row("LINet-No-GE", "linet-no-ge", {"global_encoder": False}),
-        Row("LINet-No-AW", "linet-no-aw", {"attention_weights": False}),
-        Row("LINet-No-GW", "linet-no-gw", {"gaussian_weights": False}),
-        Row("LINet", "linet"),
-    ),
-    ("yoochoose1_64", "diginetica"),
-    AT20,
-    parse_paper_table(LINET_TABLE2, ("yoochoose1_64", "diginetica"), AT20),
-    "LINet",
-)
-
-# The share of similar test pairs predicted correctly against θ (Figure 1); values: Table I.
-LINET_INVARIANCE = Experiment(
-    "linet-fig1",
-    "LINet paper, Figure 1",
-    "Share of similar test pairs predicted correctly (top 20) against θ",
-    INVARIANCE,
-    (
-        Row("NARM", "narm"),
-        Row("RepeatNet", "repeatnet"),
-        Row("SR-GNN", "srgnn"),
-        Row("LINet", "linet"),
-    ),
-    ("yoochoose1_64", "diginetica"),
-    AT20,
-    {label: LINET_PAPER_TABLE1[label] for label in ("NARM", "RepeatNet", "SR-GNN", "LINet")},
-    "LINet",
-)
-
-
+# Every table and figure, by name.
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
-        FOCOL_COMPARISON,
-        FOCOL_FOGCN_VARIANTS,
-        FOCOL_CSRL_VARIANTS,
-        FOCOL_HYPERPARAMETERS,
-        FOCOL_DISTANCE_IMPORTANCE,
-        LINET_COMPARISON,
-        LINET_ABLATIONS,
-        LINET_INVARIANCE,
+        Experiment(
+            "focol-table2",
+            "FOCOL paper, Table 2",
+            "Performance comparisons on three datasets",
+            TABLE,
+            (
+                Row("ItemKNN", "itemknn"),
+                Row("FPMC", "fpmc"),
+                Row("GRU4Rec", "gru4rec"),
+                Row("NARM", "narm"),
+                Row("STAMP", "stamp"),
+                Row("SR-GNN", "srgnn"),
+                Row("GCE-GNN", "gcegnn"),
+                Row("DHCN", "dhcn"),
+                FOCOL_ROW,
+            ),
+            FOCOL_DATASETS,
+            AT10_20,
+            FOCOL_PAPER_TABLE2,
+            "FOCOL",
+        ),
+        Experiment(
+            "focol-table3",
+            "FOCOL paper, Table 3",
+            "FOCOL variants with FOGCN modified",
+            TABLE,
+            (
+                Row("FOCOL-NG", "focol-ng", {"use_fogcn": False}),
+                Row("FOCOL-SG", "focol-sg", {"learn_distance_weights": False}),
+                FOCOL_ROW,
+            ),
+            FOCOL_DATASETS,
+            AT20,
+            parse_paper_table(FOCOL_TABLE3, FOCOL_DATASETS, AT20),
+            "FOCOL",
+        ),
+        Experiment(
+            "focol-table4",
+            "FOCOL paper, Table 4",
+            "FOCOL variants with CSRL modified",
+            TABLE,
+            (
+                Row("FOCOL-NCL", "focol-ncl", {"beta": 0.0}),
+                Row("FOCOL-NC", "focol-nc", {"augmentations": _without["corrupt"]}),
+                Row("FOCOL-ND", "focol-nd", {"augmentations": _without["dropout"]}),
+                Row("FOCOL-NI", "focol-ni", {"augmentations": _without["insert"]}),
+                Row("FOCOL-NId", "focol-nid", {"augmentations": _without["identity"]}),
+                FOCOL_ROW,
+            ),
+            FOCOL_DATASETS,
+            AT20,
+            parse_paper_table(FOCOL_TABLE4, FOCOL_DATASETS, AT20),
+            "FOCOL",
+        ),
+        Experiment(
+            "focol-fig3",
+            "FOCOL paper, Figure 3",
+            "Hyper-parameter study: β, L_G, L_T (others at β = 0.03, L_G = 3, L_T = 2)",
+            SWEEP,
+            sweep_rows(FIG3_SWEEP, FIG3_BASE),
+            ("diginetica", "retailrocket"),
+            AT20,
+            sweep=FIG3_SWEEP,
+        ),
+        Experiment(
+            "focol-fig4",
+            "FOCOL paper, Figure 4",
+            "Learned importance weight of each relative distance (one FOGCN layer)",
+            IMPORTANCE,
+            (Row("FOCOL (L_G = 1)", "focol", {"fogcn_layers": 1}),),
+            FOCOL_DATASETS,
+            AT20,
+        ),
+        Experiment(
+            "linet-table1",
+            "LINet paper, Table I",
+            "Experimental results on three datasets",
+            TABLE,
+            (
+                Row("Item-KNN", "itemknn"),
+                Row("BPR-MF", "bprmf"),
+                Row("FPMC", "fpmc"),
+                Row("GRU4Rec", "gru4rec"),
+                Row("NARM", "narm"),
+                Row("STAMP", "stamp"),
+                Row("RepeatNet", "repeatnet"),
+                Row("SR-GNN", "srgnn"),
+                Row("LINet", "linet"),
+            ),
+            ("yoochoose1_64", "diginetica"),
+            AT20,
+            LINET_PAPER_TABLE1,
+            "LINet",
+            optional_datasets=("yoochoose1_4",),
+        ),
+        Experiment(
+            "linet-table2",
+            "LINet paper, Table II",
+            "Complete and incomplete versions of LINet",
+            TABLE,
+            (
+                Row("LINet-No-LE", "linet-no-le", {"local_encoder": False}),
+                Row("LINet-No-GE", "linet-no-ge", {"global_encoder": False}),
+                Row("LINet-No-AW", "linet-no-aw", {"attention_weights": False}),
+                Row("LINet-No-GW", "linet-no-gw", {"gaussian_weights": False}),
+                Row("LINet", "linet"),
+            ),
+            ("yoochoose1_64", "diginetica"),
+            AT20,
+            parse_paper_table(LINET_TABLE2, ("yoochoose1_64", "diginetica"), AT20),
+            "LINet",
+        ),
+        Experiment(
+            "linet-fig1",
+            "LINet paper, Figure 1",
+            "Share of similar test pairs predicted correctly (top 20) against θ",
+            INVARIANCE,
+            (
+                Row("NARM", "narm"),
+                Row("RepeatNet", "repeatnet"),
+                Row("SR-GNN", "srgnn"),
+                Row("LINet", "linet"),
+            ),
+            ("yoochoose1_64", "diginetica"),
+            AT20,
+            {
+                label: LINET_PAPER_TABLE1[label]
+                for label in ("NARM", "RepeatNet", "SR-GNN", "LINet")
+            },
+            "LINet",
+        ),
     )
 }
 
