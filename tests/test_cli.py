@@ -2,44 +2,28 @@
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
 import time
+from functools import partial
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import ENV
-from sessionrec.cli import main
+from helpers import ENV, run_cli, run_main, write_pickle_dataset, write_pickles
 from sessionrec.data.synthetic import make_synthetic
 from sessionrec.rundir import CHECKPOINT_FILE
 
-
-def run(*args, check=True, timeout=300):
-    proc = subprocess.run(
-        [sys.executable, "-m", "sessionrec", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=timeout,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+run = partial(run_cli, check=True, timeout=300)  # `sessionrec ARGS...`, exit code 0 by default
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     """The tiny synthetic dataset written in the benchmark pickle format."""
     d = make_synthetic(num_items=300, num_categories=10, num_sessions=3000, seed=1)
-    path = tmp_path_factory.mktemp("tiny")
-    (path / "all_train_seq.txt").write_bytes(pickle.dumps(d.train_sessions.to_lists()))
-    seqs = [d.test.sequence(i).tolist() for i in range(len(d.test))]
-    (path / "test.txt").write_bytes(pickle.dumps((seqs, d.test.target.tolist())))
-    return path
+    return write_pickle_dataset(tmp_path_factory.mktemp("tiny"), d)
 
 
 @pytest.mark.parametrize(
@@ -66,10 +50,7 @@ def tiny_dir(tmp_path_factory):
     ],
 )
 def test_bad_input_gives_one_line_and_nonzero_exit(args, message, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["sessionrec", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    assert exit_info.value.code != 0
+    assert run_main(args, monkeypatch) != 0
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sessionrec: error:"), err
@@ -81,8 +62,7 @@ def test_unsafe_dataset_is_refused_without_running(tmp_path):
         def __reduce__(self):
             return (os.system, (f"touch {tmp_path / 'ran'}",))
 
-    (tmp_path / "all_train_seq.txt").write_bytes(pickle.dumps([[1, 2, 3]]))
-    (tmp_path / "test.txt").write_bytes(pickle.dumps(([[1]], [Payload()])))
+    write_pickles(tmp_path, [[1, 2, 3]], ([[1]], [Payload()]))
     proc = run("datasets", "stats", tmp_path, check=False)
     assert proc.returncode == 1 and "test.txt: refused" in proc.stderr
     assert not (tmp_path / "ran").exists()

@@ -1,9 +1,8 @@
-import pickle
-
 import numpy as np
 import pytest
 
 from conftest import require_benchmark
+from helpers import write_pickles
 from sessionrec.data.dataset import split_valid
 from sessionrec.data.sessions import Sessions
 from sessionrec.data.sources import load_dataset
@@ -35,20 +34,13 @@ def test_validation_split_is_the_last_fraction():
         split_valid(ex, 1.0)
 
 
-def _write_pickles(path, train, test):
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "all_train_seq.txt").write_bytes(pickle.dumps(train))
-    (path / "test.txt").write_bytes(pickle.dumps(test))
-    return path
-
-
 def test_directory_with_both_test_formats(tmp_path):
     train = [[1, 2, 3], [2, 3], [3, 1, 2, 4]]
     d2 = load_dataset(
-        _write_pickles(tmp_path / "a", train, ([[1], [2, 3]], [2, 4])), valid_fraction=0.0
+        write_pickles(tmp_path / "a", train, ([[1], [2, 3]], [2, 4])), valid_fraction=0.0
     )
     d4 = load_dataset(
-        _write_pickles(tmp_path / "b", train, ([7, 8], [[1], [2, 3]], [2, 4], [0, 0])),
+        write_pickles(tmp_path / "b", train, ([7, 8], [[1], [2, 3]], [2, 4], [0, 0])),
         valid_fraction=0.0,
     )
     for d in (d2, d4):
@@ -73,11 +65,11 @@ def test_directory_with_both_test_formats(tmp_path):
 )
 def test_malformed_directories(tmp_path, train, test, match):
     with pytest.raises(DataError, match=match):
-        load_dataset(_write_pickles(tmp_path / "d", train, test))
+        load_dataset(write_pickles(tmp_path / "d", train, test))
 
 
 def test_missing_file_and_unknown_name(tmp_path):
-    d = _write_pickles(tmp_path / "d", [[1, 2]], ([[1]], [2]))
+    d = write_pickles(tmp_path / "d", [[1, 2]], ([[1]], [2]))
     (d / "test.txt").unlink()
     with pytest.raises(DataError, match=r"test\.txt: missing"):
         load_dataset(d)

@@ -2,26 +2,18 @@
 the next steps, and one clear line for bad options."""
 
 import subprocess
-import sys
 
 import pytest
 from PIL import Image
 
-from helpers import ENV
-from sessionrec.cli import main
+from helpers import run_cli, run_main
 from sessionrec.demo import DEMO_MODELS, METRICS_PNG, WEIGHTS_PNG
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def demo(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sessionrec", "demo", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=300,
-    )
+    return run_cli("demo", *args, timeout=300)
 
 
 def test_demo_trains_the_papers_models() -> None:
@@ -60,10 +52,7 @@ def test_small_demo_shows_focol_and_writes_two_pngs(tmp_path) -> None:
     ],
 )
 def test_bad_options_give_one_line(args, message, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(sys, "argv", ["sessionrec", "demo", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()  # in-process: refused before any data is generated
-    assert exit_info.value.code == 1
+    assert run_main(["demo", *args], monkeypatch) == 1  # refused before any data is generated
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sessionrec: error:"), lines
     assert message in lines[0]

@@ -3,14 +3,12 @@
 import itertools
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from helpers import ENV
+from helpers import run_cli
 from sessionrec.analysis.local_invariance import (
     ItemSimilarity,
     candidate_pairs,
@@ -163,13 +161,7 @@ def two_runs(tiny, tmp_path_factory):
 def test_cli_runs_end_to_end(two_runs, tiny, tmp_path):
     out = tmp_path / "li"
     args = ["analyze", "local-invariance", two_runs / "linet", two_runs / "narm"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "sessionrec", *map(str, args), "--theta", "0.3,0.6", "--out", out],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=300,
-    )
+    proc = run_cli(*args, "--theta", "0.3,0.6", "--out", out, timeout=300)
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "local_invariance.json").read_text())
     assert (out / "local_invariance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -199,11 +191,5 @@ def test_cli_rejects_bad_input(two_runs, tmp_path):
         ([two_runs / "linet", other], "trained on"),
         ([two_runs / "linet", "--theta", "abc"], "comma-separated"),
     ):
-        proc = subprocess.run(
-            [sys.executable, "-m", "sessionrec", "analyze", "local-invariance", *map(str, extra)],
-            capture_output=True,
-            text=True,
-            env=ENV,
-            timeout=300,
-        )
+        proc = run_cli("analyze", "local-invariance", *extra, timeout=300)
         assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr

@@ -1,13 +1,12 @@
 """`sessionrec reproduce` and `tune`: outputs, cache reuse, resume, selection, significance."""
 
 import json
-import subprocess
-import sys
+from functools import partial
 
 import numpy as np
 import pytest
 
-from helpers import ENV
+from helpers import run_cli
 from sessionrec.data.sources import load_dataset, reload_dataset
 from sessionrec.data.synthetic import make_synthetic
 from sessionrec.errors import ConfigError
@@ -28,18 +27,7 @@ TINY_FOCOL = [
 ]
 
 
-def run(*args, cwd, check=True):
-    proc = subprocess.run(
-        [sys.executable, "-m", "sessionrec", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=cwd,
-        timeout=600,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+run = partial(run_cli, check=True, timeout=600)  # `sessionrec ARGS...` with cwd=...
 
 
 def test_focol_table3_end_to_end_then_cached(tmp_path):

@@ -137,25 +137,51 @@ def evaluate(
             greater, ties = rank_counts(scores, batch.targets.to(scores.device) - 1)
             for name, values in case_metrics(greater, ties, ks, tie_policy).items():
                 per_case[name][idx] = values.cpu().numpy()
-            top = top.cpu() + 1
-            for k in ks:
-                flags = recommended.setdefault(k, torch.zeros(num_items + 1, dtype=torch.int64))
-                flags[top[:, :k].reshape(-1)] = 1
-                if counts is not None:
-                    popularity[k][b] = counts[top[:, :k]].mean(1).sum().item()
+            _note_lists(top.cpu() + 1, b, num_items, recommended, popularity, counts)
     if world > 1:
         num_items, nan = _reduce(per_case, recommended, popularity, ks, num_items, nan)
     if nan:
         raise FloatingPointError("model produced NaN scores")
     metrics = {name: float(v.mean()) for name, v in per_case.items()}
+    measured = None if counts is None else popularity
+    metrics.update(_list_metrics(ks, recommended, measured, num_items, n))
+    return EvalResult(metrics, per_case, n)
+
+
+def _note_lists(
+    top: torch.Tensor,
+    b: int,
+    num_items: int,
+    recommended: dict[int, torch.Tensor],
+    popularity: dict[int, np.ndarray],
+    counts: torch.Tensor | None,
+) -> None:
+    """Note batch `b`'s top-K lists (item ids, best first) at each K of `popularity`: which
+    items were recommended and, given normalised `counts`, the lists' summed mean popularity."""
+    for k in popularity:
+        flags = recommended.setdefault(k, torch.zeros(num_items + 1, dtype=torch.int64))
+        flags[top[:, :k].reshape(-1)] = 1
+        if counts is not None:
+            popularity[k][b] = counts[top[:, :k]].mean(1).sum().item()
+
+
+def _list_metrics(
+    ks: Sequence[int],
+    recommended: dict[int, torch.Tensor],
+    popularity: dict[int, np.ndarray] | None,
+    num_items: int,
+    n: int,
+) -> dict[str, float]:
+    """coverage@K (share of items in some top-K list) and, when measured, popularity@K."""
+    metrics = {}
     for k in ks:
         metrics[f"coverage@{k}"] = int((recommended[k] > 0).sum()) / num_items
-        if counts is not None:
+        if popularity is not None:
             total = 0.0
             for value in popularity[k].tolist():  # in batch order, as one process adds them up
                 total += value
             metrics[f"popularity@{k}"] = total / n
-    return EvalResult(metrics, per_case, n)
+    return metrics
 
 
 def _all_reduce(t: torch.Tensor, maximum: bool = False) -> torch.Tensor:

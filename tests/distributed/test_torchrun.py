@@ -8,7 +8,6 @@ same steps and weights as the uninterrupted run.
 
 import json
 import os
-import pickle
 import signal
 import socket
 import subprocess
@@ -20,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import ENV
+from helpers import ENV, write_pickle_dataset
 from sessionrec.data.synthetic import make_synthetic
 from sessionrec.models.base import Recommender
 from sessionrec.training.distributed import weight_digest
@@ -121,11 +120,7 @@ def check_run(run: Path, trace: Path, resumed: bool = False) -> dict[tuple[int, 
 def data_dir(tmp_path_factory):
     """Small synthetic data in the benchmark pickle format (6,107 training examples)."""
     d = make_synthetic(num_items=300, num_categories=10, num_sessions=1500, seed=1)
-    path = tmp_path_factory.mktemp("data")
-    (path / "all_train_seq.txt").write_bytes(pickle.dumps(d.train_sessions.to_lists()))
-    seqs = [d.test.sequence(i).tolist() for i in range(len(d.test))]
-    (path / "test.txt").write_bytes(pickle.dumps((seqs, d.test.target.tolist())))
-    return path
+    return write_pickle_dataset(tmp_path_factory.mktemp("data"), d)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -11,22 +10,13 @@ import pytest
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from sessionrec.data.dataset import SessionDataset  # noqa: E402
+from helpers import write_pickle_dataset  # noqa: E402
 from sessionrec.data.prepared import write_prepared  # noqa: E402
 from sessionrec.data.sessions import Sessions  # noqa: E402
 from sessionrec.data.synthetic import make_synthetic  # noqa: E402
 
 # Small enough that a 1-epoch run takes a fraction of a second; large enough to learn a little.
 TINY = dict(num_items=120, num_categories=6, num_sessions=600, seed=1)
-
-
-def write_pickle_dataset(path: Path, data: SessionDataset) -> Path:
-    """`data` in the benchmark format: `all_train_seq.txt` and a 2-tuple `test.txt`."""
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "all_train_seq.txt").write_bytes(pickle.dumps(data.train_sessions.to_lists()))
-    seqs = [data.test.sequence(i).tolist() for i in range(len(data.test))]
-    (path / "test.txt").write_bytes(pickle.dumps((seqs, data.test.target.tolist())))
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,11 @@ import hashlib
 import os
 import re
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
 
-from sessionrec.cli import main
+from helpers import run_main
 from sessionrec.errors import SessionrecError
 
 from .bad_input_corpus import CASES, MARKER, Case, Workspace
@@ -44,11 +43,9 @@ def snapshot(root: Path) -> dict[str, tuple[str, ...]]:
 
 
 def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["sessionrec", *args])
     capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code, capsys.readouterr().err
+    code = run_main(args, monkeypatch)
+    return code, capsys.readouterr().err
 
 
 def shown(text: str, root: Path) -> str:

@@ -21,12 +21,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sessionrec.cli import main
+from helpers import ENV, run_main
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.rundir import load_checkpoint
 
 SEED = int(os.environ.get("SESSIONREC_CRASH_SEED", "2024"))
-ENV = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
 
 # Runs the CLI after arranging to SIGKILL itself at call `k` of a training step ("step") or
 # of an atomic rename ("write", tearing the temporary file first to a fraction `cut`).
@@ -63,10 +62,7 @@ main()
 
 
 def cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["sessionrec", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    assert exit_info.value.code == 0
+    assert run_main(args, monkeypatch) == 0
 
 
 @pytest.fixture(scope="module")

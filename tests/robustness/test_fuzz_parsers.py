@@ -9,7 +9,6 @@ invariants of the format. `SESSIONREC_FUZZ_EXAMPLES` raises the example counts f
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -20,6 +19,7 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from helpers import write_pickles
 from sessionrec.data.prepare import prepare
 from sessionrec.data.prepared import read_prepared
 from sessionrec.data.sessions import Sessions
@@ -167,10 +167,7 @@ def reference_prefixes(seqs: list[list[int]]) -> list[tuple[list[int], int]]:
 
 def check_dataset(train_obj: Any, test_obj: Any, valid_fraction: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp) / "data"
-        d.mkdir()
-        (d / "all_train_seq.txt").write_bytes(pickle.dumps(train_obj))
-        (d / "test.txt").write_bytes(pickle.dumps(test_obj))
+        d = write_pickles(Path(tmp) / "data", train_obj, test_obj)
         try:
             data = load_dataset(d, valid_fraction=valid_fraction)
         except DataError as e:  # including UnsafeFileError
@@ -207,10 +204,7 @@ plain = st.recursive(
 def test_dataset_builder_on_malformed_structures(train: Any, test: Any) -> None:
     """Arbitrary nested data where sessions belong: a `DataError`, or a consistent dataset."""
     with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp) / "data"
-        d.mkdir()
-        (d / "all_train_seq.txt").write_bytes(pickle.dumps(train))
-        (d / "test.txt").write_bytes(pickle.dumps(test))
+        d = write_pickles(Path(tmp) / "data", train, test)
         try:
             data = load_dataset(d, valid_fraction=0.0)
         except DataError as e:

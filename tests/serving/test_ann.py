@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import sys
+from functools import partial
 from importlib.util import find_spec
 
 import httpx
@@ -16,7 +16,8 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from helpers import ENV, small_hparams
+import helpers
+from helpers import small_hparams
 from sessionrec.commands.serve import serve
 from sessionrec.data.batching import collate
 from sessionrec.errors import ConfigError
@@ -212,14 +213,7 @@ def test_index_is_cached_in_the_run_directory(stamp_run, tmp_path, monkeypatch, 
 
 
 # --- the --ann flag over HTTP and in the CLI ---------------------------------------------------
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "sessionrec", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-    )
+run_cli = partial(helpers.run_cli, timeout=120)
 
 
 def cli_items(stdout: str) -> list[str]:

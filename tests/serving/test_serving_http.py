@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 
 import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from helpers import ENV
+import helpers
 from sessionrec.commands.serve import serve
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.serving import SessionRecommender
@@ -171,17 +170,7 @@ def test_live_concurrent_requests_share_forward_passes(live, rec):
     assert after["batches"] - before["batches"] < len(sessions)  # some requests were merged
 
 
-def run_cli(*args, check=True):
-    proc = subprocess.run(
-        [sys.executable, "-m", "sessionrec", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+run_cli = partial(helpers.run_cli, check=True, timeout=120)
 
 
 def cli_items(stdout: str) -> list[str]:

@@ -8,6 +8,7 @@ Spec: docs/data.md#preparing-a-raw-click-log
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from fractions import Fraction
@@ -94,6 +95,42 @@ def prepare(
 
     Rules: see the module docstring. Bad input raises `DataError`, bad options `ConfigError`.
     """
+    test_days = _check_options(
+        fmt, test_days, test_fraction, test_input, min_item_support, min_test_prefix
+    )
+    frac = None if fraction is None else parse_fraction(fraction)
+    path = Path(input_path)
+    out = Path(output_dir)
+    check_output_dir(out, overwrite)  # fail before the (possibly long) processing
+
+    with status(f"reading {path}"):
+        if fmt in GENERIC:
+            clicks, raw = _load_generic(path, fmt, columns, test_input)
+        else:
+            clicks, raw = _LOADERS[fmt](path)
+    split = Split(test_days, test_fraction, test_input is not None)
+    test_rules = TestRules(keep_unseen_test_items, min_test_prefix)
+    with status(f"filtering, splitting and numbering {clicks.height:,} clicks"):
+        train, test, item_ids, stats = _apply_rules(
+            clicks, path, fmt, split, min_item_support, frac, until_stable, test_rules
+        )
+    stats = {"format": fmt, "input": str(path), **raw, **stats}
+    if test_input is not None:
+        stats["test_input"] = str(test_input)
+    write_prepared(out, train, test, item_ids, stats, overwrite=overwrite)
+    return stats
+
+
+def _check_options(
+    fmt: str,
+    test_days: int | None,
+    test_fraction: float | None,
+    test_input: str | Path | None,
+    min_item_support: int,
+    min_test_prefix: int,
+) -> int:
+    """Refuse bad `prepare` options with a ConfigError; return `test_days` (the format's default
+    when unset)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown raw format {fmt!r}: expected one of {', '.join(FORMATS)}")
     chosen = [o for o, v in (("test_days", test_days), ("test_fraction", test_fraction),
@@ -120,27 +157,7 @@ def prepare(
         raise ConfigError(
             f"invalid min_item_support {min_item_support!r}: expected a positive integer"
         )
-    frac = None if fraction is None else parse_fraction(fraction)
-    path = Path(input_path)
-    out = Path(output_dir)
-    check_output_dir(out, overwrite)  # fail before the (possibly long) processing
-
-    with status(f"reading {path}"):
-        if fmt in GENERIC:
-            clicks, raw = _load_generic(path, fmt, columns, test_input)
-        else:
-            clicks, raw = _LOADERS[fmt](path)
-    split = Split(test_days, test_fraction, test_input is not None)
-    test_rules = TestRules(keep_unseen_test_items, min_test_prefix)
-    with status(f"filtering, splitting and numbering {clicks.height:,} clicks"):
-        train, test, item_ids, stats = _apply_rules(
-            clicks, path, fmt, split, min_item_support, frac, until_stable, test_rules
-        )
-    stats = {"format": fmt, "input": str(path), **raw, **stats}
-    if test_input is not None:
-        stats["test_input"] = str(test_input)
-    write_prepared(out, train, test, item_ids, stats, overwrite=overwrite)
-    return stats
+    return test_days
 
 
 # ----------------------------------------------------------------------------- reading
@@ -226,25 +243,47 @@ def _int(col: str) -> pl.Expr:
     return pl.col(col).str.strip_chars().cast(pl.Int64, strict=False)
 
 
+def _date_seconds(col: str) -> pl.Expr:
+    """A YYYY-MM-DD date as seconds since 1970 (its midnight, UTC)."""
+    date = pl.col(col).str.strip_chars().str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    return date.cast(pl.Int64) * DAY_SECONDS
+
+
+def _text(col: str) -> pl.Expr:
+    return pl.col(col).str.strip_chars()
+
+
+# What to read from a file with a header: output column -> (required column, normalized as in
+# `_REQUIRED`; how to parse it; what a value must look like, for the error message).
+FieldSpecs = dict[str, tuple[str, Callable[[str], pl.Expr], str]]
+_DIGINETICA_FIELDS: FieldSpecs = {
+    "session": ("sessionid", _int, "an integer session id"),
+    "item": ("itemid", _int, "an integer item id"),
+    "order": ("timeframe", _int, "an integer timeframe"),
+    "time": ("eventdate", _date_seconds, "a YYYY-MM-DD date"),
+}
+_RETAILROCKET_FIELDS: FieldSpecs = {
+    "order": ("timestamp", _int, "an integer timestamp in ms"),
+    "visitor": ("visitorid", _int, "an integer visitor id"),
+    "event": ("event", _text, "an event name"),
+    "item": ("itemid", _int, "an integer item id"),
+}
+
+
+def _read_with_header(
+    path: Path, fmt: str, fields: FieldSpecs
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Parse `fields` from a file whose header names the columns; also return the file's names
+    of the required columns."""
+    first = _first_line(path, fmt)
+    lf = _scan(path, fmt)
+    cols = _header_columns(path, fmt, first, lf)
+    typed = {name: (cols[c], parse(cols[c]), what) for name, (c, parse, what) in fields.items()}
+    return _parse(path, fmt, lf, typed, line_base=2), cols
+
+
 def _load_diginetica(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
-    first = _first_line(path, "diginetica")
-    lf = _scan(path, "diginetica")
-    cols = _header_columns(path, "diginetica", first, lf)
-    date = (
-        pl.col(cols["eventdate"]).str.strip_chars().str.strptime(pl.Date, "%Y-%m-%d", strict=False)
-    )
-    df = _parse(
-        path,
-        "diginetica",
-        lf,
-        {
-            "session": (cols["sessionid"], _int(cols["sessionid"]), "an integer session id"),
-            "item": (cols["itemid"], _int(cols["itemid"]), "an integer item id"),
-            "order": (cols["timeframe"], _int(cols["timeframe"]), "an integer timeframe"),
-            "time": (cols["eventdate"], date.cast(pl.Int64) * DAY_SECONDS, "a YYYY-MM-DD date"),
-        },
-        line_base=2,
-    )
+    df, _ = _read_with_header(path, "diginetica", _DIGINETICA_FIELDS)
     return df, {"raw_clicks": df.height}
 
 
@@ -287,22 +326,7 @@ def _load_yoochoose(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
 
 
 def _load_retailrocket(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
-    first = _first_line(path, "retailrocket")
-    lf = _scan(path, "retailrocket")
-    cols = _header_columns(path, "retailrocket", first, lf)
-    event = pl.col(cols["event"]).str.strip_chars()
-    df = _parse(
-        path,
-        "retailrocket",
-        lf,
-        {
-            "order": (cols["timestamp"], _int(cols["timestamp"]), "an integer timestamp in ms"),
-            "visitor": (cols["visitorid"], _int(cols["visitorid"]), "an integer visitor id"),
-            "event": (cols["event"], event, "an event name"),
-            "item": (cols["itemid"], _int(cols["itemid"]), "an integer item id"),
-        },
-        line_base=2,
-    )
+    df, cols = _read_with_header(path, "retailrocket", _RETAILROCKET_FIELDS)
     raw_events = df.height
     df = df.filter(pl.col("event") == "view").drop("event")
     if df.height == 0:
@@ -448,8 +472,61 @@ def _apply_rules(
     test_rules: TestRules = TestRules(),
 ) -> tuple[Sessions, Sessions, list[str], dict[str, Any]]:
     """The common filtering, splitting and renumbering rules (see the module docstring)."""
-    # Session time and file position come from the raw session, before any filtering (SR-GNN).
-    df = clicks.select(
+    df = _with_session_keys(clicks, fmt)
+    t_min, t_max = int(clicks["time"].min()), int(clicks["time"].max())
+    span_days = (t_max - t_min) / DAY_SECONDS
+    span = f"the log spans {span_days:.2f} days ({_iso(t_min)} to {_iso(t_max)})"
+    steps = [_counts("raw", df)]
+    df, passes = _filter(df, min_support, until_stable, steps)
+    if df.height == 0:
+        raise DataError(
+            f"{path}: no sessions remain after dropping sessions shorter than "
+            f"{MIN_SESSION_LENGTH} and items with fewer than {min_support} clicks "
+            f"({clicks.height} raw clicks)"
+        )
+    train, test, split_time, boundary = _split(df, split)
+    steps.append(_counts("split_train", train))
+    steps.append(_counts("split_test", test))
+    if train.height == 0:
+        raise DataError(
+            f"{path}: no training sessions remain after filtering and holding out "
+            f"{split.describe()} for test; {span} (choose another --test-days or "
+            "--test-fraction)"
+        )
+    train, n_train = _keep_recent(_ordered(train), fraction, path, steps)
+    originals, train, test = _number_items(train, test, test_rules.keep_unseen_items, steps)
+    if test.height == 0:
+        raise DataError(
+            f"{path}: no test sessions remain after filtering (test = {split.describe()}, "
+            f"restricted to training items, length >= {MIN_SESSION_LENGTH}); {span}"
+        )
+    test = _ordered(test)
+    train_s, test_s = _to_sessions(train, n_train), _to_sessions(test, int(test["sid"][-1]) + 1)
+    stats: dict[str, Any] = {
+        "rules": _rules(fmt, split, min_support, until_stable, fraction, test_rules),
+        "steps": steps,
+        "filter_passes": passes,
+        "first_time": _iso(t_min),
+        "last_time": _iso(t_max),
+        "span_days": round(span_days, 4),
+        "split_time": _iso(split_time),
+        "sessions_at_split_dropped": boundary,
+        "train_sessions": len(train_s),
+        "train_clicks": int(train_s.offsets[-1]),
+        "train_examples": int(train_s.offsets[-1]) - len(train_s),
+        "test_sessions": len(test_s),
+        "test_clicks": int(test_s.offsets[-1]),
+        "test_examples": int(np.maximum(test_s.lengths - test_rules.min_prefix, 0).sum()),
+        "items": originals.len(),
+    }
+    return train_s, test_s, [str(x) for x in originals.to_list()], stats
+
+
+def _with_session_keys(clicks: pl.DataFrame, fmt: str) -> pl.DataFrame:
+    """The columns the rules use, plus each session's time (`end`) and first row (`first`).
+
+    Both come from the raw session, before any filtering (SR-GNN)."""
+    return clicks.select(
         "session",
         "item",
         "order",
@@ -460,10 +537,13 @@ def _apply_rules(
         ).over("session"),
         first=pl.col("row").min().over("session"),
     )
-    t_min, t_max = int(clicks["time"].min()), int(clicks["time"].max())
-    span_days = (t_max - t_min) / DAY_SECONDS
-    steps = [_counts("raw", df)]
 
+
+def _filter(
+    df: pl.DataFrame, min_support: int, until_stable: bool, steps: list[dict[str, Any]]
+) -> tuple[pl.DataFrame, int]:
+    """Rules 1-2: drop short sessions, then rare items and short sessions (until stable, or
+    once); each step's counts go to `steps`. Returns the clicks left and the passes made."""
     df = _drop_short(df)
     steps.append(_counts(f"drop_sessions_shorter_than_{MIN_SESSION_LENGTH}", df))
     passes = 0
@@ -473,63 +553,59 @@ def _apply_rules(
         passes += 1
         steps.append(_counts(f"drop_items_support_below_{min_support}_pass_{passes}", df))
         if df.height == before or not until_stable or df.height == 0:
-            break
-    if df.height == 0:
-        raise DataError(
-            f"{path}: no sessions remain after dropping sessions shorter than "
-            f"{MIN_SESSION_LENGTH} and items with fewer than {min_support} clicks "
-            f"({clicks.height} raw clicks)"
-        )
+            return df, passes
 
-    train, test, split_time, boundary = _split(df, split)
-    steps.append(_counts("split_train", train))
-    steps.append(_counts("split_test", test))
-    span = f"the log spans {span_days:.2f} days ({_iso(t_min)} to {_iso(t_max)})"
-    if train.height == 0:
-        raise DataError(
-            f"{path}: no training sessions remain after filtering and holding out "
-            f"{split.describe()} for test; {span} (choose another --test-days or "
-            "--test-fraction)"
-        )
 
-    train = _ordered(train)
+def _keep_recent(
+    train: pl.DataFrame, fraction: float | None, path: Path, steps: list[dict[str, Any]]
+) -> tuple[pl.DataFrame, int]:
+    """Rule 4: the most recent `fraction` of the (ordered) training sessions, renumbered from 0;
+    returns them and their count."""
     n_train = int(train["sid"][-1]) + 1
-    if fraction is not None:
-        keep = int(n_train * fraction)
-        if keep < 1:
-            raise DataError(
-                f"{path}: fraction {fraction:g} of {n_train} training sessions keeps none"
-            )
-        train = train.filter(pl.col("sid") >= n_train - keep).with_columns(
-            sid=pl.col("sid") - (n_train - keep)
-        )
-        n_train = keep
-        steps.append(_counts("keep_most_recent_fraction", train))
+    if fraction is None:
+        return train, n_train
+    keep = int(n_train * fraction)
+    if keep < 1:
+        raise DataError(f"{path}: fraction {fraction:g} of {n_train} training sessions keeps none")
+    train = train.filter(pl.col("sid") >= n_train - keep).with_columns(
+        sid=pl.col("sid") - (n_train - keep)
+    )
+    steps.append(_counts("keep_most_recent_fraction", train))
+    return train, keep
 
+
+def _number_items(
+    train: pl.DataFrame, test: pl.DataFrame, keep_unseen: bool, steps: list[dict[str, Any]]
+) -> tuple[pl.Series, pl.DataFrame, pl.DataFrame]:
+    """Rules 5-6: items numbered 1..N (`iid`) by first appearance in training (then, with
+    `keep_unseen`, in test); test clicks on other items and short test sessions dropped.
+    Returns the original ids in numbering order, train and test."""
     originals = train["item"].unique(maintain_order=True)
-    if test_rules.keep_unseen_items:  # then the test-only items, by first appearance in test
+    if keep_unseen:  # then the test-only items, by first appearance in test
         unseen = _ordered(test)["item"].unique(maintain_order=True)
         originals = pl.concat([originals, unseen.filter(~unseen.is_in(originals.implode()))])
-    n_items = originals.len()
-    new_ids = pl.int_range(1, n_items + 1, eager=True, dtype=pl.Int64)
+    new_ids = pl.int_range(1, originals.len() + 1, eager=True, dtype=pl.Int64)
     train = train.with_columns(iid=pl.col("item").replace_strict(originals, new_ids))
 
     iid = pl.col("item").replace_strict(originals, new_ids, default=None)
     test = test.with_columns(iid=iid).filter(pl.col("iid").is_not_null())
-    if not test_rules.keep_unseen_items:
+    if not keep_unseen:
         steps.append(_counts("test_drop_items_not_in_train", test))
     test = _drop_short(test)
     steps.append(_counts(f"test_drop_sessions_shorter_than_{MIN_SESSION_LENGTH}", test))
-    if test.height == 0:
-        raise DataError(
-            f"{path}: no test sessions remain after filtering (test = {split.describe()}, "
-            f"restricted to training items, length >= {MIN_SESSION_LENGTH}); {span}"
-        )
-    test = _ordered(test)
-    n_test = int(test["sid"][-1]) + 1
+    return originals, train, test
 
-    train_s, test_s = _to_sessions(train, n_train), _to_sessions(test, n_test)
-    item_ids = [str(x) for x in originals.to_list()]
+
+def _rules(
+    fmt: str,
+    split: Split,
+    min_support: int,
+    until_stable: bool,
+    fraction: float | None,
+    test_rules: TestRules,
+) -> dict[str, Any]:
+    """The rules applied, as recorded in the dataset's stats."""
+    by_split = not split.given and split.fraction is None
     rules: dict[str, Any] = {
         "click_order": {
             "diginetica": "timeframe",
@@ -545,10 +621,10 @@ def _apply_rules(
         "min_item_support": min_support,
         "repeat_filters_until_stable": until_stable,
         "test": split.describe(),
-        "test_days": None if split.given or split.fraction is not None else split.days,
+        "test_days": split.days if by_split else None,
         "test_fraction": split.fraction,
         "split": "train: session time < max - test_days; test: > (equal: dropped)"
-        if not split.given and split.fraction is None
+        if by_split
         else "by session, as `test` says",
         "fraction": fraction,
         "test_items_restricted_to_train": not test_rules.keep_unseen_items,
@@ -559,21 +635,4 @@ def _apply_rules(
     if fmt == "retailrocket":
         rules["event"] = "view"
         rules["session_gap_minutes"] = RETAILROCKET_SESSION_GAP_MINUTES
-    stats: dict[str, Any] = {
-        "rules": rules,
-        "steps": steps,
-        "filter_passes": passes,
-        "first_time": _iso(t_min),
-        "last_time": _iso(t_max),
-        "span_days": round(span_days, 4),
-        "split_time": _iso(split_time),
-        "sessions_at_split_dropped": boundary,
-        "train_sessions": len(train_s),
-        "train_clicks": int(train_s.offsets[-1]),
-        "train_examples": int(train_s.offsets[-1]) - len(train_s),
-        "test_sessions": len(test_s),
-        "test_clicks": int(test_s.offsets[-1]),
-        "test_examples": int(np.maximum(test_s.lengths - test_rules.min_prefix, 0).sum()),
-        "items": n_items,
-    }
-    return train_s, test_s, item_ids, stats
+    return rules

@@ -296,6 +296,32 @@ def _counter() -> np.ndarray:
     return np.zeros(1, dtype=np.int64)  # the kernels' shared chunk counter
 
 
+def _save_for_backward(
+    ctx: Any, h: torch.Tensor, q: torch.Tensor, op: FOGOperator, out: np.ndarray, stat: np.ndarray
+) -> torch.Tensor:
+    """Keep the inputs, the output and its per-node statistic for backward; return the output."""
+    out_t = torch.from_numpy(out)
+    ctx.save_for_backward(h, q, out_t, torch.from_numpy(stat))
+    ctx.op = op
+    return out_t
+
+
+def _saved_arrays(
+    ctx: Any, grad: torch.Tensor
+) -> tuple[torch.Tensor, FOGOperator, tuple[np.ndarray, ...]]:
+    """What `_save_for_backward` kept: the second input, the operator, and as arrays the two
+    inputs, the gradient, the output and its statistic."""
+    h, q, out, stat = ctx.saved_tensors
+    arrays = (
+        _array(h, h.dtype),
+        _array(q, h.dtype),
+        _array(grad, h.dtype),
+        out.numpy(),
+        stat.numpy(),
+    )
+    return q, ctx.op, arrays
+
+
 class _NumbaNormalized(torch.autograd.Function):
     """The normalized layer as two fused kernels; backward recomputes s_g per edge group."""
 
@@ -307,16 +333,11 @@ class _NumbaNormalized(torch.autograd.Function):
         with _numba_threads() as threads:
             scratch = np.empty((threads, hn.shape[1]), hn.dtype)
             _kernels().normalized_forward(hn, qn, groups, _counter(), scratch, out, den)
-        out_t, den_t = torch.from_numpy(out), torch.from_numpy(den)
-        ctx.save_for_backward(h, q, out_t, den_t)
-        ctx.op = op
-        return out_t
+        return _save_for_backward(ctx, h, q, op, out, den)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        h, q, out, den = ctx.saved_tensors
-        op: FOGOperator = ctx.op
-        hn, qn, gn = _array(h, h.dtype), _array(q, h.dtype), _array(grad, h.dtype)
+        q, op, (hn, qn, gn, out, den) = _saved_arrays(ctx, grad)
         graph = op.kernel_graph()
         g_h = np.empty_like(hn)
         with _numba_threads() as threads:
@@ -325,13 +346,13 @@ class _NumbaNormalized(torch.autograd.Function):
                 hn,
                 qn,
                 gn,
-                out.numpy(),
-                den.numpy(),
+                out,
+                den,
                 graph.degrees(),
                 graph.outgoing.arrays(),
                 _counter(),
                 threads,
-                np.divide(gn, den.numpy(), out=op.buffer("grad_num", hn.shape, hn.dtype)),
+                np.divide(gn, den, out=op.buffer("grad_num", hn.shape, hn.dtype)),
                 g_h,
                 gq_buf,
                 ctx.needs_input_grad[1],
@@ -360,16 +381,11 @@ class _NumbaSoftmax(torch.autograd.Function):
                 out,
                 lse,
             )
-        out_t, lse_t = torch.from_numpy(out), torch.from_numpy(lse)
-        ctx.save_for_backward(h, p, out_t, lse_t)
-        ctx.op = op
-        return out_t
+        return _save_for_backward(ctx, h, p, op, out, lse)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        h, p, out, lse = ctx.saved_tensors
-        op: FOGOperator = ctx.op
-        hn, pn, gn = _array(h, h.dtype), _array(p, h.dtype), _array(grad, h.dtype)
+        p, op, (hn, pn, gn, out, lse) = _saved_arrays(ctx, grad)
         g_h = np.empty_like(hn)
         with _numba_threads() as threads:
             blocks = max(_SOFTMAX_BLOCKS, threads)
@@ -379,8 +395,8 @@ class _NumbaSoftmax(torch.autograd.Function):
                 hn,
                 pn,
                 gn,
-                out.numpy(),
-                lse.numpy(),
+                out,
+                lse,
                 op.kernel_graph().incoming.arrays(),
                 _counter(),
                 threads,

@@ -2,7 +2,7 @@
 
 Neural models wrap a plain `nn.Module` (which knows nothing about training) and are fitted by
 their `trainer_class` (the shared `Trainer`, or a subclass for a model that trains
-differently); non-neural models implement `fit` themselves. The evaluator and the service
+differently); non-neural models implement `learn` (no gradient steps). The evaluator and the service
 treat both as black boxes through `score_batch`.
 """
 
@@ -77,7 +77,6 @@ class Recommender(ABC):
         self.device = torch.device("cpu")
 
     # --- training and scoring -------------------------------------------------------------
-    @abstractmethod
     def fit(
         self,
         dataset: SessionDataset,
@@ -86,7 +85,17 @@ class Recommender(ABC):
         progress: bool = False,
         resume: bool = False,
     ) -> Recommender:
-        """Learn from `dataset.train` (selecting on `dataset.valid`); returns self."""
+        """Learn from `dataset.train` (selecting on `dataset.valid`); returns self.
+
+        Models without training steps learn in one pass (`learn`), so they have no checkpoints
+        (`run_dir`, `resume`) and no progress bar; `NeuralRecommender` trains in steps instead.
+        """
+        self.learn(dataset, config)
+        return self
+
+    def learn(self, dataset: SessionDataset, config: TrainConfig | None) -> None:
+        """Learn everything in one pass over `dataset` (models without training steps)."""
+        raise NotImplementedError(f"model '{self.name}' defines neither `fit` nor `learn`")
 
     @abstractmethod
     def score_batch(self, batch: Batch) -> torch.Tensor:

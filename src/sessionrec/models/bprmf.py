@@ -19,7 +19,7 @@ from torch import nn
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.fpmc import bpr_loss, sample_negatives
 from sessionrec.models.itemknn import fit_sessions
-from sessionrec.models.layers import masked_mean, score_all_items
+from sessionrec.models.layers import DotProductScorer, masked_mean
 from sessionrec.models.registry import register
 from sessionrec.training.trainer import Step, Trainer, epoch_seed
 
@@ -33,7 +33,9 @@ class BPRMFParams:
     init_range: float = 0.05  # GRU4Rec BPRMF baseline: uniform(-σ, σ), σ = 0.05
 
 
-class BPRMF(nn.Module):
+class BPRMF(DotProductScorer):
+    """Scores items by x̂_si = <w_s, h_i>."""
+
     def __init__(self, num_items: int, p: BPRMFParams) -> None:
         super().__init__()
         self.item_emb = nn.Embedding(num_items + 1, p.embedding_dim, padding_idx=0, sparse=True)
@@ -43,13 +45,6 @@ class BPRMF(nn.Module):
 
     def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return masked_mean(self.item_emb(items), items > 0)  # a new session: mean item factor
-
-    def item_vectors(self) -> torch.Tensor:
-        return self.item_emb.weight
-
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # x̂_si = <w_s, h_i>
-        return score_all_items(self.session_vectors(items, lengths), self.item_vectors())
 
 
 class BPRMFTrainer(Trainer):

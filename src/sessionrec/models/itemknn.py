@@ -9,7 +9,6 @@ Spec: docs/baselines-knn-mf.md#item-knn
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +21,7 @@ from sessionrec.errors import ConfigError, RunError
 from sessionrec.models.base import Recommender
 from sessionrec.models.registry import register
 from sessionrec.progress import status
+from sessionrec.training.config import use_threads
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
@@ -116,20 +116,12 @@ class ItemKNN(Recommender):
         self.weights = torch.zeros(num_items + 1, m)
         self.sessions: Sessions | None = None  # what the similarities come from (live updates)
 
-    def fit(
-        self,
-        dataset: SessionDataset,
-        config: TrainConfig | None = None,
-        run_dir: str | Path | None = None,
-        progress: bool = False,
-        resume: bool = False,
-    ) -> ItemKNN:
-        if config is not None and config.num_threads:
-            torch.set_num_threads(config.num_threads)
-        self._learn(fit_sessions(dataset))
-        return self
+    def learn(self, dataset: SessionDataset, config: TrainConfig | None) -> None:
+        use_threads(config)
+        self._neighbours_from(fit_sessions(dataset))
 
-    def _learn(self, sessions: Sessions) -> None:
+    def _neighbours_from(self, sessions: Sessions) -> None:
+        """Each item's most similar items in `sessions` (kept, for live updates)."""
         self.sessions = sessions
         with status(f"item similarities from {len(sessions):,} sessions"):
             x = incidence(sessions, self.num_items, binary=not self.params.count_clicks)
@@ -145,7 +137,7 @@ class ItemKNN(Recommender):
             raise RunError(
                 "this itemknn run predates live updates (no sessions saved): train again"
             )
-        self._learn(self.sessions.concat(sessions))
+        self._neighbours_from(self.sessions.concat(sessions))
 
     def score_batch(self, batch: Batch) -> torch.Tensor:
         last = batch.items.gather(1, (batch.lengths - 1).clamp(min=0).view(-1, 1)).squeeze(1).cpu()

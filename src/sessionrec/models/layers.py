@@ -29,6 +29,24 @@ def reverse_positions(lengths: torch.Tensor, width: int) -> torch.Tensor:
     return pos.clamp(min=0)
 
 
+class DotProductScorer(nn.Module):
+    """A session encoder that scores every item i by hₛᵀvᵢ, vᵢ a row of its `item_emb` table.
+
+    Subclasses define `session_vectors` (hₛ, (B, d)); `forward` gives the logits (B, N+1).
+    """
+
+    item_emb: nn.Embedding
+
+    def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_emb.weight
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return score_all_items(self.session_vectors(items, lengths), self.item_vectors())
+
+
 class ReversePositionEmbedding(nn.Module):
     """Learnable embedding of the reverse position (distance from the last click)."""
 

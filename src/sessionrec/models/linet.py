@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from sessionrec.errors import ConfigError
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import AttentionReadout, gather_last, masked_mean, score_all_items
+from sessionrec.models.layers import AttentionReadout, DotProductScorer, gather_last, masked_mean
 from sessionrec.models.registry import register
 
 
@@ -140,7 +140,9 @@ class LocalEncoder(nn.Module):
         return self.weights(x, mask) @ x  # x'_i = Σ_j w_ij x_j (Eq. 2)
 
 
-class LINet(nn.Module):
+class LINet(DotProductScorer):
+    """Scores items by z_i = v_iᵀ g(c) (Eq. 11)."""
+
     def __init__(self, num_items: int, p: LINetParams) -> None:
         super().__init__()
         d = p.embedding_dim
@@ -176,13 +178,6 @@ class LINet(nn.Module):
     def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """g(c) (B, d)."""
         return self.g(self.c_dropout(self.session_representation(items, lengths)))
-
-    def item_vectors(self) -> torch.Tensor:
-        return self.item_emb.weight
-
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # z_i = v_iᵀ g(c) (Eq. 11)
-        return score_all_items(self.session_vectors(items, lengths), self.item_vectors())
 
 
 class _LINetBase(NeuralRecommender):

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import AttentionReadout, gather_last, score_all_items
+from sessionrec.models.layers import AttentionReadout, DotProductScorer, gather_last
 from sessionrec.models.registry import register
 
 
@@ -28,7 +28,9 @@ class NARMParams:
     emb_init_std: float | None = 1.0
 
 
-class NARM(nn.Module):
+class NARM(DotProductScorer):
+    """Scores items by S_i = embᵢᵀ B c_t (Eq. 9)."""
+
     def __init__(self, num_items: int, p: NARMParams) -> None:
         super().__init__()
         self.item_emb = nn.Embedding(num_items + 1, p.embedding_dim, padding_idx=0)
@@ -53,13 +55,6 @@ class NARM(nn.Module):
         c_local = self.attention(h, c_global, mask)  # c_l = Σ_j α_tj h_j (Eq. 6)
         c = self.ct_dropout(torch.cat([c_global, c_local], dim=1))  # c_t = [c_g; c_l] (Eq. 8)
         return self.bilinear(c)
-
-    def item_vectors(self) -> torch.Tensor:
-        return self.item_emb.weight
-
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # S_i = embᵢᵀ B c_t (Eq. 9)
-        return score_all_items(self.session_vectors(items, lengths), self.item_vectors())
 
 
 @register

@@ -5,7 +5,6 @@ Spec: docs/baselines-knn-mf.md#popularity
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,18 +29,10 @@ class Pop(Recommender):
         super().__init__(num_items, params)
         self.counts = torch.zeros(num_items + 1)
 
-    def fit(
-        self,
-        dataset: SessionDataset,
-        config: TrainConfig | None = None,
-        run_dir: str | Path | None = None,
-        progress: bool = False,
-        resume: bool = False,
-    ) -> Pop:
+    def learn(self, dataset: SessionDataset, config: TrainConfig | None) -> None:
         self.counts = torch.as_tensor(
             dataset.item_counts()[: self.num_items + 1], dtype=torch.float32
         )
-        return self
 
     learns_online = True
 

@@ -10,7 +10,6 @@ Spec: docs/baselines-knn-mf.md#session-knn-sknn-v-sknn-stan
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -23,6 +22,7 @@ from sessionrec.errors import ConfigError, RunError
 from sessionrec.models.base import Recommender
 from sessionrec.models.itemknn import fit_sessions, incidence, saved_sessions
 from sessionrec.models.registry import register
+from sessionrec.training.config import use_threads
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
@@ -100,22 +100,13 @@ class SessionKNNBase(Recommender):
             }
         return self._cache
 
-    def fit(
-        self,
-        dataset: SessionDataset,
-        config: TrainConfig | None = None,
-        run_dir: str | Path | None = None,
-        progress: bool = False,
-        resume: bool = False,
-    ) -> SessionKNNBase:
-        if config is not None and config.num_threads:
-            torch.set_num_threads(config.num_threads)
+    def learn(self, dataset: SessionDataset, config: TrainConfig | None) -> None:
+        use_threads(config)
         sessions = fit_sessions(dataset)
         keep = sessions.lengths > 0
         sessions = sessions.select(np.flatnonzero(keep)) if not keep.all() else sessions
         self._set_sessions(sessions.items, sessions.offsets)
         self._index()
-        return self
 
     learns_online = True
 

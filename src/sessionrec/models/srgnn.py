@@ -16,7 +16,7 @@ from torch import nn
 
 from sessionrec.errors import ConfigError
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import AttentionReadout, gather_last, score_all_items
+from sessionrec.models.layers import AttentionReadout, DotProductScorer, gather_last
 from sessionrec.models.registry import register
 
 
@@ -86,7 +86,9 @@ class GatedGraphCell(nn.Module):
         return self.gru(a.reshape(-1, 2 * d), h.reshape(-1, d)).view_as(h)  # Eqs. 2-5
 
 
-class SRGNN(nn.Module):
+class SRGNN(DotProductScorer):
+    """Scores items by ŷ_i = s_hᵀ v_i (Eq. 8)."""
+
     def __init__(self, num_items: int, p: SRGNNParams) -> None:
         super().__init__()
         d = p.hidden_size
@@ -110,13 +112,6 @@ class SRGNN(nn.Module):
         s_l = gather_last(seq, lengths)  # local: the last click's node (Eq. 6)
         s_g = self.attention(seq, s_l, items > 0)  # global: Σ α_i v_i (Eq. 6)
         return s_g if self.nonhybrid else self.hybrid(torch.cat([s_l, s_g], dim=1))  # (Eq. 7)
-
-    def item_vectors(self) -> torch.Tensor:
-        return self.item_emb.weight
-
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # ŷ_i = s_hᵀ v_i (Eq. 8)
-        return score_all_items(self.session_vectors(items, lengths), self.item_vectors())
 
 
 @register

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import AttentionReadout, gather_last, masked_mean, score_all_items
+from sessionrec.models.layers import AttentionReadout, DotProductScorer, gather_last, masked_mean
 from sessionrec.models.registry import register
 
 
@@ -26,7 +26,9 @@ class STAMPParams:
     input_max_norm: float | None = 1.5
 
 
-class STAMP(nn.Module):
+class STAMP(DotProductScorer):
+    """Scores items by the trilinear <h_s, h_t, x_i> (Eq. 11)."""
+
     def __init__(self, num_items: int, p: STAMPParams) -> None:
         super().__init__()
         self.p = p
@@ -62,13 +64,6 @@ class STAMP(nn.Module):
         h_s = torch.tanh(self.mlp_s(m_a))  # (Eq. 9)
         h_t = torch.tanh(self.mlp_t(x_t))  # (Eq. 10)
         return h_s * h_t
-
-    def item_vectors(self) -> torch.Tensor:
-        return self.item_emb.weight
-
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # trilinear <h_s, h_t, x_i> (Eq. 11)
-        return score_all_items(self.session_vectors(items, lengths), self.item_vectors())
 
 
 @register

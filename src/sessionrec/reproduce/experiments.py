@@ -152,10 +152,13 @@ def sweep_rows(sweep: Mapping[str, Sequence[Any]], base: Mapping[str, Any]) -> t
     )
 
 
-def _experiments() -> dict[str, Experiment]:
-    focol_table2 = parse_paper_table(FOCOL_TABLE2, FOCOL_DATASETS, AT10_20)
-    linet_table1 = parse_paper_table(LINET_TABLE1, LINET_DATASETS, AT20)
-    specs = [
+FOCOL_PAPER_TABLE2 = parse_paper_table(FOCOL_TABLE2, FOCOL_DATASETS, AT10_20)
+LINET_PAPER_TABLE1 = parse_paper_table(LINET_TABLE1, LINET_DATASETS, AT20)
+
+# Every table and figure, by name.
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in (
         Experiment(
             "focol-table2",
             "FOCOL paper, Table 2",
@@ -174,7 +177,7 @@ def _experiments() -> dict[str, Experiment]:
             ),
             FOCOL_DATASETS,
             AT10_20,
-            focol_table2,
+            FOCOL_PAPER_TABLE2,
             "FOCOL",
         ),
         Experiment(
@@ -247,7 +250,7 @@ def _experiments() -> dict[str, Experiment]:
             ),
             ("yoochoose1_64", "diginetica"),
             AT20,
-            linet_table1,
+            LINET_PAPER_TABLE1,
             "LINet",
             optional_datasets=("yoochoose1_4",),
         ),
@@ -281,14 +284,14 @@ def _experiments() -> dict[str, Experiment]:
             ),
             ("yoochoose1_64", "diginetica"),
             AT20,
-            {label: linet_table1[label] for label in ("NARM", "RepeatNet", "SR-GNN", "LINet")},
+            {
+                label: LINET_PAPER_TABLE1[label]
+                for label in ("NARM", "RepeatNet", "SR-GNN", "LINet")
+            },
             "LINet",
         ),
-    ]
-    return {e.name: e for e in specs}
-
-
-EXPERIMENTS: dict[str, Experiment] = _experiments()
+    )
+}
 
 
 def get_experiment(name: str) -> Experiment:

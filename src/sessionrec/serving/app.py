@@ -12,12 +12,13 @@ import json
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -231,111 +232,143 @@ def create_app(rec: SessionRecommender, settings: ServeSettings | None = None) -
     """The FastAPI app serving `rec` (already loaded: load-time work is done)."""
     cfg = settings or ServeSettings()
     reloader = Reloader(Serving(rec, _batcher(rec, cfg)), cfg)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        await reloader.now.batcher.start()
-        yield
-        await reloader.now.batcher.stop()
-
-    def now() -> Serving:
-        reloader.follow()
-        return reloader.now
-
     app = FastAPI(
         title="sessionrec",
         description=f"Next-item recommendations from a trained `{rec.model.name}` model.",
         version="1",
-        lifespan=lifespan,
+        lifespan=_lifespan,
     )
     app.state.reloader, app.state.settings = reloader, cfg
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        detail = "; ".join(_message(e) for e in errors[:3])
-        safe = [{k: e.get(k) for k in ("loc", "msg", "type")} for e in errors]
-        return JSONResponse({"detail": detail, "errors": safe}, status_code=422)
-
-    @app.exception_handler(ConfigError)
-    async def bad_request(request: Request, exc: ConfigError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    def check_k(k: int) -> None:
-        if not 1 <= k <= cfg.max_k:
-            raise ConfigError(f"k must be between 1 and {cfg.max_k}, got {k}")
-
-    @app.post("/recommend", response_model=RecommendResponse)
-    async def recommend(req: RecommendRequest) -> JSONResponse:
-        """Top-k next items for one session."""
-        check_k(req.k)
-        rec, batcher = (serving := now()).rec, serving.batcher
-        p = rec.prepare(req.session)
-        [top] = await batcher.submit([p.items], req.k, [rec.exclusions(req.exclude)])
-        return JSONResponse(_answer(rec, top, p.unknown_items))
-
-    @app.post("/recommend/batch", response_model=BatchResponse)
-    async def recommend_batch(req: BatchRequest) -> JSONResponse:
-        """Top-k next items for each of several sessions (one forward pass)."""
-        check_k(req.k)
-        n = len(req.sessions)
-        if n == 0:
-            raise ConfigError("sessions is empty: give at least one session")
-        if n > cfg.max_sessions:
-            raise ConfigError(f"too many sessions: {n} (at most {cfg.max_sessions} per request)")
-        if req.exclude is not None and len(req.exclude) != n:
-            raise ConfigError(
-                f"exclude must have one list per session ({n} sessions, {len(req.exclude)} lists)"
-            )
-        rec, batcher = (serving := now()).rec, serving.batcher
-        prepared = [rec.prepare(s, f"sessions[{i}]") for i, s in enumerate(req.sessions)]
-        exclude = [rec.exclusions(e) for e in req.exclude or []]
-        top = await batcher.submit([p.items for p in prepared], req.k, exclude)
-        results = [_answer(rec, t, p.unknown_items) for t, p in zip(top, prepared, strict=True)]
-        return JSONResponse({"results": results})
-
-    @app.post("/sessions", response_model=SessionsResponse)
-    async def sessions(req: SessionsRequest) -> JSONResponse:
-        """Completed sessions: logged in the run directory, then folded into the model (pop and
-        the kNN models) before this answer, so the next /recommend reflects them."""
-        if len(req.sessions) > cfg.max_sessions:
-            n = len(req.sessions)
-            raise ConfigError(f"too many sessions: {n} (at most {cfg.max_sessions} per request)")
-        return JSONResponse(await asyncio.to_thread(now().rec.ingest, req.sessions))
-
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        """Liveness: the model is loaded and the batcher runs."""
-        model = now().rec.model
-        return {"status": "ok", "model": model.name, "num_items": model.num_items}
-
-    @app.get("/model")
-    async def model_info() -> dict[str, Any]:
-        """Model name, hyper-parameters, item count, test metrics and serving limits."""
-        serving = now()
-        limits = {k: v for k, v in asdict(cfg).items() if k != "admin_token"}
-        return {
-            **serving.rec.info(),
-            "serving": limits,
-            "batcher": asdict(serving.batcher.stats),
-            "reloads": reloader.reloads,
-        }
-
-    @app.post("/admin/reload")
-    async def reload(req: ReloadRequest, request: Request) -> JSONResponse:
-        """Serve another run (or the same one, retrained) without losing a request."""
-        if cfg.admin_token is None:
-            return JSONResponse({"detail": "reload is off: start serve with --admin-token"}, 404)
-        if request.headers.get("authorization") != f"Bearer {cfg.admin_token}":
-            return JSONResponse({"detail": "a wrong or missing admin token"}, 403)
-        run_dir = req.run_dir or str(reloader.now.rec.run_dir)
-        try:
-            return JSONResponse(await reloader.announce(run_dir))
-        except SessionrecError as e:  # the old model keeps serving
-            return JSONResponse({"detail": f"not reloaded: {e}"}, 422)
-
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(ConfigError, _bad_request)
+    app.include_router(routes)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the batcher of the model served now while the app runs."""
+    reloader: Reloader = app.state.reloader
+    await reloader.now.batcher.start()
+    yield
+    await reloader.now.batcher.stop()
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with a one-line `detail` and pydantic's errors (without the rejected input)."""
+    errors = exc.errors()
+    detail = "; ".join(_message(e) for e in errors[:3])
+    safe = [{k: e.get(k) for k in ("loc", "msg", "type")} for e in errors]
+    return JSONResponse({"detail": detail, "errors": safe}, status_code=422)
+
+
+async def _bad_request(request: Request, exc: ConfigError) -> JSONResponse:
+    """422 with the ConfigError's message as `detail`."""
+    return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+# --------------------------------------------------------------------------- the routes
+routes = APIRouter()
+
+
+def _settings(request: Request) -> ServeSettings:
+    return request.app.state.settings
+
+
+def _reloader(request: Request) -> Reloader:
+    return request.app.state.reloader
+
+
+def _now(request: Request) -> Serving:
+    """What answers this request, after taking up a reload another worker announced."""
+    reloader = _reloader(request)
+    reloader.follow()
+    return reloader.now
+
+
+def _check_k(k: int, cfg: ServeSettings) -> None:
+    if not 1 <= k <= cfg.max_k:
+        raise ConfigError(f"k must be between 1 and {cfg.max_k}, got {k}")
+
+
+def _check_sessions(n: int, cfg: ServeSettings) -> None:
+    if n > cfg.max_sessions:
+        raise ConfigError(f"too many sessions: {n} (at most {cfg.max_sessions} per request)")
+
+
+@routes.post("/recommend", response_model=RecommendResponse)
+async def recommend(req: RecommendRequest, request: Request) -> JSONResponse:
+    """Top-k next items for one session."""
+    _check_k(req.k, _settings(request))
+    rec, batcher = (serving := _now(request)).rec, serving.batcher
+    p = rec.prepare(req.session)
+    [top] = await batcher.submit([p.items], req.k, [rec.exclusions(req.exclude)])
+    return JSONResponse(_answer(rec, top, p.unknown_items))
+
+
+@routes.post("/recommend/batch", response_model=BatchResponse)
+async def recommend_batch(req: BatchRequest, request: Request) -> JSONResponse:
+    """Top-k next items for each of several sessions (one forward pass)."""
+    cfg = _settings(request)
+    _check_k(req.k, cfg)
+    n = len(req.sessions)
+    if n == 0:
+        raise ConfigError("sessions is empty: give at least one session")
+    _check_sessions(n, cfg)
+    if req.exclude is not None and len(req.exclude) != n:
+        raise ConfigError(
+            f"exclude must have one list per session ({n} sessions, {len(req.exclude)} lists)"
+        )
+    rec, batcher = (serving := _now(request)).rec, serving.batcher
+    prepared = [rec.prepare(s, f"sessions[{i}]") for i, s in enumerate(req.sessions)]
+    exclude = [rec.exclusions(e) for e in req.exclude or []]
+    top = await batcher.submit([p.items for p in prepared], req.k, exclude)
+    results = [_answer(rec, t, p.unknown_items) for t, p in zip(top, prepared, strict=True)]
+    return JSONResponse({"results": results})
+
+
+@routes.post("/sessions", response_model=SessionsResponse)
+async def sessions(req: SessionsRequest, request: Request) -> JSONResponse:
+    """Completed sessions: logged in the run directory, then folded into the model (pop and
+    the kNN models) before this answer, so the next /recommend reflects them."""
+    _check_sessions(len(req.sessions), _settings(request))
+    return JSONResponse(await asyncio.to_thread(_now(request).rec.ingest, req.sessions))
+
+
+@routes.get("/health")
+async def health(request: Request) -> dict[str, Any]:
+    """Liveness: the model is loaded and the batcher runs."""
+    model = _now(request).rec.model
+    return {"status": "ok", "model": model.name, "num_items": model.num_items}
+
+
+@routes.get("/model")
+async def model_info(request: Request) -> dict[str, Any]:
+    """Model name, hyper-parameters, item count, test metrics and serving limits."""
+    serving = _now(request)
+    limits = {k: v for k, v in asdict(_settings(request)).items() if k != "admin_token"}
+    return {
+        **serving.rec.info(),
+        "serving": limits,
+        "batcher": asdict(serving.batcher.stats),
+        "reloads": _reloader(request).reloads,
+    }
+
+
+@routes.post("/admin/reload")
+async def reload(req: ReloadRequest, request: Request) -> JSONResponse:
+    """Serve another run (or the same one, retrained) without losing a request."""
+    token, reloader = _settings(request).admin_token, _reloader(request)
+    if token is None:
+        return JSONResponse({"detail": "reload is off: start serve with --admin-token"}, 404)
+    if request.headers.get("authorization") != f"Bearer {token}":
+        return JSONResponse({"detail": "a wrong or missing admin token"}, 403)
+    run_dir = req.run_dir or str(reloader.now.rec.run_dir)
+    try:
+        return JSONResponse(await reloader.announce(run_dir))
+    except SessionrecError as e:  # the old model keeps serving
+        return JSONResponse({"detail": f"not reloaded: {e}"}, 422)
 
 
 def app_from_env() -> FastAPI:

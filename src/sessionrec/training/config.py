@@ -82,3 +82,9 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device '{name}' requested but CUDA is not available")
     return dev
+
+
+def use_threads(config: TrainConfig | None) -> None:
+    """Run torch on `config.num_threads` threads, when the config sets a number."""
+    if config is not None and config.num_threads:
+        torch.set_num_threads(config.num_threads)

@@ -31,7 +31,7 @@ from sessionrec.io import append_jsonl, atomic_write
 from sessionrec.progress import shown
 from sessionrec.rundir import CHECKPOINT_FILE, LOG_FILE, WEIGHTS_FILE, load_checkpoint
 from sessionrec.training import distributed
-from sessionrec.training.config import TrainConfig
+from sessionrec.training.config import TrainConfig, use_threads
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
@@ -162,8 +162,7 @@ class Trainer:
     # --- the loop --------------------------------------------------------------------------
     def fit(self, dataset: SessionDataset, resume: bool = False) -> NeuralRecommender:
         cfg, model = self.config, self.model
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
+        use_threads(cfg)
         self.optimizer = self.setup(dataset)
         self.initial_lrs = [group["lr"] for group in self.optimizer.param_groups]
         state = self._start(resume)
