@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from sessionrec.data.dataset import build_dataset
 from sessionrec.data.sessions import Sessions
 from sessionrec.data.synthetic import make_synthetic
 from sessionrec.models import create
@@ -48,14 +49,20 @@ def test_carry_state_drops_finished_slots_and_resets_new_sessions():
     assert out.tolist() == [[1.0, 1.0], [0.0, 0.0]] and not out.requires_grad
 
 
-def test_fit_sessions_leave_out_the_session_split_by_the_validation_cut():
-    sessions = Sessions.from_lists([[1, 2, 3], [4, 5], [6, 7, 8, 9]])
-    examples = sessions.prefixes()  # ([1,2],3) ([1],2) ([4],5) ([6,7,8],9) ([6,7],8) ([6],7)
-    items, offsets = g4r.fit_sessions(examples.subset(slice(0, 5)))  # ([6],7) is validation
-    assert [items[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:], strict=True)] == [
-        [1, 2, 3],
-        [4, 5],
-    ]
+def test_trains_on_the_sessions_before_the_validation_cut():
+    """GRU4Rec's session-parallel steps run over `SessionDataset.fit_sessions`, the one policy:
+    the session the validation cut splits is left out whole."""
+    data = build_dataset(
+        "toy",
+        Sessions.from_lists([[1, 2, 3], [4, 5], [6, 7, 8, 9]]),
+        Sessions.from_lists([[1]]).as_examples(np.array([2])),
+        0.2,
+    )
+    model = create("gru4rec", 9)
+    trainer = model.trainer_class(model, TrainConfig(epochs=1, batch_size=2))
+    trainer.setup(data)
+    assert trainer.offsets.tolist() == [0, 3, 5]
+    assert data.fit_sessions().to_lists() == [[1, 2, 3], [4, 5]]
 
 
 R = [[1.0, 0.5, -0.2], [0.3, 2.0, 0.1]]  # 2 rows (targets on the diagonal), 1 extra sample

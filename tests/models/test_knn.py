@@ -11,7 +11,6 @@ from sessionrec.data.dataset import build_dataset
 from sessionrec.data.sessions import Sessions
 from sessionrec.models import Recommender, create
 from sessionrec.models import sknn as sknn_module
-from sessionrec.models.itemknn import fit_sessions
 from sessionrec.models.sknn import position_decay, step_decay
 
 
@@ -60,8 +59,8 @@ def test_itemknn_click_counts_and_top_m():
 def test_fit_sessions_leave_out_validation():
     data = toy([[1, 2, 3], [2, 3], [3, 4, 1], [4, 2]], valid_fraction=0.34)
     # 6 examples, the last 2 (session 2's shorter prefix and session 3) are validation
-    assert fit_sessions(data).to_lists() == [[1, 2, 3], [2, 3]]
-    assert fit_sessions(toy([[1, 2], [2, 3]])).to_lists() == [[1, 2], [2, 3]]
+    assert data.fit_sessions().to_lists() == [[1, 2, 3], [2, 3]]
+    assert toy([[1, 2], [2, 3]]).fit_sessions().to_lists() == [[1, 2], [2, 3]]
 
 
 # --- SKNN -----------------------------------------------------------------------------------

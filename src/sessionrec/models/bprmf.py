@@ -18,7 +18,6 @@ from torch import nn
 
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.fpmc import bpr_loss, sample_negatives
-from sessionrec.models.itemknn import fit_sessions
 from sessionrec.models.layers import DotProductScorer, masked_mean
 from sessionrec.models.registry import register
 from sessionrec.training.trainer import Step, Trainer, epoch_seed
@@ -54,7 +53,7 @@ class BPRMFTrainer(Trainer):
 
     def setup(self, dataset: SessionDataset) -> torch.optim.Optimizer:
         cfg, p, device = self.config, self.model.params, self.model.device
-        sessions = fit_sessions(dataset)
+        sessions = dataset.fit_sessions()
         self.user_of = torch.from_numpy(np.repeat(np.arange(len(sessions)), sessions.lengths))
         self.item_of = torch.from_numpy(sessions.items)
         with torch.random.fork_rng(devices=[]):

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from sessionrec.data.sessions import Examples
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.registry import register
@@ -124,21 +123,6 @@ def carry_state(
         idx = torch.as_tensor(keep, device=hidden[0].device)
         hidden = [h[idx] for h in hidden]
     return [h.detach().masked_fill(fresh.unsqueeze(1), 0.0) for h in hidden]
-
-
-def fit_sessions(train: Examples) -> tuple[np.ndarray, np.ndarray]:
-    """(items, offsets) of the sessions whose every prefix is a training example, in order."""
-    starts, inv = np.unique(train.start, return_inverse=True)
-    longest = np.zeros(len(starts), dtype=np.int64)
-    shortest = np.full(len(starts), np.iinfo(np.int64).max)
-    np.maximum.at(longest, inv, train.length)
-    np.minimum.at(shortest, inv, train.length)
-    keep = shortest == 1
-    starts, lengths = starts[keep], longest[keep] + 1
-    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    pos = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
-    return train.items[pos], offsets
 
 
 class IndexedAdagrad(torch.optim.Optimizer):
@@ -318,7 +302,8 @@ class GRU4RecTrainer(Trainer):
 
     def setup(self, dataset: SessionDataset) -> torch.optim.Optimizer:
         p, device = self.model.params, self.model.device
-        items, self.offsets = fit_sessions(dataset.train)
+        fit = dataset.fit_sessions()
+        items, self.offsets = fit.items, fit.offsets
         if len(self.offsets) < 2:
             raise RunError("gru4rec: no training session has all its prefixes in dataset.train")
         self.lengths = np.diff(self.offsets)

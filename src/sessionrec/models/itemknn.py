@@ -28,11 +28,6 @@ if TYPE_CHECKING:
     from sessionrec.training.config import TrainConfig
 
 
-def fit_sessions(dataset: SessionDataset) -> Sessions:
-    """`SessionDataset.fit_sessions`: the one policy for what a model may learn from."""
-    return dataset.fit_sessions()
-
-
 def saved_sessions(tensors: dict[str, torch.Tensor], num_items: int) -> Sessions | None:
     """The `session_items`/`session_offsets` of a saved state, checked; None if absent or bad."""
     items, offsets = tensors.get("session_items"), tensors.get("session_offsets")
@@ -118,7 +113,7 @@ class ItemKNN(Recommender):
 
     def learn(self, dataset: SessionDataset, config: TrainConfig | None) -> None:
         use_threads(config)
-        self._neighbours_from(fit_sessions(dataset))
+        self._neighbours_from(dataset.fit_sessions())
 
     def _neighbours_from(self, sessions: Sessions) -> None:
         """Each item's most similar items in `sessions` (kept, for live updates)."""

@@ -20,7 +20,7 @@ from sessionrec.data.batching import Batch
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.models.base import Recommender
-from sessionrec.models.itemknn import fit_sessions, incidence, saved_sessions
+from sessionrec.models.itemknn import incidence, saved_sessions
 from sessionrec.models.registry import register
 from sessionrec.training.config import use_threads
 
@@ -102,7 +102,7 @@ class SessionKNNBase(Recommender):
 
     def learn(self, dataset: SessionDataset, config: TrainConfig | None) -> None:
         use_threads(config)
-        sessions = fit_sessions(dataset)
+        sessions = dataset.fit_sessions()
         keep = sessions.lengths > 0
         sessions = sessions.select(np.flatnonzero(keep)) if not keep.all() else sessions
         self._set_sessions(sessions.items, sessions.offsets)
