@@ -176,7 +176,7 @@ def test_tune_selects_on_validation_and_tests_once(tmp_path):
     assert d["test_pct"]["hr@20"] == pytest.approx(100 * chosen["test"]["hr@20"])
     table = (tmp_path / "out" / "table.md").read_text()
     assert "selected" in table and "REDUCED BUDGET" in table
-    with pytest.raises(ConfigError, match="not a hyper-parameter"):
+    with pytest.raises(ConfigError, match="unknown setting 'hidden' for sknn"):
         tune("sknn", ["synthetic"], parse_grid(["hidden=1,2"]), budget, tmp_path, tmp_path)
 
 

@@ -70,7 +70,10 @@ def split_settings(
     """`values` for model `name`: (its hyper-parameters, training settings it uses, the rest).
 
     A key is a hyper-parameter when the model's Params has it, else a training setting unless
-    the model sets that one through its own hyper-parameters (`own_train_settings`).
+    the model sets that one through its own hyper-parameters (`own_train_settings`). The one
+    decision on the rest: a command for one model (`train`, `tune`) refuses it with
+    `unused_setting_error`; `reproduce`, whose `--set` spans several models, applies each key
+    where it is a setting, notes a model that owns it, and refuses a key no model knows.
     """
     cls = get(name)
     params = set(cls.Params.__dataclass_fields__)

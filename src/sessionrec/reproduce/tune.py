@@ -17,7 +17,7 @@ import numpy as np
 from sessionrec.errors import ConfigError
 from sessionrec.io import atomic_write_json, atomic_write_text
 from sessionrec.models.params import build_params
-from sessionrec.models.registry import get, split_settings
+from sessionrec.models.registry import split_settings, unused_setting_error
 from sessionrec.reproduce.budget import Budget
 from sessionrec.reproduce.pipeline import check_datasets, split_list
 from sessionrec.reproduce.runner import Runner, make_job
@@ -55,12 +55,8 @@ def grid_points(grid: dict[str, list[str]]) -> list[dict[str, str]]:
 def check_grid(model: str, grid: dict[str, Any], sets: dict[str, Any]) -> None:
     """Each grid key must change `model`: a hyper-parameter or a training setting it uses."""
     *_, unused = split_settings(model, {**grid, **sets})
-    if unused:
-        fields = ", ".join(sorted(get(model).Params.__dataclass_fields__)) or "none"
-        raise ConfigError(
-            f"'{unused[0]}' is not a hyper-parameter of {model} nor a training setting it uses "
-            f"(hyper-parameters: {fields})"
-        )
+    if unused:  # the same decision and message as `train --set`
+        raise unused_setting_error(model, sorted(unused)[0])
     overlap = sorted(set(grid) & set(sets))
     if overlap:
         raise ConfigError(f"'{overlap[0]}' is both in --grid and --set")
