@@ -109,3 +109,44 @@ def test_data_flows_one_way(layer):
 def test_the_run_directory_module_stands_alone():
     """rundir.py is read by every layer, so it imports none of them (torch only for checkpoints)."""
     assert import_graph()["sessionrec.rundir"] <= {"sessionrec.errors", "sessionrec.io"}
+
+
+def _from_imports(path: Path) -> list[tuple[str, str, int]]:
+    """(module, name, line) of every `from sessionrec... import name` in a file, lazy ones too."""
+    tree = ast.parse(path.read_text())
+    return [
+        (node.module, alias.name, node.lineno)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and node.module
+        and not node.level
+        and node.module.split(".")[0] == "sessionrec"
+        for alias in node.names
+    ]
+
+
+def test_every_import_of_the_package_resolves():
+    """A name moved or removed in a refactor breaks no lazy import inside a function, in the
+    package, the benchmarks or the tests (a `--help` or an import would not find those)."""
+    import importlib
+
+    root = SRC.parent
+    files = [
+        *SRC.rglob("*.py"),
+        *(root / "benchmarks").rglob("*.py"),
+        *(root / "tests").rglob("*.py"),
+    ]
+    broken = []
+    for path in files:
+        for module, name, line in _from_imports(path):
+            try:
+                found = importlib.import_module(module)
+            except ImportError as e:
+                broken.append(f"{path.relative_to(root)}:{line}: {module} ({e})")
+                continue
+            if not hasattr(found, name):
+                try:
+                    importlib.import_module(f"{module}.{name}")
+                except ImportError:
+                    broken.append(f"{path.relative_to(root)}:{line}: {module}.{name}")
+    assert broken == []
