@@ -293,8 +293,8 @@ def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
+    from sessionrec.rundir import read_config as read_run_config
     from sessionrec.serving import SessionRecommender
-    from sessionrec.training.run import read_run_config
 
     torch.set_num_threads(args.threads)
     run_dir = args.run_dir or make_untrained(args.untrained, args.dataset)

@@ -43,7 +43,7 @@ def test_reload_needs_its_token_and_a_good_run(pop_run, tmp_path):
     with client_for(pop_run) as off:
         assert off.post("/admin/reload", json={}, headers=AUTH).status_code == 404
     with client_for(pop_run, admin_token="s3cret") as client:
-        assert client.post("/admin/reload", json={}).status_code == 403
+        assert client.post("/admin/reload", json={}).status_code == 401
         bad = client.post("/admin/reload", json={"run_dir": str(tmp_path)}, headers=AUTH)
         assert bad.status_code == 422 and bad.json()["detail"].startswith("not reloaded: ")
         assert client.get("/model").json()["model"] == "pop"  # the old run still serves

@@ -48,6 +48,8 @@ BAD_REQUESTS = [
     ("/recommend/batch", {"sessions": [[3], ["x"]]}, 422, "sessions[1]: none of its items"),
     ("/recommend/batch", {"sessions": [[3]], "k": 0}, 422, "k must be between 1 and 50"),
     ("/recommend/batch", {"sessions": [[3]], "exclude": []}, 422, "one list per session"),
+    ("/metrics", {}, 405, "Method Not Allowed"),
+    ("/admin/reload", {}, 404, "admin endpoints are off: start serve with --admin-token"),
 ]
 
 

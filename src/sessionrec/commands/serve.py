@@ -37,7 +37,8 @@ AdminToken = Annotated[
     str | None,
     typer.Option(
         envvar="SESSIONREC_ADMIN_TOKEN",
-        help="Enable POST /admin/reload (hot reload) for requests with this bearer token.",
+        help="Enable /admin/* (POST /admin/reload: hot reload) for requests with this bearer "
+        "token; without it they answer 404, on every --host.",
     ),
 ]
 
@@ -72,6 +73,7 @@ def serve(
     from sessionrec.serving.app import SETTINGS_ENV, ServeSettings
 
     _check_flags(port, workers, threads, batch_size)
+    _admin_note(host, admin_token)
     ann_spec = None if ann is None else AnnConfig.parse(ann).spec()
     settings = ServeSettings(
         max_k, max_sessions, max_body_bytes, batch_size, max_wait_ms, model_thread,
@@ -99,6 +101,16 @@ def _check_flags(port: int, workers: int, threads: int, batch_size: int) -> None
             raise ConfigError(f"--{name} must be at least 1, got {value}")
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {port}")
+
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _admin_note(host: str, admin_token: str | None) -> None:
+    """Say that /admin/* is off when the service answers other machines without a token."""
+    if admin_token is None and host not in LOOPBACK:
+        print(f"note: --host {host} is not loopback and there is no --admin-token: "
+              "/admin/* is off (404)")  # fmt: skip
 
 
 def _reload_file(admin_token: str | None) -> str | None:
@@ -143,6 +155,19 @@ def _serve_in_workers(
 
     SessionRecommender.load(run_dir, max_len=max_len, ann=ann_spec)
     gc.collect()
+    _metrics_dir()
     torch.set_num_threads(threads)
     print(f"serving {run_dir} with {workers} workers on http://{where['host']}:{where['port']}")
     uvicorn.run("sessionrec.serving.app:app_from_env", factory=True, workers=workers, **where)
+
+
+def _metrics_dir() -> None:
+    """Workers write their metrics into one fresh directory that every worker's /metrics sums
+    (prometheus_client's multiprocess mode, serving/metrics.py); a directory already set in
+    $PROMETHEUS_MULTIPROC_DIR is used as it is."""
+    import os
+    import tempfile
+
+    from sessionrec.serving.metrics import MULTIPROC_ENV
+
+    os.environ.setdefault(MULTIPROC_ENV, tempfile.mkdtemp(prefix="sessionrec-metrics-"))

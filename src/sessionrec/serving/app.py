@@ -1,4 +1,5 @@
-"""The HTTP service (FastAPI): `/recommend`, `/recommend/batch`, `/health`, `/model`, `/docs`.
+"""The HTTP service (FastAPI): `/recommend`, `/recommend/batch`, `/health`, `/model`,
+`/metrics`, `/docs`.
 
 Every 4xx answer is JSON `{"detail": "<one-line message>"}` (422 for a bad request, 413 for an
 oversize body); a validation error also lists pydantic's `errors`. Requests go through a
@@ -8,6 +9,7 @@ oversize body); a validation error also lists pydantic's `errors`. Requests go t
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -20,12 +22,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from sessionrec.errors import ConfigError, SessionrecError
 from sessionrec.io import atomic_write_text
 from sessionrec.serving.batcher import DynamicBatcher
+from sessionrec.serving.metrics import CONTENT_TYPE, RequestMetrics, ServiceMetrics
 from sessionrec.serving.recommender import SessionRecommender
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,7 @@ class ServeSettings:
     batch_size: int = 64  # sessions merged into one forward pass (1: batching off)
     max_wait_ms: float = 0.0  # extra wait for more requests before a forward pass
     threaded: bool = True  # forward passes on a model thread (False: on the event loop)
-    admin_token: str | None = None  # enables POST /admin/reload for `Bearer <token>`
+    admin_token: str | None = None  # enables /admin/* (POST /admin/reload) for `Bearer <token>`
     reload_file: str | None = None  # where a reload's run directory is announced to workers
 
 
@@ -150,6 +153,29 @@ class BodyLimit:
         await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
 
+class AdminGuard:
+    """ASGI middleware: /admin/* answers 404 without an admin token (the endpoints are off)
+    and 401 to a request without `Authorization: Bearer <token>`, before its body is read."""
+
+    def __init__(self, app: Any, token: str | None) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == "/admin" or path.startswith("/admin/")):
+            return await self.app(scope, receive, send)
+        if self.token is None:
+            detail, status = "admin endpoints are off: start serve with --admin-token", 404
+        else:
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if hmac.compare_digest(given, b"Bearer " + self.token.encode()):
+                return await self.app(scope, receive, send)
+            why = "a wrong" if given else "no"
+            detail, status = f"{why} admin token: send 'Authorization: Bearer <token>'", 401
+        headers = {"www-authenticate": "Bearer"} if status == 401 else None
+        await JSONResponse({"detail": detail}, status, headers)(scope, receive, send)
+
+
 def _answer(rec: SessionRecommender, top: list[tuple[int, float]], unknown: list) -> dict:
     r = rec.to_original(top, unknown)
     return {"items": r.items, "scores": r.scores, "unknown_items": r.unknown_items}
@@ -173,8 +199,8 @@ class Reloader:
     """Hot reload: load the new run beside the old one, swap between requests, drain the old
     batcher. Workers of one service follow `reload_file`, so a reload reaches every one."""
 
-    def __init__(self, now: Serving, cfg: ServeSettings) -> None:
-        self.now, self.cfg = now, cfg
+    def __init__(self, now: Serving, cfg: ServeSettings, metrics: ServiceMetrics) -> None:
+        self.now, self.cfg, self.metrics = now, cfg, metrics
         self.lock = asyncio.Lock()
         self.seen = self._stamp()
         self.reloads = 0
@@ -193,11 +219,12 @@ class Reloader:
         async with self.lock:
             started = time.perf_counter()
             rec = await asyncio.to_thread(self.now.rec.reloaded, run_dir)
-            batcher = _batcher(rec, self.cfg)
+            batcher = _batcher(rec, self.cfg, self.metrics)
             await batcher.start()
             old, self.now = self.now, Serving(rec, batcher)
             await old.batcher.drain()
             self.reloads += 1
+            await asyncio.to_thread(self.metrics.serving, rec.model.name, rec.run_dir, self.reloads)
             seconds = round(time.perf_counter() - started, 3)
             return {"model": rec.model.name, "run_dir": run_dir, "seconds": seconds}
 
@@ -224,14 +251,19 @@ class Reloader:
             log.warning("not reloaded from %s: %s", run_dir, e)
 
 
-def _batcher(rec: SessionRecommender, cfg: ServeSettings) -> DynamicBatcher:
-    return DynamicBatcher(rec.top_k, cfg.batch_size, cfg.max_wait_ms, cfg.threaded)
+def _batcher(
+    rec: SessionRecommender, cfg: ServeSettings, metrics: ServiceMetrics
+) -> DynamicBatcher:
+    observe = metrics.batch.observe
+    return DynamicBatcher(rec.top_k, cfg.batch_size, cfg.max_wait_ms, cfg.threaded, observe)
 
 
 def create_app(rec: SessionRecommender, settings: ServeSettings | None = None) -> FastAPI:
     """The FastAPI app serving `rec` (already loaded: load-time work is done)."""
     cfg = settings or ServeSettings()
-    reloader = Reloader(Serving(rec, _batcher(rec, cfg)), cfg)
+    metrics = ServiceMetrics()
+    metrics.serving(rec.model.name, rec.run_dir, 0)
+    reloader = Reloader(Serving(rec, _batcher(rec, cfg, metrics)), cfg, metrics)
     app = FastAPI(
         title="sessionrec",
         description=f"Next-item recommendations from a trained `{rec.model.name}` model.",
@@ -239,10 +271,14 @@ def create_app(rec: SessionRecommender, settings: ServeSettings | None = None) -
         lifespan=_lifespan,
     )
     app.state.reloader, app.state.settings = reloader, cfg
-    app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(ConfigError, _bad_request)
     app.include_router(routes)
+    # Outermost last: metrics count what the admin guard and the body limit answer too.
+    app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
+    app.add_middleware(AdminGuard, token=cfg.admin_token)
+    paths = frozenset(str(getattr(r, "path", "")) for r in [*app.routes, *routes.routes])
+    app.add_middleware(RequestMetrics, metrics=metrics, routes=paths)
     return app
 
 
@@ -333,7 +369,9 @@ async def sessions(req: SessionsRequest, request: Request) -> JSONResponse:
     """Completed sessions: logged in the run directory, then folded into the model (pop and
     the kNN models) before this answer, so the next /recommend reflects them."""
     _check_sessions(len(req.sessions), _settings(request))
-    return JSONResponse(await asyncio.to_thread(_now(request).rec.ingest, req.sessions))
+    answer = await asyncio.to_thread(_now(request).rec.ingest, req.sessions)
+    _reloader(request).metrics.ingested.inc(answer["sessions"])
+    return JSONResponse(answer)
 
 
 @routes.get("/health")
@@ -356,19 +394,27 @@ async def model_info(request: Request) -> dict[str, Any]:
     }
 
 
+@routes.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format: requests by route and status, latency, batch sizes, model."""
+    _now(request)  # take up a reload another worker announced, as every request does
+    text = await asyncio.to_thread(_reloader(request).metrics.exposition)
+    return Response(text, media_type=CONTENT_TYPE)
+
+
 @routes.post("/admin/reload")
 async def reload(req: ReloadRequest, request: Request) -> JSONResponse:
-    """Serve another run (or the same one, retrained) without losing a request."""
-    token, reloader = _settings(request).admin_token, _reloader(request)
-    if token is None:
-        return JSONResponse({"detail": "reload is off: start serve with --admin-token"}, 404)
-    if request.headers.get("authorization") != f"Bearer {token}":
-        return JSONResponse({"detail": "a wrong or missing admin token"}, 403)
+    """Serve another run (or the same one, retrained) without losing a request. AdminGuard
+    has checked the bearer token before this runs."""
+    reloader = _reloader(request)
     run_dir = req.run_dir or str(reloader.now.rec.run_dir)
     try:
-        return JSONResponse(await reloader.announce(run_dir))
+        answer = await reloader.announce(run_dir)
     except SessionrecError as e:  # the old model keeps serving
+        reloader.metrics.reloads.labels("failed").inc()
         return JSONResponse({"detail": f"not reloaded: {e}"}, 422)
+    reloader.metrics.reloads.labels("ok").inc()
+    return JSONResponse(answer)
 
 
 def app_from_env() -> FastAPI:

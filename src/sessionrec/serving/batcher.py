@@ -50,11 +50,13 @@ class DynamicBatcher:
         max_batch: int = 64,
         max_wait_ms: float = 0.0,
         threaded: bool = True,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         if max_batch < 1 or max_wait_ms < 0:
             raise ValueError("max_batch must be >= 1 and max_wait_ms >= 0")
         self.forward, self.max_batch, self.max_wait = forward, max_batch, max_wait_ms / 1000
         self.threaded = threaded
+        self.on_batch = on_batch  # told each pass's session count (GET /metrics)
         self.stats = BatcherStats()
         self._jobs: deque[_Job] = deque()
         self._pending = 0
@@ -184,3 +186,5 @@ class DynamicBatcher:
         s.sessions += n
         s.largest = max(s.largest, n)
         s.sizes[n] = s.sizes.get(n, 0) + 1
+        if self.on_batch is not None:
+            self.on_batch(n)
