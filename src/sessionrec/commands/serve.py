@@ -32,6 +32,20 @@ Ann = Annotated[
         "such as 'hnsw,ef_search=256' or 'ivf,nprobe=64' (needs faiss-cpu; default exact)."
     ),
 ]
+Backend = Annotated[
+    str,
+    typer.Option(
+        help="What computes the scores: torch, or onnx (ONNX Runtime, neural models that "
+        "export; see `sessionrec export`)."
+    ),
+]
+OnnxFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--onnx",
+        help="The run's export for --backend onnx (default: exported when the service starts).",
+    ),
+]
 LogLevel = Annotated[str, typer.Option(help="uvicorn log level.")]
 AdminToken = Annotated[
     str | None,
@@ -60,6 +74,8 @@ def serve(
     max_body_bytes: MaxBodyBytes = 1 << 20,
     max_len: MaxLen = None,
     ann: Ann = None,
+    backend: Backend = "torch",
+    onnx: OnnxFile = None,
     log_level: LogLevel = "warning",
     admin_token: AdminToken = None,
 ) -> None:
@@ -73,6 +89,7 @@ def serve(
 
     _check_flags(port, workers, threads, batch_size)
     ann_spec = None if ann is None else AnnConfig.parse(ann).spec()
+    onnx_file = _onnx_file(run_dir, backend, onnx, ann_spec)
     settings = ServeSettings(
         max_k, max_sessions, max_body_bytes, batch_size, max_wait_ms, model_thread,
         admin_token, _reload_file(admin_token),
@@ -82,6 +99,8 @@ def serve(
         "threads": threads,
         "max_len": max_len,
         "ann": ann_spec,
+        "backend": backend,
+        "onnx_file": onnx_file,
         "settings": vars(settings),
     }
     os.environ[SETTINGS_ENV] = json.dumps(spec)  # how every worker learns what to serve
@@ -89,7 +108,7 @@ def serve(
     if workers == 1:
         _serve_here(run_dir, ann_spec, where)
     else:
-        _serve_in_workers(run_dir, workers, threads, max_len, ann_spec, where)
+        _serve_in_workers(run_dir, workers, threads, spec, where)
 
 
 def _check_flags(port: int, workers: int, threads: int, batch_size: int) -> None:
@@ -99,6 +118,25 @@ def _check_flags(port: int, workers: int, threads: int, batch_size: int) -> None
             raise ConfigError(f"--{name} must be at least 1, got {value}")
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {port}")
+
+
+def _onnx_file(run_dir: Path, backend: str, onnx: Path | None, ann: str | None) -> str | None:
+    """The ONNX file every worker loads for --backend onnx: --onnx, else one exported here
+    now (once for all workers, and failing before the port is bound); None for torch."""
+    import tempfile
+
+    from sessionrec.serving.recommender import check_backend
+
+    check_backend(backend, ann)
+    if onnx is not None and backend != "onnx":
+        raise ConfigError("--onnx is for --backend onnx")
+    if backend != "onnx" or onnx is not None:
+        return None if onnx is None else str(onnx)
+    from sessionrec.serving.onnx import export_run
+
+    path = Path(tempfile.mkdtemp(prefix="sessionrec-serve-")) / "model.onnx"
+    export_run(run_dir, path)
+    return str(path)
 
 
 def _reload_file(admin_token: str | None) -> str | None:
@@ -128,8 +166,7 @@ def _serve_in_workers(
     run_dir: Path,
     workers: int,
     threads: int,
-    max_len: int | None,
-    ann_spec: str | None,
+    spec: dict,
     where: dict,
 ) -> None:
     """Several processes, each with its own model; the run is loaded here first to fail early,
@@ -139,9 +176,9 @@ def _serve_in_workers(
     import torch
     import uvicorn
 
-    from sessionrec.serving.recommender import SessionRecommender
+    from sessionrec.serving.recommender import SessionRecommender, load_options
 
-    SessionRecommender.load(run_dir, max_len=max_len, ann=ann_spec)
+    SessionRecommender.load(run_dir, **load_options(spec))
     gc.collect()
     torch.set_num_threads(threads)
     print(f"serving {run_dir} with {workers} workers on http://{where['host']}:{where['port']}")
