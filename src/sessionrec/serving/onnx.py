@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,10 @@ NOT_EXPORTABLE: dict[str, str] = {
     "torch.export unrolls to the traced length, so the length axis cannot stay dynamic",
     "srgnn": "it builds each session's graph at request time with torch.unique, torch.bincount "
     "and a data-dependent node count (srgnn.session_graphs); ONNX has no bincount",
+    "dhcn": "its hypergraph convolution multiplies by a torch sparse CSR matrix (a custom "
+    "autograd Function), which torch.export cannot trace (no data pointer in a FakeTensor)",
+    "repeatnet": "the exporter fixes its batch axis to the traced size (ONNX Runtime then "
+    "rejects any other number of sessions), so the export fails its check against torch",
 }
 
 
@@ -142,8 +147,10 @@ def export_bytes(model: Recommender, meta: dict[str, str]) -> tuple[bytes, float
 
 
 def _first_line(error: BaseException) -> str:
-    """The first line of an error and of its cause (the exporter wraps the real reason)."""
-    lines = [f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"]
+    """The first line of an error and of its cause (the exporter wraps the real reason),
+    without terminal colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    lines = [f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"]
     if error.__cause__ is not None:
         lines.append(_first_line(error.__cause__))
     return "; ".join(lines)[:400]
