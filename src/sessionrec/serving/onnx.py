@@ -63,7 +63,19 @@ def check_exportable(model: Recommender) -> torch.nn.Module:
     reason = NOT_EXPORTABLE.get(name)
     if reason is not None:
         raise ConfigError(f"model '{name}' does not export to ONNX: {reason}")
+    _require_packages()
     return model.net.eval()
+
+
+def _require_packages() -> None:
+    """ConfigError naming the `onnx` extra when its packages are not installed."""
+    import importlib.util
+
+    missing = [p for p in ("onnx", "onnxruntime", "onnxscript") if not importlib.util.find_spec(p)]
+    if missing:
+        raise ConfigError(
+            f"ONNX export and serving need {', '.join(missing)}: pip install 'sessionrec[onnx]'"
+        )
 
 
 @contextlib.contextmanager
