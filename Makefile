@@ -45,7 +45,7 @@ lint: setup
 lock:
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet uv==$(UV_VERSION)
-	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --extra ann --upgrade \
+	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --extra ann --extra onnx --upgrade \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
 	  --constraint lock/constraints.in $(TORCH_INDEX) --no-header --annotation-style line \
 	  --output-file $(LOCK)
@@ -57,7 +57,7 @@ test-latest:
 	rm -rf .venv-latest
 	$(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/pip install --quiet --no-compile --upgrade --upgrade-strategy eager \
-	  torch==2.13.0 -e '.[dev,ann]'
+	  torch==2.13.0 -e '.[dev,ann,onnx]'
 	.venv-latest/bin/pip freeze --exclude-editable
 	SESSIONREC_UNLOCKED=1 .venv-latest/bin/python -m pytest tests
 

@@ -3,13 +3,16 @@
 Usage:
     python benchmarks/serve.py RUN_DIR [--requests 3000] [--seconds 20] [--concurrency 1,8,32]
         [--rate 500] [--batch-size 1,64] [--max-wait-ms 0] [--threads 1] [--workers 1]
+        [--backend torch,onnx]
     python benchmarks/serve.py --untrained focol --dataset diginetica
         (latency only: a FOCOL of the dataset's size with random weights, see docs/serving.md)
 
-In-process: `SessionRecommender.recommend` one session at a time. HTTP: the service is started
-with `sessionrec serve` as a subprocess on 127.0.0.1 (never any other address) and driven from
-this process over keep-alive connections: closed loop with `--concurrency` connections, and
-open loop at `--rate` requests/s (latency counted from each request's scheduled time).
+In-process: `SessionRecommender.recommend` one session at a time, with each `--backend`
+(torch, onnx: ONNX Runtime on the run's export, serving/onnx.py) on the same sessions.
+HTTP: the service is started with `sessionrec serve` as a subprocess on 127.0.0.1 (never any
+other address) and driven from this process over keep-alive connections: closed loop with
+`--concurrency` connections, and open loop at `--rate` requests/s (latency counted from each
+request's scheduled time).
 Each phase stops after `--requests` requests or `--seconds` seconds, whichever comes first.
 Sessions are the run's test prefixes in original ids (random sessions if the data is absent).
 """
@@ -36,20 +39,22 @@ from common import write_summary
 HOST = "127.0.0.1"  # loopback only
 
 
+QUANTILES = {"p50": 500, "p90": 900, "p95": 950, "p99": 990, "p99.9": 999}  # per mille
+
+
 def percentiles(lat: list[float]) -> dict[str, float]:
     if not lat:
-        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
-    q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
-    return {"p50": q[49], "p95": q[94], "p99": q[98]}
+        return {q: float("nan") for q in QUANTILES}
+    q = statistics.quantiles(lat, n=1000, method="inclusive") if len(lat) > 1 else lat * 999
+    return {name: q[at - 1] for name, at in QUANTILES.items()}
 
 
 def report(name: str, lat: list[float], errors: int, seconds: float, extra: str = "") -> dict:
     p = percentiles(lat)
     rate = len(lat) / seconds if seconds > 0 else 0.0
+    shown = "  ".join(f"{q} {1e3 * p[q]:7.3f} ms" for q in ("p50", "p90", "p99", "p99.9"))
     print(
-        f"{name:<28} n={len(lat):>6}  errors={errors:<4} {rate:>8.0f} req/s  "
-        f"p50 {1e3 * p['p50']:7.3f} ms  p95 {1e3 * p['p95']:7.3f} ms  "
-        f"p99 {1e3 * p['p99']:7.3f} ms{extra}",
+        f"{name:<28} n={len(lat):>6}  errors={errors:<4} {rate:>8.0f} req/s  {shown}{extra}",
         flush=True,
     )
     return {"req_per_s": rate, "errors": errors, **{f"{q}_ms": 1e3 * v for q, v in p.items()}}
@@ -79,7 +84,9 @@ def load_sessions(rec, config: dict, n: int, seed: int = 0) -> list[list]:
     return [[to_orig(i) for i in s] for s in seqs]
 
 
-def bench_inprocess(rec, sessions: list[list], k: int, requests: int, seconds: float) -> dict:
+def bench_inprocess(
+    rec, sessions: list[list], k: int, requests: int, seconds: float, label: str = ""
+) -> dict:
     for s in sessions[:50]:
         rec.recommend(s, k)
     lat, errors = [], 0
@@ -94,14 +101,17 @@ def bench_inprocess(rec, sessions: list[list], k: int, requests: int, seconds: f
             errors += 1
             continue
         lat.append(time.perf_counter() - t)
-    one = report("in-process, 1 session", lat, errors, time.perf_counter() - t0)
+    one = report(f"in-process{label}, 1 session", lat, errors, time.perf_counter() - t0)
     batch = [sessions[i % len(sessions)] for i in range(64)]
     t0, n = time.perf_counter(), 0
     while n < max(requests // 64, 5) and time.perf_counter() - t0 < seconds:
         rec.recommend_batch(batch, k)
         n += 1
     dt = time.perf_counter() - t0
-    print(f"in-process, batches of 64  {64 * n / dt:8.0f} sessions/s  {1e3 * dt / n:.2f} ms/batch")
+    print(
+        f"in-process{label}, batches of 64  {64 * n / dt:8.0f} sessions/s  "
+        f"{1e3 * dt / n:.2f} ms/batch"
+    )
     return {"one_session": one, "batch64_sessions_per_s": 64 * n / dt}
 
 
@@ -119,6 +129,8 @@ def start_server(run_dir: str, args: argparse.Namespace, batch_size: int) -> tup
         "--threads", str(args.threads), "--workers", str(args.workers),
         "--batch-size", str(batch_size), "--max-wait-ms", str(args.max_wait_ms),
         "--model-thread" if args.model_thread else "--no-model-thread",
+        "--backend", args.backend[0],
+        *(["--onnx", args.onnx] if args.onnx and args.backend[0] == "onnx" else []),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
@@ -263,6 +275,14 @@ def make_untrained(model: str, dataset: str) -> str:
     return out
 
 
+def load_backend(run_dir: str, backend: str, onnx_file: str | None):
+    """The run as a SessionRecommender scoring with `backend` (torch or onnx)."""
+    from sessionrec.serving import SessionRecommender
+
+    onnx_file = onnx_file if backend == "onnx" else None
+    return SessionRecommender.load(run_dir, backend=backend, onnx_file=onnx_file)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -281,6 +301,11 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=0.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--backend", type=lambda s: s.split(","), default=["torch"],
+        help="In-process scoring backends to compare, e.g. torch,onnx (HTTP uses the first).",
+    )  # fmt: skip
+    parser.add_argument("--onnx", help="The run's export for the onnx backend (else exported).")
     parser.add_argument("--no-http", action="store_true")
     parser.add_argument("--json", help="also write the in-process figures here (run_all.py)")
     parser.add_argument(
@@ -293,22 +318,27 @@ def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    from sessionrec.rundir import read_config as read_run_config
-    from sessionrec.serving import SessionRecommender
+    from sessionrec.rundir import read_config
 
     torch.set_num_threads(args.threads)
     run_dir = args.run_dir or make_untrained(args.untrained, args.dataset)
-    rec = SessionRecommender.load(run_dir)
+    rec = load_backend(run_dir, args.backend[0], args.onnx)
     print(
         f"{rec.model.name}: {rec.model.num_items:,} items, {args.threads} torch thread(s), "
         f"k={args.k}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
         f"load {os.getloadavg()[0]:.1f}"
     )
-    sessions = load_sessions(rec, read_run_config(run_dir), 5000)
+    sessions = load_sessions(rec, read_config(run_dir), 5000)
     gc.collect()
     gc.freeze()  # as the service does after loading (docs/serving.md)
-    inproc = bench_inprocess(rec, sessions, args.k, args.requests, args.seconds)
-    write_summary(args.json, {"model": rec.model.name, "items": rec.model.num_items, **inproc})
+    inproc = {}
+    for backend in args.backend:  # the same sessions, one backend after the other
+        if backend != args.backend[0]:
+            rec = load_backend(run_dir, backend, args.onnx)
+        label = f" ({backend})" if len(args.backend) > 1 else ""
+        inproc[backend] = bench_inprocess(rec, sessions, args.k, args.requests, args.seconds, label)
+    summary = inproc[args.backend[0]] if len(inproc) == 1 else {"backends": inproc}
+    write_summary(args.json, {"model": rec.model.name, "items": rec.model.num_items, **summary})
     if not args.no_http:
         bench_http(run_dir, sessions, args)
 

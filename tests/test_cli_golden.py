@@ -49,6 +49,7 @@ HELP = [
             "results add",
             "results table",
             "serve",
+            "export",
             "tune",
             "analyze",
             "analyze importance",

@@ -14,6 +14,7 @@ from sessionrec.commands import (
     datasets,
     demo,
     evaluate,
+    export,
     models,
     recommend,
     reproduce,
@@ -36,6 +37,7 @@ COMMANDS: dict[str, Command] = {
     "demo": demo.demo,
     "reproduce": reproduce.reproduce,
     "serve": serve.serve,
+    "export": export.export,
     "tune": tune.tune,
 }
 GROUPS: dict[str, tuple[str, dict[str, Command]]] = {

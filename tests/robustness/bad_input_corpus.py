@@ -691,6 +691,46 @@ def _(ws: Workspace) -> Invocation:
     return resume(run, "stamp")
 
 
+def export(run: Path | str, output: str, fmt: str = "onnx") -> Invocation:
+    from sessionrec.serving.onnx import export_run
+
+    args = ["export", str(run), "--format", fmt, "--output", output]
+    return args, lambda: export_run(run, output, fmt)
+
+
+@case(
+    "export-unknown-format",
+    RUNS,
+    "`export --format tflite`",
+    ConfigError,
+    r"unknown export format 'tflite' \(available: onnx\)",
+)
+def _(ws: Workspace) -> Invocation:
+    return export(ws.copy("stamp"), "stamp.tflite", "tflite")
+
+
+@case(
+    "export-output-dir-missing",
+    RUNS,
+    "`export --output` in a directory that does not exist",
+    ConfigError,
+    r"models/stamp\.onnx: its directory models does not exist",
+)
+def _(ws: Workspace) -> Invocation:
+    return export(ws.copy("stamp"), "models/stamp.onnx")
+
+
+@case(
+    "export-missing-run",
+    RUNS,
+    "`export` of a run directory that does not exist",
+    RunError,
+    r"runs/stamp: not a run directory",
+)
+def _(ws: Workspace) -> Invocation:
+    return export("runs/stamp", "stamp.onnx")
+
+
 @case(
     "checkpoint-of-another-model",
     RUNS,

@@ -32,6 +32,20 @@ Ann = Annotated[
         "such as 'hnsw,ef_search=256' or 'ivf,nprobe=64' (needs faiss-cpu; default exact)."
     ),
 ]
+Backend = Annotated[
+    str,
+    typer.Option(
+        help="What computes the scores: torch, or onnx (ONNX Runtime, neural models that "
+        "export; see `sessionrec export`)."
+    ),
+]
+OnnxFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--onnx",
+        help="The run's export for --backend onnx (default: exported when the service starts).",
+    ),
+]
 LogLevel = Annotated[str, typer.Option(help="uvicorn log level.")]
 AdminToken = Annotated[
     str | None,
@@ -61,6 +75,8 @@ def serve(
     max_body_bytes: MaxBodyBytes = 1 << 20,
     max_len: MaxLen = None,
     ann: Ann = None,
+    backend: Backend = "torch",
+    onnx: OnnxFile = None,
     log_level: LogLevel = "warning",
     admin_token: AdminToken = None,
 ) -> None:
@@ -75,6 +91,7 @@ def serve(
     _check_flags(port, workers, threads, batch_size)
     _admin_note(host, admin_token)
     ann_spec = None if ann is None else AnnConfig.parse(ann).spec()
+    onnx_file = _onnx_file(run_dir, backend, onnx, ann_spec)
     settings = ServeSettings(
         max_k, max_sessions, max_body_bytes, batch_size, max_wait_ms, model_thread,
         admin_token, _reload_file(admin_token),
@@ -84,6 +101,8 @@ def serve(
         "threads": threads,
         "max_len": max_len,
         "ann": ann_spec,
+        "backend": backend,
+        "onnx_file": onnx_file,
         "settings": vars(settings),
     }
     os.environ[SETTINGS_ENV] = json.dumps(spec)  # how every worker learns what to serve
@@ -91,7 +110,7 @@ def serve(
     if workers == 1:
         _serve_here(run_dir, ann_spec, where)
     else:
-        _serve_in_workers(run_dir, workers, threads, max_len, ann_spec, where)
+        _serve_in_workers(run_dir, workers, threads, spec, where)
 
 
 def _check_flags(port: int, workers: int, threads: int, batch_size: int) -> None:
@@ -111,6 +130,25 @@ def _admin_note(host: str, admin_token: str | None) -> None:
     if admin_token is None and host not in LOOPBACK:
         print(f"note: --host {host} is not loopback and there is no --admin-token: "
               "/admin/* is off (404)")  # fmt: skip
+
+
+def _onnx_file(run_dir: Path, backend: str, onnx: Path | None, ann: str | None) -> str | None:
+    """The ONNX file every worker loads for --backend onnx: --onnx, else one exported here
+    now (once for all workers, and failing before the port is bound); None for torch."""
+    import tempfile
+
+    from sessionrec.serving.recommender import check_backend
+
+    check_backend(backend, ann)
+    if onnx is not None and backend != "onnx":
+        raise ConfigError("--onnx is for --backend onnx")
+    if backend != "onnx" or onnx is not None:
+        return None if onnx is None else str(onnx)
+    from sessionrec.serving.onnx import export_run
+
+    path = Path(tempfile.mkdtemp(prefix="sessionrec-serve-")) / "model.onnx"
+    export_run(run_dir, path)
+    return str(path)
 
 
 def _reload_file(admin_token: str | None) -> str | None:
@@ -140,8 +178,7 @@ def _serve_in_workers(
     run_dir: Path,
     workers: int,
     threads: int,
-    max_len: int | None,
-    ann_spec: str | None,
+    spec: dict,
     where: dict,
 ) -> None:
     """Several processes, each with its own model; the run is loaded here first to fail early,
@@ -151,9 +188,9 @@ def _serve_in_workers(
     import torch
     import uvicorn
 
-    from sessionrec.serving.recommender import SessionRecommender
+    from sessionrec.serving.recommender import SessionRecommender, load_options
 
-    SessionRecommender.load(run_dir, max_len=max_len, ann=ann_spec)
+    SessionRecommender.load(run_dir, **load_options(spec))
     gc.collect()
     _metrics_dir()
     torch.set_num_threads(threads)

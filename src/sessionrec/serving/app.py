@@ -29,7 +29,7 @@ from sessionrec.errors import ConfigError, SessionrecError
 from sessionrec.io import atomic_write_text
 from sessionrec.serving.batcher import DynamicBatcher
 from sessionrec.serving.metrics import CONTENT_TYPE, RequestMetrics, ServiceMetrics
-from sessionrec.serving.recommender import SessionRecommender
+from sessionrec.serving.recommender import SessionRecommender, load_options
 
 log = logging.getLogger(__name__)
 SETTINGS_ENV = "SESSIONREC_SERVE"  # JSON settings for worker processes (--workers > 1)
@@ -423,7 +423,7 @@ def app_from_env() -> FastAPI:
 
     spec = json.loads(os.environ[SETTINGS_ENV])
     torch.set_num_threads(int(spec.get("threads", 1)))
-    rec = SessionRecommender.load(spec["run_dir"], max_len=spec.get("max_len"), ann=spec.get("ann"))
+    rec = SessionRecommender.load(spec["run_dir"], **load_options(spec))
     rec.warmup()
     app = create_app(rec, ServeSettings(**spec["settings"]))
     if os.environ.get("SESSIONREC_GC_FREEZE", "1") == "1":

@@ -26,8 +26,10 @@ from sessionrec.serving.vocab import ItemId, ItemVocabulary, load_vocabulary
 
 if TYPE_CHECKING:
     from sessionrec.serving.ann import AnnConfig, AnnIndex
+    from sessionrec.serving.onnx import OnnxScorer
 
 DEFAULT_MAX_LEN = 200  # kept clicks for models that set no maximum of their own
+BACKENDS = ("torch", "onnx")  # what runs a neural model's forward pass (serving/onnx.py)
 
 
 class UnknownItemsError(ConfigError):
@@ -64,6 +66,20 @@ def model_max_len(model: Recommender, config: dict[str, Any] | None) -> int:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return DEFAULT_MAX_LEN
+
+
+def load_options(spec: dict[str, Any]) -> dict[str, Any]:
+    """`SessionRecommender.load`'s keywords from `sessionrec serve`'s settings (serve.py)."""
+    keys = ("max_len", "ann", "backend", "onnx_file")
+    return {key: spec[key] for key in keys if spec.get(key) is not None}
+
+
+def check_backend(backend: str, ann: object) -> None:
+    """Refuse an unknown backend, and ONNX with approximate top-k (which runs torch)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend '{backend}' (available: {', '.join(BACKENDS)})")
+    if backend == "onnx" and ann is not None:
+        raise ConfigError("--backend onnx scores every item: it does not combine with --ann")
 
 
 def _show(items: Sequence[ItemId], limit: int = 5) -> str:
@@ -111,6 +127,8 @@ class SessionRecommender:
             from sessionrec.serving.ann import AnnIndex
 
             self.ann = ann if isinstance(ann, AnnIndex) else AnnIndex.build(model, ann)
+        # ONNX Runtime instead of the torch module for the scores (`use_onnx`); None: torch.
+        self.onnx: OnnxScorer | None = None
 
     @classmethod
     def load(
@@ -119,13 +137,18 @@ class SessionRecommender:
         device: str = "cpu",
         max_len: int | None = None,
         ann: AnnConfig | str | None = None,
+        backend: str = "torch",
+        onnx_file: str | Path | None = None,
     ) -> SessionRecommender:
         """Load a run directory (weights, config, vocabulary, metrics) ready to serve.
 
         `ann` (e.g. "hnsw", "ivf,nprobe=64") answers with an approximate top-k index over the
         item vectors of a dot-product model instead of scoring every item (serving/ann.py);
         the index is saved in the run directory and reused while the item vectors are the same.
+        `backend="onnx"` scores with ONNX Runtime: `onnx_file` (from `sessionrec export`,
+        checked to be this run's), else an export made now (serving/onnx.py).
         """
+        check_backend(backend, ann)
         from sessionrec.models.registry import load_run
         from sessionrec.rundir import METRICS_FILE, read_metrics
 
@@ -142,13 +165,26 @@ class SessionRecommender:
         live = SessionLog(run_dir) if model.learns_online else None
         rec = cls(model, vocab, config, metrics, max_len, index, live)
         rec.catch_up()  # replay what earlier services ingested
+        if backend == "onnx":
+            rec.use_onnx(run_dir, onnx_file)
         rec.run_dir, rec.load_options = Path(run_dir), {"device": device, "max_len": max_len}
-        rec.load_options["ann"] = ann
+        rec.load_options.update(ann=ann, backend=backend, onnx_file=onnx_file)
         return rec
 
+    def use_onnx(self, run_dir: str | Path, onnx_file: str | Path | None = None) -> None:
+        """Score with ONNX Runtime (as many intra-op threads as torch has) instead of torch."""
+        from sessionrec.serving.onnx import OnnxScorer
+
+        threads = torch.get_num_threads()
+        self.onnx = OnnxScorer.for_run(run_dir, self.model, onnx_file, threads)
+
     def reloaded(self, run_dir: str | Path) -> SessionRecommender:
-        """Another run (or this one, retrained) loaded as this one was, warmed up."""
-        rec = SessionRecommender.load(run_dir, **self.load_options)
+        """Another run (or this one, retrained) loaded as this one was, warmed up; an ONNX
+        file given for this run is not the other's, so the other is exported at load."""
+        options = dict(self.load_options)
+        if Path(run_dir).resolve() != (self.run_dir or Path()).resolve():
+            options["onnx_file"] = None
+        rec = SessionRecommender.load(run_dir, **options)
         rec.warmup()
         return rec
 
@@ -251,7 +287,9 @@ class SessionRecommender:
         lengths = torch.tensor([len(s) for s in sessions], dtype=torch.long)
         if self.ann is not None:
             return self.ann.search(self._session_vectors(items, lengths), k, exclude)
-        if self._net is not None:  # a fresh tensor from the module itself
+        if self.onnx is not None:  # a fresh array from ONNX Runtime
+            scores = self.onnx.scores(items, lengths)
+        elif self._net is not None:  # a fresh tensor from the module itself
             scores = self._net(items.to(self.model.device), lengths.to(self.model.device))
             scores = scores.float().cpu()
         else:
@@ -293,6 +331,7 @@ class SessionRecommender:
             or Path(str((self.config.get("dataset") or {}).get("dataset", ""))).name,
             "metrics": metrics,
             "ann": None if self.ann is None else self.ann.config.describe(),
+            "backend": "torch" if self.onnx is None else f"onnx ({self.onnx.source})",
             "learns_online": model.learns_online,
             "live_sessions": self.live_sessions,
         }

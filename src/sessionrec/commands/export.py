@@ -1,0 +1,30 @@
+"""`sessionrec export RUN_DIR --format onnx --output FILE`: a run's scoring for other runtimes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sessionrec.commands.options import RunDirArg
+from sessionrec.commands.output import out
+
+
+def export(
+    run_dir: RunDirArg,
+    output: Annotated[Path, typer.Option(help="The file to write (its directory must exist).")],
+    fmt: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+) -> None:
+    """Export a trained neural run's scoring (sessions to scores of every item) to ONNX,
+    checked against torch; `serve --backend onnx --onnx FILE` serves it."""
+    from sessionrec.serving.onnx import export_run
+
+    done = export_run(run_dir, output, fmt)
+    out.print(
+        f"exported {done['model']} ({done['num_items']:,} items) from {run_dir} to {output} "
+        f"({done['bytes'] / 1e6:.1f} MB; ONNX Runtime's scores differ from torch's by at most "
+        f"{done['diff']:.2g})",
+        highlight=False,
+        soft_wrap=True,
+    )
