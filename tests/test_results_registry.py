@@ -32,11 +32,21 @@ def test_an_entry_carries_metrics_epochs_and_provenance(run_dir, tmp_path):
     assert entry["test"] == metrics["test"] and entry["valid"] == metrics["valid"]
     assert (entry["epochs"], entry["selected_epoch"], entry["threads"]) == (1, 1, 1)
     assert entry["cpu"] and entry["cpu_capability"] and entry["command"]
+    assert entry["device"] == "cpu"  # the device it trained on (config.json's provenance)
     assert entry["valid_curve"][0]["epoch"] == 1 and "hr@20" in entry["valid_curve"][0]
     with pytest.raises(RunError, match="already registered"):
         results.add(run_dir, "reduced", tmp_path)
     with pytest.raises(ConfigError, match="protocol"):
         results.add(run_dir, "Full Run", tmp_path)
+
+
+def test_a_run_trained_on_a_gpu_says_so_in_the_table(run_dir, tmp_path):
+    entry = json.loads(results.add(run_dir, "reduced", tmp_path).read_text())
+    row = next(line for line in results.render([entry]).splitlines() if line.startswith("| stamp"))
+    assert "(GPU)" not in row
+    entry["device"] = "cuda (NVIDIA H200)"
+    row = next(line for line in results.render([entry]).splitlines() if line.startswith("| stamp"))
+    assert "(GPU)" in row.split("|")[-3]  # the train-minutes cell
 
 
 def test_an_unfinished_run_is_refused(run_dir, tmp_path):

@@ -79,13 +79,23 @@ def command_line(argv: list[str] | None = None) -> str:
     return shlex.join(argv)
 
 
-def provenance(data_dir: Path | None) -> dict[str, Any]:
+def device_name(device: torch.device | None) -> str | None:
+    """The device a run trained on, named for the record: `cpu` or `cuda (NVIDIA H200)`."""
+    if device is None:
+        return None
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+def provenance(data_dir: Path | None, device: torch.device | None = None) -> dict[str, Any]:
     return {
         "command": command_line(),
         "commit": git_commit(),
         "cpu": cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
+        "device": device_name(device),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "data_sha256": data_checksums(data_dir),

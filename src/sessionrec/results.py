@@ -119,6 +119,7 @@ def entry_from_run(
         "threads": config["train"].get("num_threads") or origin.get("threads"),
         "cpu": origin.get("cpu"),
         "cpu_capability": origin.get("cpu_capability"),
+        "device": origin.get("device"),
         "commit": origin.get("commit"),
         "data_sha256": origin.get("data_sha256", {}),
         "command": origin.get("command") or command,
@@ -224,6 +225,7 @@ def render(entries: list[dict[str, Any]]) -> str:
             label = e["protocol"] if e["protocol"] != "reduced" else "REDUCED"
             epochs = f"{e.get('epochs')} ({e.get('selected_epoch')})" if e.get("epochs") else "–"
             minutes = f"{e['fit_seconds'] / 60:.0f}" if e.get("fit_seconds") else "–"
+            minutes += " (GPU)" if str(e.get("device") or "").startswith("cuda") else ""
             lines.append(
                 f"| {e['model']} | {label} | "
                 + " | ".join(cells)

@@ -23,7 +23,7 @@ from sessionrec.data.sources import reload_dataset, resolve_dataset_dir
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.evaluation import evaluate
 from sessionrec.io import atomic_write_json
-from sessionrec.models.base import Recommender
+from sessionrec.models.base import NeuralRecommender, Recommender
 from sessionrec.models.params import build_params, params_dict
 from sessionrec.models.registry import create, load_run
 from sessionrec.progress import shown
@@ -55,8 +55,15 @@ def run_config(model: Recommender, dataset: SessionDataset, config: TrainConfig)
         "dataset": source,
         "train": params_dict(config),
         "sessionrec": __version__,
-        "provenance": provenance(data_dir),
+        # the device neural models train on (models without training steps run on the CPU)
+        "provenance": provenance(data_dir, _training_device(model, config)),
     }
+
+
+def _training_device(model: Recommender, config: TrainConfig) -> Any:
+    if not isinstance(model, NeuralRecommender):
+        return None
+    return distributed.rank_device(config.device)
 
 
 def _record_resume(run_dir: Path, config: TrainConfig, info: dict[str, Any]) -> None:
