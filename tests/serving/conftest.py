@@ -96,7 +96,7 @@ def serve_cli_fixture():
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", COLUMNS="200")
 
     @contextmanager
-    def running(run_dir, *extra: str):
+    def running(run_dir, *extra: str, environ: dict[str, str] | None = None):
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -107,7 +107,7 @@ def serve_cli_fixture():
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            env=dict(env, **(environ or {})),
         )
         try:
             url = f"http://127.0.0.1:{port}"

@@ -83,6 +83,17 @@ def test_http_backend_onnx_answers_as_torch(exported, serve_cli, tiny):
             np.testing.assert_allclose(got["scores"], want.scores, atol=TOLERANCE)
 
 
+def test_the_service_removes_its_own_export_when_it_stops(exported, serve_cli, tmp_path):
+    run, _ = exported("stamp")
+    environ = {"TMPDIR": str(tmp_path), "SESSIONREC_ADMIN_TOKEN": "t"}
+    with serve_cli(run, "--backend", "onnx", environ=environ) as url:
+        (scratch,) = tmp_path.glob("sessionrec-serve-*")  # one directory for its own files
+        assert httpx.get(f"{url}/model").json()["backend"] == f"onnx ({scratch / 'model.onnx'})"
+        assert (scratch / "reload").parent.is_dir()
+    left = [p.name for p in tmp_path.iterdir()]
+    assert not scratch.exists(), left  # removed when the service stopped
+
+
 def test_export_cli_writes_a_file_and_refuses_a_model_without_encoder(
     pop_run, tmp_path, monkeypatch, capsys
 ):

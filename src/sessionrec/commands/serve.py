@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -84,6 +87,7 @@ def serve(
     /admin/reload; GET /health, /model."""
     import json
     import os
+    import tempfile
 
     from sessionrec.serving.ann import AnnConfig
     from sessionrec.serving.app import SETTINGS_ENV, ServeSettings
@@ -91,26 +95,45 @@ def serve(
     _check_flags(port, workers, threads, batch_size)
     _admin_note(host, admin_token)
     ann_spec = None if ann is None else AnnConfig.parse(ann).spec()
-    onnx_file = _onnx_file(run_dir, backend, onnx, ann_spec)
-    settings = ServeSettings(
-        max_k, max_sessions, max_body_bytes, batch_size, max_wait_ms, model_thread,
-        admin_token, _reload_file(admin_token),
-    )  # fmt: skip
-    spec = {
-        "run_dir": str(run_dir),
-        "threads": threads,
-        "max_len": max_len,
-        "ann": ann_spec,
-        "backend": backend,
-        "onnx_file": onnx_file,
-        "settings": vars(settings),
-    }
-    os.environ[SETTINGS_ENV] = json.dumps(spec)  # how every worker learns what to serve
-    where = {"host": host, "port": port, "log_level": log_level}
-    if workers == 1:
-        _serve_here(run_dir, ann_spec, where)
-    else:
-        _serve_in_workers(run_dir, workers, threads, spec, where)
+    # the service's own files (an export made now, the reload notice, the workers' metrics),
+    # removed when it stops
+    with tempfile.TemporaryDirectory(prefix="sessionrec-serve-") as scratch, _exit_on_sigterm():
+        onnx_file = _onnx_file(run_dir, backend, onnx, ann_spec, Path(scratch))
+        reload_file = None if admin_token is None else str(Path(scratch) / "reload")
+        settings = ServeSettings(
+            max_k, max_sessions, max_body_bytes, batch_size, max_wait_ms, model_thread,
+            admin_token, reload_file,
+        )  # fmt: skip
+        spec = {
+            "run_dir": str(run_dir),
+            "threads": threads,
+            "max_len": max_len,
+            "ann": ann_spec,
+            "backend": backend,
+            "onnx_file": onnx_file,
+            "settings": vars(settings),
+        }
+        os.environ[SETTINGS_ENV] = json.dumps(spec)  # how every worker learns what to serve
+        where = {"host": host, "port": port, "log_level": log_level}
+        if workers == 1:
+            _serve_here(run_dir, ann_spec, where)
+        else:
+            _serve_in_workers(run_dir, workers, threads, spec, where, Path(scratch))
+
+
+@contextlib.contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends the service as an exception would, so its scratch directory is removed:
+    uvicorn shuts down gracefully, then raises the signal again under the handler set here."""
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _check_flags(port: int, workers: int, threads: int, batch_size: int) -> None:
@@ -132,11 +155,12 @@ def _admin_note(host: str, admin_token: str | None) -> None:
               "/admin/* is off (404)")  # fmt: skip
 
 
-def _onnx_file(run_dir: Path, backend: str, onnx: Path | None, ann: str | None) -> str | None:
-    """The ONNX file every worker loads for --backend onnx: --onnx, else one exported here
-    now (once for all workers, and failing before the port is bound); None for torch."""
-    import tempfile
-
+def _onnx_file(
+    run_dir: Path, backend: str, onnx: Path | None, ann: str | None, scratch: Path
+) -> str | None:
+    """The ONNX file every worker loads for --backend onnx: --onnx, else one exported into
+    `scratch` now (once for all workers, and failing before the port is bound); None for
+    torch."""
     from sessionrec.serving.recommender import check_backend
 
     check_backend(backend, ann)
@@ -146,19 +170,9 @@ def _onnx_file(run_dir: Path, backend: str, onnx: Path | None, ann: str | None) 
         return None if onnx is None else str(onnx)
     from sessionrec.serving.onnx import export_run
 
-    path = Path(tempfile.mkdtemp(prefix="sessionrec-serve-")) / "model.onnx"
+    path = scratch / "model.onnx"
     export_run(run_dir, path)
     return str(path)
-
-
-def _reload_file(admin_token: str | None) -> str | None:
-    """Where a hot reload is announced to every worker (serving/app.py: Reloader); None
-    without an admin token (no reloads)."""
-    import tempfile
-
-    if admin_token is None:
-        return None
-    return str(Path(tempfile.mkdtemp(prefix="sessionrec-serve-")) / "reload")
 
 
 def _serve_here(run_dir: Path, ann_spec: str | None, where: dict) -> None:
@@ -180,6 +194,7 @@ def _serve_in_workers(
     threads: int,
     spec: dict,
     where: dict,
+    scratch: Path,
 ) -> None:
     """Several processes, each with its own model; the run is loaded here first to fail early,
     and an ANN index is built (and cached in the run directory) here once for all workers."""
@@ -192,19 +207,20 @@ def _serve_in_workers(
 
     SessionRecommender.load(run_dir, **load_options(spec))
     gc.collect()
-    _metrics_dir()
+    _metrics_dir(scratch)
     torch.set_num_threads(threads)
     print(f"serving {run_dir} with {workers} workers on http://{where['host']}:{where['port']}")
     uvicorn.run("sessionrec.serving.app:app_from_env", factory=True, workers=workers, **where)
 
 
-def _metrics_dir() -> None:
+def _metrics_dir(scratch: Path) -> None:
     """Workers write their metrics into one fresh directory that every worker's /metrics sums
     (prometheus_client's multiprocess mode, serving/metrics.py); a directory already set in
     $PROMETHEUS_MULTIPROC_DIR is used as it is."""
     import os
-    import tempfile
 
     from sessionrec.serving.metrics import MULTIPROC_ENV
 
-    os.environ.setdefault(MULTIPROC_ENV, tempfile.mkdtemp(prefix="sessionrec-metrics-"))
+    if MULTIPROC_ENV not in os.environ:
+        (scratch / "metrics").mkdir()
+        os.environ[MULTIPROC_ENV] = str(scratch / "metrics")
