@@ -72,3 +72,28 @@ def test_scores_do_not_depend_on_padding():
     alone = net(torch.tensor([[2, 4]]), torch.tensor([2]))
     padded = net(torch.tensor([[2, 4, 0, 0], [1, 2, 3, 1]]), torch.tensor([2, 4]))
     torch.testing.assert_close(padded[:1], alone)
+
+
+def test_the_gru_reads_the_embeddings_undropped_as_the_code():
+    """Chainer's 1-layer NStepGRU(…, 0.5) drops nothing; only h_t and the states are dropped."""
+    seen = []
+    net = create("repeatnet", 6, seed=0, embedding_dim=8, hidden_size=8).net.train()
+    net.gru.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    log_mode = net.heads(ITEMS, LENGTHS)[0]
+    torch.testing.assert_close(seen[0], net.item_emb(ITEMS), rtol=0, atol=0)
+    assert not torch.equal(log_mode, net.heads(ITEMS, LENGTHS)[0])  # the states' dropout
+    net = create("repeatnet", 6, seed=0, embedding_dim=8, hidden_size=8, embedding_dropout=0.5)
+    net.net.train().gru.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    net.net.heads(ITEMS, LENGTHS)
+    emb, got = net.net.item_emb(ITEMS), seen[-1]  # the PyTorch port's: each entry 0 or 2×
+    assert torch.all((got == 0) | torch.isclose(got, 2 * emb)) and got.eq(0).any()
+
+
+def test_glorot_init_covers_each_gru_gate_with_zero_biases():
+    """NStepGRU: six (d, in) GlorotNormal matrices, biases 0; the item table's pad row is 0."""
+    net = create("repeatnet", 500, seed=0, embedding_dim=64, hidden_size=32).net
+    assert net.gru.bias_ih_l0.eq(0).all() and net.gru.bias_hh_l0.eq(0).all()
+    for w, fan_in in ((net.gru.weight_ih_l0, 64), (net.gru.weight_hh_l0, 32)):
+        for gate in w.chunk(3):  # std √(2 / (32 + fan_in)): 0.144 and 0.177
+            assert math.isclose(gate.std().item(), (2 / (32 + fan_in)) ** 0.5, rel_tol=0.1)
+    assert net.item_emb.weight[0].eq(0).all()

@@ -24,9 +24,14 @@ from sessionrec.models.registry import register
 class RepeatNetParams:
     embedding_dim: int = 100  # paper: 100
     hidden_size: int = 100  # paper: 100
-    dropout: float = 0.5  # code: 0.5 on embeddings and on the GRU states
-    # "glorot": item table and every Linear Glorot-normal, as the code's GlorotNormal
-    # initialisers; "torch": PyTorch's defaults (item table N(0, 1)).
+    dropout: float = 0.5  # code: 0.5 on h_t and on the GRU states (decoder.py:84-85)
+    # Code: none. Its NStepGRU(1, 100, 100, 0.5) drops only the inputs of stacked layers
+    # above the first (Chainer's n_step_rnn and cuDNN), so a 1-layer GRU gets no dropout.
+    # The PyTorch port drops 0.5 of the embeddings (its Model.py:67).
+    embedding_dropout: float = 0.0
+    # "glorot": item table, every Linear and each GRU gate matrix Glorot-normal with zero
+    # GRU biases, as the code's GlorotNormal initialisers; "torch": PyTorch's defaults
+    # (item table N(0, 1)).
     init: Literal["glorot", "torch"] = "glorot"
 
 
@@ -50,6 +55,7 @@ class RepeatNet(nn.Module):
         d = p.hidden_size
         self.item_emb = nn.Embedding(num_items + 1, p.embedding_dim, padding_idx=0)
         self.dropout = nn.Dropout(p.dropout)
+        self.embedding_dropout = nn.Dropout(p.embedding_dropout)
         self.gru = nn.GRU(p.embedding_dim, d, batch_first=True)
         self.mode_attention = AttentionReadout(d, d, d, "tanh", normalize=True)  # α^c (Eq. 3)
         self.mode = nn.Linear(d, 2, bias=False)  # W^re (Eq. 4)
@@ -61,13 +67,19 @@ class RepeatNet(nn.Module):
                 nn.init.xavier_normal_(module.weight)
             with torch.no_grad():
                 self.item_emb.weight[0].zero_()
+                for name, w in self.gru.named_parameters():  # per gate, as NStepGRU's w0..w5
+                    if name.startswith("bias"):
+                        w.zero_()
+                    else:
+                        for gate in w.chunk(3):  # (d, in) views: std √(2 / (d + in)) each
+                            nn.init.xavier_normal_(gate)
 
     def heads(
         self, items: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """log [P(r), P(e)] (B, 2), log α^r (B, T), masked explore logits (B, N+1), their lse."""
         mask = items > 0
-        states, _ = self.gru(self.dropout(self.item_emb(items)))  # causal: right padding is fine
+        states, _ = self.gru(self.embedding_dropout(self.item_emb(items)))  # causal: right padding
         h_t = self.dropout(gather_last(states, lengths))  # (Eq. 2); own dropout mask, as the code
         h_all = self.dropout(states)
         log_mode = torch.log_softmax(self.mode(self.mode_attention(h_all, h_t, mask)), dim=1)
