@@ -6,7 +6,8 @@
 #     benchmarks/gpu/parallel_reproduce.sh linet-table1:diginetica:narm,stamp focol-table2:diginetica:gcegnn
 # MINUTES (optional) caps each run's training (a capped run is REDUCED); SR is the command
 # that runs sessionrec (default `sessionrec`; `python3 -m sessionrec` with PYTHONPATH=src
-# where the package is not installed). Prints each finished run's test HR@20 / MRR@20.
+# where the package is not installed). Then prints the test HR@20 / MRR@20 of every finished
+# run in RUNS_DIR (earlier ones included: use a fresh RUNS_DIR for one batch's figures).
 set -u
 RUNS_DIR=${RUNS_DIR:-results/runs}
 LOG_DIR=${LOG_DIR:-logs/parallel}

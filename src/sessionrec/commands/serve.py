@@ -97,9 +97,10 @@ def serve(
     ann_spec = None if ann is None else AnnConfig.parse(ann).spec()
     # the service's own files (an export made now, the reload notice, the workers' metrics),
     # removed when it stops
-    with tempfile.TemporaryDirectory(prefix="sessionrec-serve-") as scratch, _exit_on_sigterm():
-        onnx_file = _onnx_file(run_dir, backend, onnx, ann_spec, Path(scratch))
-        reload_file = None if admin_token is None else str(Path(scratch) / "reload")
+    with tempfile.TemporaryDirectory(prefix="sessionrec-serve-") as tmp, _exit_on_sigterm():
+        scratch = Path(tmp)
+        onnx_file = _onnx_file(run_dir, backend, onnx, ann_spec, scratch)
+        reload_file = None if admin_token is None else str(scratch / "reload")
         settings = ServeSettings(
             max_k, max_sessions, max_body_bytes, batch_size, max_wait_ms, model_thread,
             admin_token, reload_file,
@@ -118,7 +119,7 @@ def serve(
         if workers == 1:
             _serve_here(run_dir, ann_spec, where)
         else:
-            _serve_in_workers(run_dir, workers, threads, spec, where, Path(scratch))
+            _serve_in_workers(run_dir, workers, threads, spec, where, scratch)
 
 
 @contextlib.contextmanager
