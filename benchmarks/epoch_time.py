@@ -23,7 +23,7 @@ from sessionrec.data.sources import load_dataset
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.registry import create, get
 from sessionrec.training.config import TrainConfig
-from sessionrec.training.trainer import Trainer, adam
+from sessionrec.training.trainer import Trainer, adam, batch_loss
 
 DEFAULT_MODELS = "gru4rec,bprmf,fpmc,narm,stamp,repeatnet,srgnn,gcegnn,dhcn,linet,focol"
 
@@ -39,7 +39,7 @@ def trainer_steps(
     wall = cpu = 0.0
     for i, idx in enumerate(batches[: warmup + steps]):
         t, c = time.perf_counter(), time.process_time()
-        loss = model.training_loss(collate(data.train, idx))
+        loss = batch_loss(net, collate(data.train, idx))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -88,3 +88,19 @@ def test_run_all_summarises_and_fails_on_unknown(tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode != 0 and "unknown benchmark nope" in bad.stderr
+
+
+def test_following_the_model_through_training_returns_to_a_module_at_most_four_times() -> None:
+    """The refactor issue's reading-path bound: from `train_and_evaluate`, a reader following
+    the model meets run → wrapper → Trainer → module → Trainer → evaluation → wrapper →
+    Trainer → wrapper (saving), and comes back to a module it has left at most 4 times."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "reading_path.py"), "--model", "narm"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = proc.stdout.strip().splitlines()[-1]  # "narm: S stays in M modules, R returns ..."
+    returns = int(summary.split(", ")[1].split()[0])
+    assert returns <= 4, proc.stdout

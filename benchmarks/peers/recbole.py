@@ -145,9 +145,9 @@ def ours_main(spec: dict[str, Any]) -> None:
     import torch
 
     from sessionrec.data.sources import load_dataset
+    from sessionrec.evaluation import evaluate_splits
     from sessionrec.models.registry import create
     from sessionrec.training.config import TrainConfig
-    from sessionrec.training.run import evaluate_splits
 
     torch.autograd.set_detect_anomaly(False)
     torch.set_num_threads(spec["threads"])

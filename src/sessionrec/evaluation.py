@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from sessionrec.data.sessions import Examples
 from sessionrec.errors import ConfigError
 from sessionrec.progress import bar
 
+if TYPE_CHECKING:
+    from sessionrec.data.dataset import SessionDataset
+
 DEFAULT_KS = (5, 10, 20)
 TIE_POLICIES = ("expected", "pessimistic")
 
@@ -29,6 +32,15 @@ class Scorer(Protocol):
     def score_batch(self, batch: Batch) -> torch.Tensor:
         """Scores of shape (B, num_items + 1); higher is better."""
         ...
+
+
+class EvalSettings(Protocol):
+    """What evaluation takes from the training settings (a `TrainConfig` has all of it)."""
+
+    ks: tuple[int, ...]
+    eval_batch_size: int
+    tie_policy: str
+    max_len: int | None
 
 
 @dataclass
@@ -146,6 +158,31 @@ def evaluate(
     measured = None if counts is None else popularity
     metrics.update(_list_metrics(ks, recommended, measured, num_items, n))
     return EvalResult(metrics, per_case, n)
+
+
+def evaluate_splits(
+    model: Scorer,
+    dataset: SessionDataset,
+    settings: EvalSettings,
+    splits: tuple[str, ...] = ("valid", "test"),
+    sharded: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Metrics of `model` on the named splits of `dataset`: validation during training and
+    every final evaluation alike, popularity@K against the fitting examples' next items."""
+    counts = dataset.item_counts()
+    return {
+        s: evaluate(
+            model,
+            getattr(dataset, s),
+            settings.ks,
+            settings.eval_batch_size,
+            counts,
+            settings.tie_policy,
+            settings.max_len,
+            sharded,
+        ).metrics
+        for s in splits
+    }
 
 
 def _note_lists(

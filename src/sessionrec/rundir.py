@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sessionrec.errors import RunError
-from sessionrec.io import atomic_write_json
+from sessionrec.io import atomic_write, atomic_write_json
 
 CONFIG_FILE = "config.json"  # model, hyper-parameters, dataset, training settings, provenance
 METRICS_FILE = "metrics.json"  # validation and test metrics, best epoch, times
@@ -131,3 +131,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise RunError(f"{path.parent}: no checkpoint to resume from") from None
     except Exception as e:
         raise RunError(f"{path}: corrupted or unsafe checkpoint ({type(e).__name__})") from None
+
+
+def write_weights(directory: Path, tensors: dict[str, Any]) -> None:
+    """Write named tensors to `directory`'s weights file, atomically, with safetensors."""
+    from safetensors.torch import save_file  # here, like torch: JSON readers need neither
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+
+
+def read_weights(directory: Path) -> dict[str, Any]:
+    """The named tensors of `directory`'s weights file (safetensors: no code can run); one
+    RunError naming the file when it is missing or corrupted."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(directory / WEIGHTS_FILE)
+    except FileNotFoundError:
+        raise RunError(f"{directory}: no {WEIGHTS_FILE}") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise RunError(f"{directory / WEIGHTS_FILE}: corrupted weights ({e})") from None

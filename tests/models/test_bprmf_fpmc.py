@@ -47,9 +47,9 @@ def test_fpmc_scores_are_the_factorised_transition():
 def test_fpmc_losses_on_a_two_item_example():
     model = fpmc(loss="bpr")
     b = batch([[2]], [1])  # last click 2 -> (0, 3): target 1 scores 0, negatives 2 and 3 score 3
-    loss = model.net.training_loss(b.items, b.lengths, b.targets)
+    loss = model.net.training_loss(b)
     assert loss.item() == pytest.approx(math.log(1 + math.exp(3.0)), rel=1e-6)
-    ce = fpmc().net.training_loss(b.items, b.lengths, b.targets)
+    ce = fpmc().net.training_loss(b)
     # softmax over items 0..3 with logits (0, 0, 3, 3): -log(e^0 / (2 + 2 e^3))
     assert ce.item() == pytest.approx(math.log(2 + 2 * math.exp(3.0)), rel=1e-6)
     assert bpr_loss(torch.tensor([2.0]), torch.tensor([0.5])).item() == pytest.approx(

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from sessionrec.data.batching import Batch
 from sessionrec.data.dataset import build_dataset
 from sessionrec.data.sessions import Sessions
 from sessionrec.models import create
@@ -104,11 +105,11 @@ def test_training_loss_adds_beta_times_ssl():
     plain = toy_model(beta=0.0).net
     plain.train()
     ce = F.cross_entropy(plain(items, lengths), targets)
-    torch.testing.assert_close(plain.training_loss(items, lengths, targets), ce)
+    torch.testing.assert_close(plain.training_loss(Batch(items, lengths, targets)), ce)
     net = toy_model(beta=0.5).net
     net.train()
     torch.manual_seed(3)
-    loss = net.training_loss(items, lengths, targets)
+    loss = net.training_loss(Batch(items, lengths, targets))
     table = net.item_table()
     theta_h = net.session_embedding(table, items, lengths)
     torch.manual_seed(3)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers import SMALL_FOCOL
-from sessionrec.data.batching import collate
+from sessionrec.data.batching import Batch, collate
 from sessionrec.data.dataset import build_dataset
 from sessionrec.data.sessions import Sessions
 from sessionrec.models import Recommender, create
@@ -118,7 +118,9 @@ def test_variants(name, check, toy):
     assert check(model.params)
     model.prepare(toy)
     items, lengths = torch.tensor([[1, 2], [4, 0]]), torch.tensor([2, 1])
-    loss = model.net.training_loss(items, lengths, torch.tensor([3, 2]), torch.tensor([0, 1]))
+    loss = model.net.training_loss(
+        Batch(items, lengths, torch.tensor([3, 2]), torch.tensor([0, 1]))
+    )
     loss.backward()
     frozen = [p for p in model.net.importance if not p.requires_grad]
     assert bool(frozen) == (name == "focol-sg")

@@ -4,6 +4,7 @@ import math
 
 import torch
 
+from sessionrec.data.batching import Batch
 from sessionrec.models import create
 
 
@@ -47,10 +48,14 @@ def test_loss_is_negative_log_of_mixture_probability():
     targets = torch.tensor([5, 2])  # repeat targets: each is in its own session
     logp = net(ITEMS, LENGTHS)
     want = -(logp[0, 5] + logp[1, 2]).item() / 2
-    assert math.isclose(net.training_loss(ITEMS, LENGTHS, targets).item(), want, rel_tol=1e-5)
+    assert math.isclose(
+        net.training_loss(Batch(ITEMS, LENGTHS, targets)).item(), want, rel_tol=1e-5
+    )
     targets = torch.tensor([4, 3])  # explore targets (not in their sessions)
     want = -(logp[0, 4] + logp[1, 3]).item() / 2
-    assert math.isclose(net.training_loss(ITEMS, LENGTHS, targets).item(), want, rel_tol=1e-5)
+    assert math.isclose(
+        net.training_loss(Batch(ITEMS, LENGTHS, targets)).item(), want, rel_tol=1e-5
+    )
 
 
 def test_extreme_attention_stays_finite():
@@ -61,7 +66,7 @@ def test_extreme_attention_stays_finite():
     logp = net(ITEMS, LENGTHS)
     assert torch.isfinite(logp[:, 1:]).all()
     net.zero_grad()
-    loss = net.training_loss(ITEMS, LENGTHS, torch.tensor([5, 6]))
+    loss = net.training_loss(Batch(ITEMS, LENGTHS, torch.tensor([5, 6])))
     loss.backward()
     assert torch.isfinite(loss)
     assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)

@@ -22,8 +22,8 @@ import torch
 from safetensors.torch import load_file
 
 from helpers import ENV, run_main
-from sessionrec.models.base import NeuralRecommender
 from sessionrec.rundir import load_checkpoint
+from sessionrec.training import trainer
 
 SEED = int(os.environ.get("SESSIONREC_CRASH_SEED", "2024"))
 
@@ -34,15 +34,15 @@ import os, signal, sys
 mode, k, cut = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 calls = 0
 if mode == "step":
-    from sessionrec.models.base import NeuralRecommender
-    real_loss = NeuralRecommender.training_loss
-    def training_loss(self, batch):
+    from sessionrec.training import trainer
+    real_loss = trainer.batch_loss
+    def batch_loss(net, batch):
         global calls
         calls += 1
         if calls == k:
             os.kill(os.getpid(), signal.SIGKILL)
-        return real_loss(self, batch)
-    NeuralRecommender.training_loss = training_loss
+        return real_loss(net, batch)
+    trainer.batch_loss = batch_loss
 else:
     real_replace = os.replace
     def replace(src, dst, *args, **kwargs):
@@ -85,11 +85,11 @@ def reference(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     ]
     out = tmp_path_factory.mktemp("reference") / "run"
     steps, writes = [0], []
-    real_loss, real_replace = NeuralRecommender.training_loss, os.replace
+    real_loss, real_replace = trainer.batch_loss, os.replace
 
-    def counting_loss(self, batch):  # noqa: ANN001, ANN202
+    def counting_loss(net, batch):  # noqa: ANN001, ANN202
         steps[0] += 1
-        return real_loss(self, batch)
+        return real_loss(net, batch)
 
     def recording_replace(src, dst, *a, **kw):  # noqa: ANN001, ANN202
         if str(src).endswith(".tmp"):
@@ -97,7 +97,7 @@ def reference(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         return real_replace(src, dst, *a, **kw)
 
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(NeuralRecommender, "training_loss", counting_loss)
+        m.setattr(trainer, "batch_loss", counting_loss)
         m.setattr(os, "replace", recording_replace)
         cli([*args, "--out", str(out)], m)
     return {"args": args, "run": out, "steps": steps[0], "writes": writes}

@@ -17,16 +17,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sessionrec.data.batching import Batch, collate
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, RunError
-from sessionrec.io import atomic_write, atomic_write_json
+from sessionrec.io import atomic_write_json
 from sessionrec.models.params import build_params, params_dict
-from sessionrec.rundir import MODEL_FILE, WEIGHTS_FILE
+from sessionrec.rundir import MODEL_FILE, WEIGHTS_FILE, read_weights, write_weights
 from sessionrec.training import distributed
 from sessionrec.training.config import TrainConfig
 from sessionrec.training.trainer import Trainer
@@ -171,8 +169,7 @@ class Recommender(ABC):
     def save(self, directory: str | Path) -> Path:
         """Write `model.json` and `model.safetensors` (atomically) into `directory`."""
         directory = Path(directory)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_tensors().items()}
-        atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+        write_weights(directory, self.state_tensors())
         atomic_write_json(
             directory / MODEL_FILE,
             {"model": self.name, "num_items": self.num_items, "params": params_dict(self.params)},
@@ -210,12 +207,7 @@ class Recommender(ABC):
                 f"{meta_path}: cannot build a '{name}' model with {num_items:,} items "
                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
             ) from None
-        try:
-            tensors = load_file(directory / WEIGHTS_FILE)
-        except FileNotFoundError:
-            raise RunError(f"{directory}: no {WEIGHTS_FILE}") from None
-        except (SafetensorError, OSError, ValueError) as e:
-            raise RunError(f"{directory / WEIGHTS_FILE}: corrupted weights ({e})") from None
+        tensors = read_weights(directory)
         try:
             model.load_state_tensors(tensors)
         except (RuntimeError, KeyError, ValueError) as e:
@@ -275,14 +267,6 @@ class NeuralRecommender(Recommender):
         if hook is not None:
             hook(dataset)
             self.net.to(self.device)
-
-    def training_loss(self, batch: Batch) -> torch.Tensor:
-        """Default objective: cross-entropy over all items; models may add their own terms."""
-        custom = getattr(self.net, "training_loss", None)
-        if custom is not None:
-            return custom(batch.items, batch.lengths, batch.targets)
-        logits = self.net(batch.items, batch.lengths)
-        return nn.functional.cross_entropy(logits, batch.targets)
 
     @torch.no_grad()
     def score_batch(self, batch: Batch) -> torch.Tensor:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sessionrec.data.batching import Batch
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError
 from sessionrec.models.base import NeuralRecommender
@@ -220,10 +221,9 @@ class DHCN(nn.Module):
     def item_vectors(self) -> torch.Tensor:
         return self.item_table()
 
-    def training_loss(
-        self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
-    ) -> torch.Tensor:
+    def training_loss(self, batch: Batch) -> torch.Tensor:
         """Cross-entropy over all items + β · SSL between the two channels."""
+        items, lengths, targets = batch.items, batch.lengths, batch.targets
         table = self.item_table()
         theta_h = self.session_embedding(table, items, lengths)
         loss = F.cross_entropy(self._scores(theta_h, table), targets)

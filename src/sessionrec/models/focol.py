@@ -193,14 +193,9 @@ class FOCOL(nn.Module):
     def item_vectors(self) -> torch.Tensor:
         return self.global_embeddings()
 
-    def training_loss(
-        self,
-        items: torch.Tensor,
-        lengths: torch.Tensor,
-        targets: torch.Tensor,
-        index: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """L = L_rec + β L_cl (Eq. 13)."""
+    def training_loss(self, batch: Batch) -> torch.Tensor:
+        """L = L_rec + β L_cl (Eq. 13); CSRL finds the anchors' positives by `batch.index`."""
+        items, lengths, targets, index = batch.items, batch.lengths, batch.targets, batch.index
         eg = self.global_embeddings()
         h = self.encode(eg, items, lengths)
         loss = F.cross_entropy(h @ eg.t(), targets)  # Eq. 9-10
@@ -290,9 +285,6 @@ class FOCOLRecommender(NeuralRecommender):
     Module = FOCOL
     train_defaults = {"lr": 1e-3, "batch_size": 100, "weight_decay": 1e-5}
     train_source = "FOCOL paper, Sec. 4.3: batch 100, Adam lr 0.001, L2 1e-5"
-
-    def training_loss(self, batch: Batch) -> torch.Tensor:
-        return self.net.training_loss(batch.items, batch.lengths, batch.targets, batch.index)
 
 
 def _variant(name: str, description: str, **defaults: Any) -> type[FOCOLRecommender]:

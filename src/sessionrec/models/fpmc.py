@@ -11,6 +11,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from sessionrec.data.batching import Batch
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.layers import gather_last, masked_mean, score_all_items
 from sessionrec.models.registry import register
@@ -67,9 +68,8 @@ class FPMC(nn.Module):
         # x̂(i | B_{t-1}) = <v_i^{I,L}, mean_{l ∈ B_{t-1}} v_l^{L,I}>: FPMC's FMC term, no user term
         return score_all_items(self.basket(items, lengths), self.item_next.weight)
 
-    def training_loss(
-        self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
-    ) -> torch.Tensor:
+    def training_loss(self, batch: Batch) -> torch.Tensor:
+        items, lengths, targets = batch.items, batch.lengths, batch.targets
         if self.p.loss == "ce":
             return nn.functional.cross_entropy(self(items, lengths), targets)
         h = self.basket(items, lengths)

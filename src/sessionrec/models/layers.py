@@ -44,7 +44,8 @@ class DotProductScorer(nn.Module):
         return self.item_emb.weight
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return score_all_items(self.session_vectors(items, lengths), self.item_vectors())
+        table = self.item_vectors()  # v_i, (N+1, d)
+        return score_all_items(self.session_vectors(items, lengths), table)
 
 
 class ReversePositionEmbedding(nn.Module):

@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from sessionrec.data.batching import Batch
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.layers import AttentionReadout, gather_last
 from sessionrec.models.registry import register
@@ -101,10 +102,9 @@ class RepeatNet(nn.Module):
         rep = mass.gather(1, items).clamp(min=tiny).log() + top + log_mode[:, :1]
         return out.scatter(1, items, rep.masked_fill(items == 0, float("-inf")))
 
-    def training_loss(
-        self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
-    ) -> torch.Tensor:
+    def training_loss(self, batch: Batch) -> torch.Tensor:
         """-log P(target) (Eq. 11), computed for the targets only: no dense mixture is built."""
+        items, lengths, targets = batch.items, batch.lengths, batch.targets
         log_mode, log_alpha, logits, lse = self.heads(items, lengths)
         hit = (items == targets.unsqueeze(1)) & (items > 0)
         repeat = hit.any(dim=1)

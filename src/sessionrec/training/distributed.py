@@ -12,9 +12,9 @@ import datetime
 import hashlib
 import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -23,9 +23,6 @@ from torch import nn
 from sessionrec.data.batching import Batch
 from sessionrec.errors import ConfigError
 from sessionrec.training.config import resolve_device
-
-if TYPE_CHECKING:
-    from sessionrec.models.base import NeuralRecommender
 
 TIMEOUT_MINUTES = 60  # collectives wait this long (rank 0 may be building a large graph)
 TRACE_ENV = "SESSIONREC_WEIGHT_TRACE"  # test-only: a directory for per-step weight digests
@@ -147,31 +144,32 @@ def local_main_first(world: World | None = None) -> Iterator[None]:
 
 
 class _TrainingLoss(nn.Module):
-    """`model.training_loss` as the forward of a module that owns `model.net`.
+    """`loss(net, batch)` as the forward of a module that owns `net`.
 
-    DDP synchronises gradients only for a forward that runs through its wrapper; models compute
-    their loss in `training_loss` (some with extra terms on the module), so the wrapper's
-    forward is exactly that call.
+    DDP synchronises gradients only for a forward that runs through its wrapper; the loss may
+    use more of the module than its forward (extra terms), so the wrapper's forward is exactly
+    the loss.
     """
 
-    def __init__(self, model: NeuralRecommender) -> None:
+    def __init__(self, net: nn.Module, loss: Callable[[nn.Module, Batch], torch.Tensor]) -> None:
         super().__init__()
-        self.net = model.net
-        self._loss = model.training_loss
+        self.net = net
+        self._loss = loss
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        return self._loss(batch)
+        return self._loss(self.net, batch)
 
 
-def ddp_loss(model: NeuralRecommender) -> nn.Module:
-    """A DDP module whose forward(batch) is the model's training loss (batch on the device).
+def ddp_loss(
+    net: nn.Module, loss: Callable[[nn.Module, Batch], torch.Tensor], device: torch.device
+) -> nn.Module:
+    """A DDP module whose forward(batch) is `loss(net, batch)` (batch on the device).
 
     Unused parameters are allowed (ablations leave some out); buffers are derived from the
     training data identically on every rank, so they are not re-broadcast at each forward.
     """
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    device = model.device
     kwargs: dict[str, Any] = {"find_unused_parameters": True}
     if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
         kwargs["forward_sync_buffers"] = False
@@ -179,7 +177,7 @@ def ddp_loss(model: NeuralRecommender) -> nn.Module:
         kwargs["broadcast_buffers"] = False
     if device.type == "cuda":
         kwargs.update(device_ids=[device], output_device=device)
-    return DDP(_TrainingLoss(model), **kwargs)
+    return DDP(_TrainingLoss(net, loss), **kwargs)
 
 
 def weight_digest(module: nn.Module) -> str:

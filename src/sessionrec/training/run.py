@@ -21,7 +21,7 @@ from sessionrec import __version__
 from sessionrec.data.dataset import SessionDataset
 from sessionrec.data.sources import reload_dataset, resolve_dataset_dir
 from sessionrec.errors import ConfigError, RunError
-from sessionrec.evaluation import evaluate
+from sessionrec.evaluation import evaluate_splits
 from sessionrec.io import atomic_write_json
 from sessionrec.models.base import NeuralRecommender, Recommender
 from sessionrec.models.params import build_params, params_dict
@@ -75,30 +75,6 @@ def _record_resume(run_dir: Path, config: TrainConfig, info: dict[str, Any]) -> 
         record_train_settings(run_dir, params_dict(config), resume)
     except RunError:
         return  # a run without a readable config.json has nothing to record into
-
-
-def evaluate_splits(
-    model: Recommender,
-    dataset: SessionDataset,
-    config: TrainConfig,
-    splits: tuple[str, ...] = ("valid", "test"),
-) -> dict[str, dict[str, float]]:
-    """Full-ranking metrics of `model` on the named splits (sharded over ranks under torchrun)."""
-    counts = dataset.item_counts()
-    sharded = distributed.current().enabled
-    return {
-        s: evaluate(
-            model,
-            getattr(dataset, s),
-            config.ks,
-            config.eval_batch_size,
-            counts,
-            config.tie_policy,
-            config.max_len,
-            sharded,
-        ).metrics
-        for s in splits
-    }
 
 
 def train_and_evaluate(
@@ -155,7 +131,7 @@ def _train_and_evaluate(
     # A resumed run counts its training before the interruption too (the checkpoint's clock).
     fit_seconds = time.monotonic() - t0 + getattr(model, "prior_fit_seconds", 0.0)
     t1 = time.monotonic()
-    results = evaluate_splits(model, dataset, config, splits)
+    results = evaluate_splits(model, dataset, config, splits, world.enabled)
     metrics: dict[str, Any] = {
         "model": model.name,
         "dataset": dataset.name,

@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,12 +25,19 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from sessionrec.data.batching import batch_indices, collate, shard_batches
+from sessionrec.data.batching import Batch, batch_indices, collate, shard_batches
 from sessionrec.errors import RunError
-from sessionrec.evaluation import evaluate
+from sessionrec.evaluation import evaluate_splits
 from sessionrec.io import append_jsonl, atomic_write
 from sessionrec.progress import shown
-from sessionrec.rundir import CHECKPOINT_FILE, LOG_FILE, WEIGHTS_FILE, load_checkpoint
+from sessionrec.rundir import (
+    CHECKPOINT_FILE,
+    LOG_FILE,
+    WEIGHTS_FILE,
+    load_checkpoint,
+    read_weights,
+    write_weights,
+)
 from sessionrec.training import distributed
 from sessionrec.training.config import TrainConfig, use_threads
 
@@ -46,6 +54,15 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def rank_seed(seed: int, rank: int) -> int:
     """Seed of rank `rank`'s torch RNG (dropout, sampling); rank 0 uses the run's seed."""
     return seed if rank == 0 else (seed * 1_000_003 + 7_919 * rank) % (2**63)
+
+
+def batch_loss(net: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """The module's own objective, `net.training_loss(batch)`, when it defines one (extra
+    terms, sampled negatives, a mixture); else cross-entropy of its logits over all items."""
+    custom = getattr(net, "training_loss", None)
+    if custom is not None:
+        return custom(batch)
+    return torch.nn.functional.cross_entropy(net(batch.items, batch.lengths), batch.targets)
 
 
 def adam(
@@ -110,10 +127,13 @@ class Trainer:
     def setup(self, dataset: SessionDataset) -> torch.optim.Optimizer:
         """Build what the steps need once, before any checkpoint is loaded; return the optimiser.
 
-        Default: Adam on the module's parameters, and the loss under DDP when W > 1.
+        Default: Adam on the module's parameters, and `batch_loss` (under DDP when W > 1).
         """
         cfg, model = self.config, self.model
-        self.step_loss = distributed.ddp_loss(model) if self.world.enabled else model.training_loss
+        if self.world.enabled:
+            self.step_loss = distributed.ddp_loss(model.net, batch_loss, model.device)
+        else:
+            self.step_loss = partial(batch_loss, model.net)
         on_cuda = model.device.type == "cuda"
         self.autocast = torch.autocast(
             model.device.type, torch.bfloat16, enabled=cfg.amp and on_cuda
@@ -295,17 +315,10 @@ class Trainer:
             state["bad_epochs"] += 1
 
     def _validate(self, dataset: SessionDataset) -> dict[str, float]:
-        cfg = self.config
         with shown(False):  # inside this loop's own bar
-            return evaluate(
-                self.model,
-                dataset.valid,
-                cfg.ks,
-                cfg.eval_batch_size,
-                tie_policy=cfg.tie_policy,
-                max_len=cfg.max_len,
-                sharded=self.world.enabled,
-            ).metrics
+            return evaluate_splits(
+                self.model, dataset, self.config, ("valid",), self.world.enabled
+            )["valid"]
 
     def _stopped_early(self, dataset: SessionDataset, state: dict[str, Any]) -> bool:
         return len(dataset.valid) > 0 and state["bad_epochs"] > self.config.patience
@@ -435,11 +448,12 @@ class Trainer:
             f.write(line)
 
     def _keep_best(self) -> None:
-        """Remember the best weights: on disk in the run directory, else in memory (rank 0)."""
+        """Remember the best weights (rank 0): in the run directory's weights file, which a
+        crash leaves behind for `--resume`, else in memory."""
         if not self.world.is_main:
             return  # other ranks receive rank 0's best weights at the end
         if self.run_dir is not None:
-            self.model.save(self.run_dir)
+            write_weights(self.run_dir, self.model.net.state_dict())
         else:
             self.best_weights = copy.deepcopy(self.model.net.state_dict())
 
@@ -449,9 +463,7 @@ class Trainer:
         elif self.best_weights is not None:
             self.model.net.load_state_dict(self.best_weights)
         elif self.run_dir is not None and (self.run_dir / WEIGHTS_FILE).exists():
-            from safetensors.torch import load_file
-
-            self.model.load_state_tensors(load_file(self.run_dir / WEIGHTS_FILE))
+            self.model.net.load_state_dict(read_weights(self.run_dir))
         if self.world.enabled:
             distributed.broadcast_module(self.model.net)
 
