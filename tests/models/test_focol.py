@@ -9,6 +9,7 @@ from sessionrec.data.batching import Batch, collate
 from sessionrec.data.dataset import build_dataset
 from sessionrec.data.sessions import Sessions
 from sessionrec.models import Recommender, create
+from sessionrec.training.trainer import adam, batch_loss
 
 SMALL = SMALL_FOCOL
 
@@ -82,15 +83,46 @@ def test_global_embeddings_computed_once_for_inference(toy, monkeypatch):
     net.train()
     net.eval()
     net(*batch)
-    assert calls["n"] == 2
-    # evaluation calls eval() before every batch: that alone must not recompute E^g
+    assert calls["n"] == 1  # switching modes changes no weight
     for _ in range(3):
         model.score_batch(collate(toy.test, np.arange(len(toy.test))))
-    assert calls["n"] == 2
+    assert calls["n"] == 1
     with torch.no_grad():  # a weight update outside training does
         net.item_emb.weight.add_(0.01)
     model.score_batch(collate(toy.test, np.arange(len(toy.test))))
-    assert calls["n"] == 3
+    assert calls["n"] == 2
+
+
+def test_cached_global_embeddings_follow_a_fused_adam_step(toy):
+    """The Trainer's fused Adam updates E^(0) and P in place without bumping their version
+    counters: E^g cached before the step must not be served after it."""
+    model = create("focol", toy.num_items, **SMALL)
+    model.prepare(toy)
+    net = model.net
+    opt = adam(net.parameters(), 0.1, 0.0, model.device)
+    assert opt.defaults["fused"]
+    batch_loss(net.train(), collate(toy.train, np.arange(len(toy.train)))).backward()
+    net.eval()
+    cached = net.global_embeddings().clone()
+    version = net.item_emb.weight._version
+    opt.step()
+    assert net.item_emb.weight._version == version  # what a version-only key would miss
+    fresh = net.global_embeddings()
+    assert not torch.equal(fresh, cached)
+    torch.testing.assert_close(fresh, net._propagate())
+
+
+def test_scoring_mid_training_leaves_training_as_it_was(toy):
+    """A score_batch between steps keeps the module training: dropout on, and E^g recomputed
+    with gradients flowing to E^(0) and P."""
+    model = create("focol", toy.num_items, **SMALL)
+    model.prepare(toy)
+    net = model.net.train()
+    model.score_batch(collate(toy.test, np.arange(len(toy.test))))
+    assert net.training
+    batch_loss(net, collate(toy.train, np.arange(len(toy.train)))).backward()
+    assert net.item_emb.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.importance)
 
 
 def test_saved_model_serves_without_the_graph(toy, tmp_path):

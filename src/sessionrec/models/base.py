@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -248,9 +249,9 @@ class NeuralRecommender(Recommender):
         once per node and loaded by the other ranks.
         """
         config = config or TrainConfig(**type(self).train_defaults)
+        self.to(distributed.rank_device(config.device))
         with distributed.local_main_first():
             self.prepare(dataset)
-        self.to(distributed.rank_device(config.device))
         trainer = self.trainer_class(self, config, run_dir, progress)
         trainer.fit(dataset, resume=resume)
         self.best_epoch, self.fit_history = trainer.best_epoch, trainer.history
@@ -270,9 +271,9 @@ class NeuralRecommender(Recommender):
 
     @torch.no_grad()
     def score_batch(self, batch: Batch) -> torch.Tensor:
-        self.net.eval()
         batch = batch.to(self.device)
-        return self.net(batch.items, batch.lengths)
+        with evaluating(self.net):
+            return self.net(batch.items, batch.lengths)
 
     def _dot_product(self) -> bool:
         """The module scores by hₛᵀVᵢ (it defines `session_vectors` and `item_vectors`)."""
@@ -287,16 +288,16 @@ class NeuralRecommender(Recommender):
     def item_vectors(self) -> torch.Tensor | None:
         if not self._dot_product():
             return None
-        self.net.eval()
-        return self.net.item_vectors()
+        with evaluating(self.net):
+            return self.net.item_vectors()
 
     @torch.no_grad()
     def session_vectors(self, batch: Batch) -> torch.Tensor:
         if not self._dot_product():
             return super().session_vectors(batch)
-        self.net.eval()
         batch = batch.to(self.device)
-        return self.net.session_vectors(batch.items, batch.lengths)
+        with evaluating(self.net):
+            return self.net.session_vectors(batch.items, batch.lengths)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.net.state_dict())
@@ -318,6 +319,20 @@ class NeuralRecommender(Recommender):
             self.net.load_state_dict(tensors)
         except RuntimeError as e:
             raise RunError(f"weights do not fit model '{self.name}': {_one_line(e)}") from None
+
+
+@contextmanager
+def evaluating(net: nn.Module) -> Iterator[None]:
+    """Run the body with `net` in eval mode and give it back in the mode it was in, so scoring
+    in the middle of training leaves training as it was (dropout on, gradients to FOCOL's E^g)."""
+    was_training = net.training
+    if was_training:
+        net.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            net.train()
 
 
 def _one_line(error: BaseException, limit: int = 300) -> str:

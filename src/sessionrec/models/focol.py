@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from sessionrec.data.batching import Batch
 from sessionrec.errors import ConfigError
@@ -28,6 +29,17 @@ from sessionrec.models.layers import ReversePositionEmbedding, gather_last
 from sessionrec.models.registry import register
 
 AUGMENTATIONS = ("corrupt", "dropout", "insert", "identity")
+
+# Optimiser steps taken in this process. A fused step (the Trainer's Adam) updates weights in
+# place without bumping their version counters, so the key of the cached E^g counts steps too.
+_optimizer_steps = [0]
+
+
+def _count_step(*_: Any) -> None:
+    _optimizer_steps[0] += 1
+
+
+register_optimizer_step_post_hook(_count_step)
 
 
 @dataclass
@@ -92,7 +104,7 @@ class FOCOL(nn.Module):
         self.graph: FOGOperator | None = None
         self.examples: Any = None  # training examples, for CSRL sampling
         self._stale = True
-        self._eg_key: tuple[tuple[int, int], ...] = ()
+        self._eg_key: tuple[int, ...] = ()
 
     # --- global item embeddings (Sec. 3.2) ------------------------------------------------
     def prepare(self, dataset: Any) -> None:
@@ -123,14 +135,11 @@ class FOCOL(nn.Module):
         self._rank_in_label = torch.from_numpy(rank)
         self._stale = True
 
-    def train(self, mode: bool = True) -> FOCOL:
-        if mode:  # weights may change from here on; eval() alone changes nothing
-            self._stale = True
-        return super().train(mode)
-
-    def _weights_key(self) -> tuple[tuple[int, int], ...]:
-        """Identity and version of the tensors E^g depends on (an in-place update bumps it)."""
-        return tuple((t.data_ptr(), t._version) for t in (self.item_emb.weight, *self.importance))
+    def _weights_key(self) -> tuple[int, ...]:
+        """What changes whenever a tensor E^g depends on can have changed: the optimiser steps
+        taken, and each tensor's identity and version (an in-place update bumps it)."""
+        tensors = (self.item_emb.weight, *self.importance)
+        return (_optimizer_steps[0], *(x for t in tensors for x in (t.data_ptr(), t._version)))
 
     def global_embeddings(self) -> torch.Tensor:
         """E^g (Eq. 4): recomputed while training, computed once for inference and kept."""

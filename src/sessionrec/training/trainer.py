@@ -199,6 +199,7 @@ class Trainer:
         self.best_epoch = state["best_epoch"] if state["best_epoch"] > 0 else state["epoch"] + 1
         if len(dataset.valid):
             self._restore_best()
+        model.net.eval()  # fitted: ready to score
         return model
 
     def train_epoch(self, dataset: SessionDataset, state: dict[str, Any], bar: Progress) -> dict:
