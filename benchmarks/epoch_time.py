@@ -29,9 +29,15 @@ DEFAULT_MODELS = "gru4rec,bprmf,fpmc,narm,stamp,repeatnet,srgnn,gcegnn,dhcn,line
 
 
 def trainer_steps(
-    model: NeuralRecommender, data: SessionDataset, batch_size: int, steps: int, warmup: int
+    model: NeuralRecommender,
+    data: SessionDataset,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    amp: bool = False,
 ) -> tuple[float, float, int]:
-    """Wall and CPU seconds per step of the Trainer's step, and the steps in one epoch."""
+    """Wall and CPU seconds per step of the Trainer's step (under bf16 autocast with `amp`),
+    and the steps in one epoch."""
     net = model.net
     opt = adam(net.parameters(), 1e-3, 1e-5, model.device)  # the Trainer's optimiser
     batches = batch_indices(data.train, batch_size, shuffle=True, seed=0)
@@ -39,7 +45,8 @@ def trainer_steps(
     wall = cpu = 0.0
     for i, idx in enumerate(batches[: warmup + steps]):
         t, c = time.perf_counter(), time.process_time()
-        loss = batch_loss(net, collate(data.train, idx))
+        with torch.autocast(model.device.type, torch.bfloat16, enabled=amp):
+            loss = batch_loss(net, collate(data.train, idx))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -85,6 +92,12 @@ def main() -> None:
         help="run own-loop models on this most recent fraction of sessions",
     )
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--amp",
+        action="store_true",
+        help="time each Trainer model's step in float32 and under bf16 autocast, alternately "
+        "(the rows show float32; `amp_speedup` the ratio of the best times)",
+    )
     ap.add_argument("--json", help="also write the figures here (used by run_all.py)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -108,14 +121,24 @@ def main() -> None:
             model.prepare(data)
             setup = time.perf_counter() - t
             step, step_cpu, n = trainer_steps(model, data, args.batch_size, args.steps, args.warmup)
+            amp_note = ""
+            if args.amp:  # fp32, bf16, fp32, bf16: the best of each, so load hits both alike
+                times = {False: [step], True: []}
+                for amp in (True, False, True):
+                    got = trainer_steps(model, data, args.batch_size, args.steps, args.warmup, amp)
+                    times[amp].append(got[0])
+                step, speedup = min(times[False]), min(times[False]) / min(times[True])
+                amp_note = f"; bf16 autocast {speedup:.2f}x faster"
             row = {
                 "epoch_s": step * n,
                 "epoch_cpu_s": step_cpu * n,
                 "step_s": step,
                 "step_cpu_s": step_cpu,
                 "setup_s": setup,
-                "measured": f"{args.steps} of {n:,} steps",
+                "measured": f"{args.steps} of {n:,} steps{amp_note}",
             }
+            if args.amp:
+                row["amp_speedup"] = speedup
         row["peak_rss_gb"] = peak_rss_gb()
         rows[name] = row
         print(

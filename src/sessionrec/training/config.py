@@ -28,7 +28,7 @@ class TrainConfig:
     metric: str = "mrr@20"  # validation metric for early stopping and model selection
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = False  # bf16 autocast for training steps on CUDA (no effect on CPU)
+    amp: bool = False  # bf16 autocast for training steps where bf16 is native (native_bf16)
     eval_batch_size: int = 500
     max_len: int | None = None  # keep only the last max_len clicks of each input
     max_minutes: float | None = None  # wall-clock budget for training (stops after a step)
@@ -82,6 +82,18 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device '{name}' requested but CUDA is not available")
     return dev
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 matrix products natively: CUDA, or a CPU with AMX or
+    AVX-512 BF16 (checked at run time). On an AVX2-only CPU bf16 matmuls are emulated and
+    were measured 9x slower than float32 (docs/performance.md), so `amp` trains in float32."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    cpu = torch.cpu
+    return bool(cpu._is_amx_tile_supported() or cpu._is_avx512_bf16_supported())
 
 
 def use_threads(config: TrainConfig | None) -> None:

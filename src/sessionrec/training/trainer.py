@@ -39,7 +39,7 @@ from sessionrec.rundir import (
     write_weights,
 )
 from sessionrec.training import distributed
-from sessionrec.training.config import TrainConfig, use_threads
+from sessionrec.training.config import TrainConfig, native_bf16, use_threads
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
@@ -134,10 +134,14 @@ class Trainer:
             self.step_loss = distributed.ddp_loss(model.net, batch_loss, model.device)
         else:
             self.step_loss = partial(batch_loss, model.net)
-        on_cuda = model.device.type == "cuda"
-        self.autocast = torch.autocast(
-            model.device.type, torch.bfloat16, enabled=cfg.amp and on_cuda
-        )
+        amp = cfg.amp and native_bf16(model.device)
+        if cfg.amp and not amp and self.world.is_main:
+            self.console.print(
+                f"note: amp: {model.device.type} has no native bf16 (no AMX or AVX-512 BF16); "
+                "training in float32",
+                highlight=False,
+            )
+        self.autocast = torch.autocast(model.device.type, torch.bfloat16, enabled=amp)
         return adam(model.net.parameters(), cfg.lr, cfg.weight_decay, model.device)
 
     def train_steps(self, dataset: SessionDataset, epoch: int, start: int) -> Iterator[Step]:
