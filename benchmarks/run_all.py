@@ -51,6 +51,7 @@ def suite(dataset: str, threads: int, quick: bool) -> dict[str, list[str]]:
             *t,
             *(["--models", "bprmf," + models, "--steps", "5"] if quick else []),
         ],
+        "output_layer": ["output_layer.py", "--repeats", "3" if quick else "20", *t],
         "latency": [
             "serve.py",
             "--untrained",
@@ -117,6 +118,15 @@ def summary_rows(results: dict[str, dict | None]) -> list[tuple[str, str]]:
                 (
                     f"epoch at batch {ep['batch_size']}, {m}",
                     f"{v['epoch_s'] / 60:.1f} min wall, {v['epoch_cpu_s'] / 60:.1f} min CPU",
+                )
+            )
+    out = results.get("output_layer")
+    if out:
+        for batch, v in out.items():
+            rows.append(
+                (
+                    f"output layer fwd+bwd at batch {batch}, plain / blocked",
+                    f"{v['plain']:.1f} / {v['blocked']:.1f} ms ({v['speedup']:.2f}×)",
                 )
             )
     lat = results.get("latency")

@@ -104,3 +104,20 @@ def test_following_the_model_through_training_returns_to_a_module_at_most_four_t
     summary = proc.stdout.strip().splitlines()[-1]  # "narm: S stays in M modules, R returns ..."
     returns = int(summary.split(", ")[1].split()[0])
     assert returns <= 4, proc.stdout
+
+
+def test_output_layer_times_both_forms(tmp_path: Path) -> None:
+    res = run_script(
+        "output_layer.py",
+        "--items",
+        "3000",
+        "--batch-sizes",
+        "8,64",
+        "--repeats",
+        "2",
+        tmp_path=tmp_path,
+    )
+    assert set(res) == {"8", "64"}
+    for row in res.values():
+        assert row["plain"] > 0 and row["blocked"] > 0
+        assert row["speedup"] == row["plain"] / row["blocked"]

@@ -24,7 +24,7 @@ from sessionrec.data.batching import Batch
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import PositionAwareReadout, score_all_items
+from sessionrec.models.layers import PositionAwareReadout, linear_cross_entropy, score_all_items
 from sessionrec.models.registry import register
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ class DHCN(nn.Module):
         items, lengths, targets = batch.items, batch.lengths, batch.targets
         table = self.item_table()
         theta_h = self.session_embedding(table, items, lengths)
-        loss = F.cross_entropy(self._scores(theta_h, table), targets)
+        loss = linear_cross_entropy(theta_h, table, targets, skip_padding=True)  # as _scores
         if self.p.beta > 0:
             loss = loss + self.p.beta * ssl_loss(theta_h, self.line_channel(items, lengths))
         return loss

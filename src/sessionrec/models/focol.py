@@ -25,7 +25,7 @@ from sessionrec.errors import ConfigError
 from sessionrec.graph.fog import load_or_build_fog
 from sessionrec.graph.fogcn import FOGOperator, fogcn
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import ReversePositionEmbedding, gather_last
+from sessionrec.models.layers import ReversePositionEmbedding, gather_last, linear_cross_entropy
 from sessionrec.models.registry import register
 
 AUGMENTATIONS = ("corrupt", "dropout", "insert", "identity")
@@ -207,7 +207,7 @@ class FOCOL(nn.Module):
         items, lengths, targets, index = batch.items, batch.lengths, batch.targets, batch.index
         eg = self.global_embeddings()
         h = self.encode(eg, items, lengths)
-        loss = F.cross_entropy(h @ eg.t(), targets)  # Eq. 9-10
+        loss = linear_cross_entropy(h, eg, targets)  # Eq. 9-10
         if self.p.beta > 0 and self.p.augmentations and self.examples is not None:
             loss = loss + self.p.beta * self.contrastive_loss(eg, h, targets, index)
         return loss

@@ -13,7 +13,12 @@ from torch import nn
 
 from sessionrec.data.batching import Batch
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import gather_last, masked_mean, score_all_items
+from sessionrec.models.layers import (
+    gather_last,
+    linear_cross_entropy,
+    masked_mean,
+    score_all_items,
+)
 from sessionrec.models.registry import register
 
 
@@ -71,7 +76,7 @@ class FPMC(nn.Module):
     def training_loss(self, batch: Batch) -> torch.Tensor:
         items, lengths, targets = batch.items, batch.lengths, batch.targets
         if self.p.loss == "ce":
-            return nn.functional.cross_entropy(self(items, lengths), targets)
+            return linear_cross_entropy(self.basket(items, lengths), self.item_next.weight, targets)
         h = self.basket(items, lengths)
         neg = sample_negatives(targets, self.num_items)
         return bpr_loss((h * self.item_next(targets)).sum(1), (h * self.item_next(neg)).sum(1))

@@ -17,10 +17,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sessionrec.data.batching import Batch
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import PositionAwareReadout, masked_mean, score_all_items
+from sessionrec.models.layers import (
+    PositionAwareReadout,
+    linear_cross_entropy,
+    masked_mean,
+    score_all_items,
+)
 from sessionrec.models.registry import register
 from sessionrec.progress import status
 
@@ -237,6 +243,11 @@ class GCEGNN(nn.Module):
         return logits.index_fill_(
             1, torch.zeros(1, dtype=torch.long, device=items.device), -torch.inf
         )
+
+    def training_loss(self, batch: Batch) -> torch.Tensor:
+        """Cross-entropy of `forward`'s logits (Eq. 16), without holding them."""
+        s_final = self.session_vectors(batch.items, batch.lengths)
+        return linear_cross_entropy(s_final, self.item_vectors(), batch.targets, skip_padding=True)
 
 
 @register

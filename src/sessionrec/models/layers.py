@@ -5,10 +5,82 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sessionrec.data.batching import Batch
+
 
 def score_all_items(h: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
     """Full-softmax logits: inner product of each session vector with every item row (B, N+1)."""
     return h @ item_table.t()
+
+
+def linear_cross_entropy(
+    h: torch.Tensor,
+    item_table: torch.Tensor,
+    targets: torch.Tensor,
+    skip_padding: bool = False,
+    block_rows: int | None = None,
+) -> torch.Tensor:
+    """Mean cross-entropy of the full-softmax logits h·tableᵀ against `targets`, equal to
+    `F.cross_entropy(score_all_items(h, table), targets)`; `skip_padding` leaves row 0 out of
+    the softmax (logit -inf), as models that mask the padding column score.
+
+    On a CPU the (B, N+1) logits are never held whole: the softmax's normaliser is summed over
+    column blocks that stay in cache and recomputed by block in the backward pass, which trades
+    one more matrix product for three passes over a matrix the size of the item table times
+    the batch (measured: docs/performance.md#the-output-layer). Elsewhere the plain form runs.
+    `block_rows`: item rows per block (default: a float32 tile of about 1 MB).
+    Under bf16 autocast the products run in bf16 and the softmax in float32, as autocast does.
+    """
+    if skip_padding:
+        item_table, targets = item_table[1:], targets - 1
+    if h.device.type != "cpu":
+        return nn.functional.cross_entropy(score_all_items(h, item_table), targets)
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else h.dtype
+    with torch.autocast("cpu", enabled=False):
+        step = block_rows or _block_columns(len(h))
+        return _BlockedLinearCrossEntropy.apply(h, item_table, targets, dtype, step)
+
+
+def _block_columns(batch: int) -> int:
+    """Item rows per block: a float32 (batch × block) tile of about 1 MB (a core's L2 or less)."""
+    return max(256, min(2048, (1 << 18) // max(batch, 1)))
+
+
+class _BlockedLinearCrossEntropy(torch.autograd.Function):
+    """`linear_cross_entropy` on a CPU: logits computed block by block, twice."""
+
+    @staticmethod
+    def forward(ctx, h, table, targets, dtype, step):  # type: ignore[override]
+        hc, tc = h.to(dtype), table.to(dtype)
+        lse = torch.full((len(h),), -torch.inf, dtype=torch.float32, device=h.device)
+        for s in range(0, len(table), step):
+            block = (hc @ tc[s : s + step].t()).float()
+            lse = torch.logaddexp(lse, block.logsumexp(1))
+        target_logit = (hc.float() * tc[targets].float()).sum(1)
+        ctx.save_for_backward(hc, tc, targets, lse)
+        ctx.dtypes, ctx.step = (h.dtype, table.dtype), step
+        return (lse - target_logit).mean().to(h.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        hc, tc, targets, lse = ctx.saved_tensors
+        scale, step = grad.float() / len(hc), ctx.step
+        grad_h = torch.zeros(hc.shape, dtype=torch.float32, device=hc.device)
+        grad_t = torch.empty(tc.shape, dtype=torch.float32, device=hc.device)
+        neg_lse = lse.neg().unsqueeze(1)
+        need_h, need_t = ctx.needs_input_grad[:2]
+        for s in range(0, len(tc), step):
+            rows = tc[s : s + step]
+            # ∂L/∂logits = (softmax − onehot) / B; the one-hot part is added below
+            p = (hc @ rows.t()).float().add_(neg_lse).exp_().mul_(scale).to(hc.dtype)
+            if need_h:
+                grad_h.add_(p @ rows)
+            if need_t:
+                grad_t[s : s + step] = p.t() @ hc
+        grad_h.sub_(tc[targets].float() * scale)
+        grad_t.index_add_(0, targets, hc.float() * -scale)
+        dtype_h, dtype_t = ctx.dtypes
+        return grad_h.to(dtype_h), grad_t.to(dtype_t), None, None, None
 
 
 def gather_last(h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -46,6 +118,13 @@ class DotProductScorer(nn.Module):
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         table = self.item_vectors()  # v_i, (N+1, d)
         return score_all_items(self.session_vectors(items, lengths), table)
+
+    def training_loss(self, batch: Batch) -> torch.Tensor:
+        """Cross-entropy of `forward`'s logits, without holding them (`linear_cross_entropy`)."""
+        if type(self).forward is not DotProductScorer.forward:  # other logits: the plain form
+            return nn.functional.cross_entropy(self(batch.items, batch.lengths), batch.targets)
+        h = self.session_vectors(batch.items, batch.lengths)
+        return linear_cross_entropy(h, self.item_vectors(), batch.targets)
 
 
 class ReversePositionEmbedding(nn.Module):

@@ -1,0 +1,91 @@
+"""`linear_cross_entropy`: the blocked full-softmax loss equals the plain one."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sessionrec.data.batching import Batch
+from sessionrec.models.layers import linear_cross_entropy
+from sessionrec.models.narm import NARM, NARMParams
+
+
+def _grads(loss_fn, h, table, targets):
+    h = h.clone().requires_grad_()
+    table = table.clone().requires_grad_()
+    loss = loss_fn(h, table, targets)
+    return (loss.detach(), *torch.autograd.grad(loss, (h, table)))
+
+
+def test_hand_computed_example():
+    # logits of the one session are (0, 1, 0): loss = log(1 + e + 1) − 1
+    h = torch.tensor([[1.0, 0.0]])
+    table = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    loss, grad_h, grad_t = _grads(linear_cross_entropy, h, table, torch.tensor([1]))
+    e = math.e
+    assert loss.item() == pytest.approx(math.log(2 + e) - 1, abs=1e-6)
+    p = torch.tensor([1, e, 1]) / (2 + e)  # softmax; ∂L/∂logits = p − onehot(1)
+    assert torch.allclose(grad_h, torch.tensor([[p[1] - 1, p[2]]]), atol=1e-6)
+    expected_t = torch.outer(p - torch.tensor([0.0, 1.0, 0.0]), h[0])
+    assert torch.allclose(grad_t, expected_t, atol=1e-6)
+
+
+def test_skip_padding_is_a_masked_first_column():
+    h = torch.tensor([[1.0, 0.0]])
+    table = torch.tensor([[5.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # row 0 would dominate
+    loss = linear_cross_entropy(h, table, torch.tensor([1]), skip_padding=True)
+    assert loss.item() == pytest.approx(math.log(math.e + 1) - 1, abs=1e-6)
+
+
+def _plain(skip):
+    def loss(h, table, targets):
+        logits = h @ table.t()
+        if skip:
+            logits = logits.index_fill(1, torch.tensor([0]), -torch.inf)
+        return F.cross_entropy(logits, targets)
+
+    return loss
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    batch=st.integers(1, 40),
+    rows=st.integers(2, 3000),
+    skip=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_equals_plain_cross_entropy(batch, rows, skip, seed):
+    """Several blocks of 97 rows and a ragged last one, against the plain form."""
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(batch, 8, generator=g)
+    table = torch.randn(rows, 8, generator=g) * 0.5
+    targets = torch.randint(1 if skip else 0, rows, (batch,), generator=g)
+    ours = _grads(lambda a, b, c: linear_cross_entropy(a, b, c, skip, 97), h, table, targets)
+    plain = _grads(_plain(skip), h, table, targets)
+    for a, b in zip(ours, plain, strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_matches_autocast_plain_form():
+    g = torch.Generator().manual_seed(0)
+    h, table = torch.randn(16, 32, generator=g), torch.randn(500, 32, generator=g) * 0.3
+    targets = torch.randint(0, 500, (16,), generator=g)
+    with torch.autocast("cpu", torch.bfloat16):
+        ours = _grads(lambda *a: linear_cross_entropy(*a, block_rows=97), h, table, targets)
+        plain = _grads(_plain(False), h, table, targets)
+    assert ours[1].dtype == ours[2].dtype == torch.float32  # the parameters' dtype
+    assert abs(ours[0].item() - plain[0].item()) < 0.02
+    for a, b in zip(ours[1:], plain[1:], strict=True):
+        assert (a - b).abs().max() < 0.02 * b.abs().max()
+
+
+def test_dot_product_models_train_on_the_logits_of_forward():
+    torch.manual_seed(0)
+    net = NARM(5000, NARMParams()).eval()  # no dropout: both losses see the same network
+    items = torch.tensor([[3, 7, 9], [5, 0, 0]])  # 2 sessions: blocks of 2,048 of 5,001 rows
+    batch = Batch(items, torch.tensor([3, 1]), torch.tensor([12, 4999]))
+    plain = F.cross_entropy(net(batch.items, batch.lengths), batch.targets)
+    assert net.training_loss(batch).item() == pytest.approx(plain.item(), rel=1e-6)
