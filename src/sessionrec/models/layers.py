@@ -115,16 +115,22 @@ class DotProductScorer(nn.Module):
     def item_vectors(self) -> torch.Tensor:
         return self.item_emb.weight
 
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits hₛᵀvᵢ (B, N+1); given `targets`, their mean cross-entropy instead, computed
+        without holding the logits (`linear_cross_entropy`), as nanoGPT's forward."""
         table = self.item_vectors()  # v_i, (N+1, d)
-        return score_all_items(self.session_vectors(items, lengths), table)
+        h = self.session_vectors(items, lengths)
+        if targets is not None:
+            return linear_cross_entropy(h, table, targets)
+        return score_all_items(h, table)
 
     def training_loss(self, batch: Batch) -> torch.Tensor:
-        """Cross-entropy of `forward`'s logits, without holding them (`linear_cross_entropy`)."""
+        """Full-softmax cross-entropy of the logits `forward` gives."""
         if type(self).forward is not DotProductScorer.forward:  # other logits: the plain form
             return nn.functional.cross_entropy(self(batch.items, batch.lengths), batch.targets)
-        h = self.session_vectors(batch.items, batch.lengths)
-        return linear_cross_entropy(h, self.item_vectors(), batch.targets)
+        return self(batch.items, batch.lengths, batch.targets)
 
 
 class ReversePositionEmbedding(nn.Module):
