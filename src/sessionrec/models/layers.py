@@ -47,15 +47,17 @@ def _block_columns(batch: int) -> int:
 
 
 class _BlockedLinearCrossEntropy(torch.autograd.Function):
-    """`linear_cross_entropy` on a CPU: logits computed block by block, twice."""
+    """`linear_cross_entropy` on a CPU: logits computed block by block, twice; products write
+    into preallocated outputs (no temporaries of the table's size)."""
 
     @staticmethod
     def forward(ctx, h, table, targets, dtype, step):  # type: ignore[override]
         hc, tc = h.to(dtype), table.to(dtype)
-        lse = torch.full((len(h),), -torch.inf, dtype=torch.float32, device=h.device)
-        for s in range(0, len(table), step):
-            block = (hc @ tc[s : s + step].t()).float()
-            lse = torch.logaddexp(lse, block.logsumexp(1))
+        starts = range(0, len(table), step)
+        block_lse = torch.empty(len(h), len(starts), dtype=torch.float32, device=h.device)
+        for k, s in enumerate(starts):
+            torch.logsumexp((hc @ tc[s : s + step].t()).float(), 1, out=block_lse[:, k])
+        lse = block_lse.logsumexp(1)
         target_logit = (hc.float() * tc[targets].float()).sum(1)
         ctx.save_for_backward(hc, tc, targets, lse)
         ctx.dtypes, ctx.step = (h.dtype, table.dtype), step
@@ -65,20 +67,24 @@ class _BlockedLinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad):  # type: ignore[override]
         hc, tc, targets, lse = ctx.saved_tensors
         scale, step = grad.float() / len(hc), ctx.step
+        exact = hc.dtype == torch.float32  # else bf16 products, float32 sums, as autocast
         grad_h = torch.zeros(hc.shape, dtype=torch.float32, device=hc.device)
-        grad_t = torch.empty(tc.shape, dtype=torch.float32, device=hc.device)
+        grad_t = torch.empty(tc.shape, dtype=hc.dtype, device=hc.device)
         neg_lse = lse.neg().unsqueeze(1)
         need_h, need_t = ctx.needs_input_grad[:2]
         for s in range(0, len(tc), step):
             rows = tc[s : s + step]
             # ∂L/∂logits = (softmax − onehot) / B; the one-hot part is added below
-            p = (hc @ rows.t()).float().add_(neg_lse).exp_().mul_(scale).to(hc.dtype)
-            if need_h:
+            p = (hc @ rows.t()).float().add_(neg_lse).exp_().mul_(scale)
+            p = p if exact else p.to(hc.dtype)
+            if need_h and exact:
+                grad_h.addmm_(p, rows)
+            elif need_h:
                 grad_h.add_(p @ rows)
             if need_t:
-                grad_t[s : s + step] = p.t() @ hc
+                torch.mm(p.t(), hc, out=grad_t[s : s + step])
         grad_h.sub_(tc[targets].float() * scale)
-        grad_t.index_add_(0, targets, hc.float() * -scale)
+        grad_t = grad_t.float().index_add_(0, targets, hc.float() * -scale)
         dtype_h, dtype_t = ctx.dtypes
         return grad_h.to(dtype_h), grad_t.to(dtype_t), None, None, None
 
