@@ -121,3 +121,25 @@ def test_output_layer_times_both_forms(tmp_path: Path) -> None:
     for row in res.values():
         assert row["plain"] > 0 and row["blocked"] > 0
         assert row["speedup"] == row["plain"] / row["blocked"]
+
+
+def test_step_profile_lists_operators_by_share(tmp_path: Path) -> None:
+    res = run_script(
+        "step_profile.py",
+        "--model",
+        "narm",
+        "--dataset",
+        "synthetic",
+        "--batch-size",
+        "64",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--rows",
+        "5",
+        tmp_path=tmp_path,
+    )
+    assert res["model"] == "narm" and res["step_s"] > 0 and len(res["ops"]) == 5
+    shares = [op["share"] for op in res["ops"]]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1
