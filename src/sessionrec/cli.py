@@ -53,7 +53,11 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
     "models": ("The registered models.", {"list": models.list_models, "show": models.show}),
     "analyze": (
         "Analyses of trained runs.",
-        {"importance": analyze.importance, "local-invariance": analyze.local_invariance},
+        {
+            "importance": analyze.importance,
+            "local-invariance": analyze.local_invariance,
+            "curve": analyze.curve,
+        },
     ),
     "results": (
         "The results registry (results/registry/).",

@@ -1,4 +1,4 @@
-"""`sessionrec analyze importance|local-invariance`: analyses of trained runs
+"""`sessionrec analyze importance|local-invariance|curve`: analyses of trained runs
 (the computations live in sessionrec.analysis)."""
 
 from __future__ import annotations
@@ -82,3 +82,36 @@ def local_invariance(
         table.add_row(f"{t:g}", str(result["pairs"][i]), *shown)
     out.print(table)
     out.print(f"wrote {where / 'local_invariance.json'} and {png}")
+
+
+def curve(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories of neural models.")],
+    metric: Annotated[str, typer.Option(help="Validation metric, e.g. hr@20, mrr@20.")] = "hr@20",
+    paper: Annotated[
+        float | None, typer.Option(help="Draw the paper's figure (in %) as a dashed line.")
+    ] = None,
+    out_png: Annotated[
+        Path | None, typer.Option("--out", help="PNG path (default: beside the first run).")
+    ] = None,
+) -> None:
+    """Validation metric against training minutes, one line per run, to PNG and JSON."""
+    from sessionrec.analysis.curves import plot_curves, validation_curve
+    from sessionrec.io import atomic_write_json
+
+    curves = [validation_curve(run, metric) for run in run_dirs]
+    png = out_png or run_dirs[0].parent / f"curve-{metric.replace('@', '')}.png"
+    if png.suffix != ".png":
+        raise ConfigError(f"--out must end in .png, got {png}")
+    plot_curves(curves, png, paper)
+    atomic_write_json(png.with_suffix(".json"), {"metric": metric, "runs": curves})
+    table = Table(title=f"validation {metric} (%) against training minutes")
+    for col in ("run", "epoch", "minutes", metric):
+        table.add_column(col, justify="right")
+    for c in curves:
+        for p in c["points"]:
+            cut = " (cut)" if p["partial"] else ""
+            table.add_row(
+                c["run"], f"{p['epoch']}{cut}", f"{p['minutes']:.1f}", f"{100 * p['value']:.2f}"
+            )
+    out.print(table)
+    out.print(f"wrote {png} and {png.with_suffix('.json')}")
