@@ -183,3 +183,25 @@ def test_training_passes_example_indices_to_csrl(toy, monkeypatch):
     monkeypatch.setattr(FOCOL, "sample_positives", spy)
     create("focol", toy.num_items, **SMALL).fit(toy, TrainConfig(epochs=1, batch_size=4))
     assert seen and all(i is not None for i in seen)
+
+
+def test_training_encodes_large_batches_by_length_groups_with_the_same_result():
+    """Grouped by length in training, one padded pass in evaluation: the same h_s and
+    gradients (dropout off, so both see the same network)."""
+    from sessionrec.models.focol import GROUP_ROWS
+
+    g = torch.Generator().manual_seed(0)
+    n, width = 3 * GROUP_ROWS + 5, 12
+    lengths = torch.randint(1, width + 1, (n,), generator=g)
+    items = torch.randint(1, 40, (n, width), generator=g)
+    items[torch.arange(width)[None, :] >= lengths[:, None]] = 0
+    noise = torch.randn(n, width, 16, generator=g) * 0.1
+    model = create("focol", 40, **{**SMALL, "embedding_dim": 16, "dropout": 0.0})
+    net, eg = model.net, model.net.item_emb.weight
+    grads = []
+    for training in (True, False):
+        net.train(training)
+        h = net.encode(eg, items, lengths, noise=noise)
+        grads.append((h, *torch.autograd.grad(h.square().sum(), (eg, *net.encoder.parameters()))))
+    for grouped, padded in zip(*grads, strict=True):
+        assert torch.allclose(grouped, padded, atol=1e-5)

@@ -43,7 +43,7 @@ def linear_cross_entropy(
 
 def _block_columns(batch: int) -> int:
     """Item rows per block: a float32 (batch × block) tile of about 1 MB (a core's L2 or less)."""
-    return max(256, min(2048, (1 << 18) // max(batch, 1)))
+    return max(256, min(1024, (1 << 18) // max(batch, 1)))
 
 
 class _BlockedLinearCrossEntropy(torch.autograd.Function):
