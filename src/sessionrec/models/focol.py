@@ -43,7 +43,7 @@ register_optimizer_step_post_hook(_count_step)
 
 
 # Training batches are encoded in up to MAX_GROUPS groups of similar length, of at least
-# GROUP_ROWS sessions each (`FOCOL.encode`); measured on Diginetica: docs/focol.md#cost
+# GROUP_ROWS sessions each (`FOCOL.encode`); measured on Diginetica: docs/focol.md#cost-on-cpu
 GROUP_ROWS, MAX_GROUPS = 64, 8
 
 
