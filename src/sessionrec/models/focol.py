@@ -189,8 +189,8 @@ class FOCOL(nn.Module):
 
         In training, a large batch runs through the encoder in groups of similar length, each
         padded only to its own longest input: the same h_s (padding is masked), a fraction
-        of the padded positions, whose dropout masks and attention dominate otherwise (a
-        uniform batch of 512 is padded to its longest, about 30 clicks, for a mean of 4).
+        of the padded positions, whose dropout masks and attention dominate otherwise (CSRL's
+        544 sampled sessions of one Diginetica step: padded to 22 clicks, mean length 4.1).
         Evaluation, serving and export keep one padded pass (no data-dependent shapes).
         """
         if not self.training or len(lengths) < 2 * GROUP_ROWS:

@@ -37,18 +37,18 @@ def linear_cross_entropy(
         return nn.functional.cross_entropy(score_all_items(h, item_table), targets)
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else h.dtype
     with torch.autocast("cpu", enabled=False):
-        step = block_rows or _block_columns(len(h))
+        step = block_rows or _block_rows(len(h))
         return _BlockedLinearCrossEntropy.apply(h, item_table, targets, dtype, step)
 
 
-def _block_columns(batch: int) -> int:
+def _block_rows(batch: int) -> int:
     """Item rows per block: a float32 (batch × block) tile of about 1 MB (a core's L2 or less)."""
     return max(256, min(1024, (1 << 18) // max(batch, 1)))
 
 
 class _BlockedLinearCrossEntropy(torch.autograd.Function):
-    """`linear_cross_entropy` on a CPU: logits computed block by block, twice; products write
-    into preallocated outputs (no temporaries of the table's size)."""
+    """`linear_cross_entropy` on a CPU: logits computed block by block, twice; the table's
+    gradient is written block by block into one preallocated tensor."""
 
     @staticmethod
     def forward(ctx, h, table, targets, dtype, step):  # type: ignore[override]
