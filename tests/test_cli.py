@@ -155,7 +155,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_dir, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (cut / "metrics.json").exists()
-    run("train", "narm", "--out", cut, "--resume", "--no-progress")
+    run(*common, "--out", cut, "--resume")  # the same command again, with --resume
     ref, got = (
         load_file(tmp_path / "ref" / "model.safetensors"),
         load_file(cut / "model.safetensors"),

@@ -135,7 +135,11 @@ def test_resume_can_extend_the_budget_but_not_change_the_model(tiny, tmp_path):
     )
     with pytest.raises(ConfigError, match="'lr' cannot change"):
         prepare_resume(run, "stamp", {"lr": "0.1"})
-    model, data, config = prepare_resume(run, "stamp", {"epochs": "2"})
+    with pytest.raises(ConfigError, match="'embedding_dim' cannot change"):
+        prepare_resume(run, "stamp", {"embedding_dim": "50"})
+    # the first command's settings, repeated with --resume, change nothing and are accepted
+    same = {"lr": str(FAST["lr"]), "embedding_dim": "100", "batch_size": str(FAST["batch_size"])}
+    model, data, config = prepare_resume(run, "stamp", {"epochs": "2", **same})
     assert (
         config.epochs == 2 and json.loads((run / "config.json").read_text())["train"]["epochs"] == 2
     )

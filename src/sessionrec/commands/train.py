@@ -94,10 +94,10 @@ def train(
     name = Path(dataset).name if Path(dataset).is_dir() else dataset
     run_dir = out_dir or Path("runs") / f"{model}-{name}"
     _check_flags(protocol, resume, init_from)
+    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     if resume:
-        start = _resumed(run_dir, model, set_, epochs, valid_fraction, say)
+        start = _resumed(run_dir, model, set_, given, valid_fraction, say)
     else:
-        given = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
         model_hp, config = _settings(model, name, set_, given, seed, device, say)
         data = load_dataset(dataset, data_root, valid_fraction, train_fraction)
         recommender = create(model, data.num_items, seed=seed, **model_hp)
@@ -171,17 +171,17 @@ def _resumed(
     run_dir: Path,
     model: str,
     sets: list[str] | None,
-    epochs: int | None,
+    given: dict[str, Any],
     valid_fraction: float,
     say: Callable[..., None],
 ) -> Start:
-    """The interrupted run in `run_dir`, with `--set` and `--epochs` extending it."""
+    """The interrupted run in `run_dir`, with `--set` and the flags `given` (None: not given)
+    extending it; a flag or setting that would change the result so far is refused."""
     from sessionrec.rundir import read_config
     from sessionrec.training.run import prepare_resume
 
     extend = parse_assignments(sets)
-    if epochs is not None:
-        extend["epochs"] = str(epochs)
+    extend.update({k: str(v) for k, v in given.items() if v is not None})
     recommender, data, config = prepare_resume(run_dir, model, extend)
     saved = read_config(run_dir)
     say(f"resuming {run_dir}")

@@ -192,6 +192,35 @@ RESUMABLE_CHANGES = (
 )
 
 
+def _actual_changes(
+    model_name: str, config: dict[str, Any], changes: dict[str, Any]
+) -> dict[str, Any]:
+    """The entries of `changes` that differ from what the run recorded: repeating the first
+    command's `--set weight_decay=0` with `--resume` changes nothing and is not refused."""
+    from sessionrec.models import get
+
+    params_cls = get(model_name).Params
+    recorded = {"bucket_batches": BUCKETED_BEFORE, **config["train"]}
+    differ = {}
+    for key, value in changes.items():
+        if key in params_cls.__dataclass_fields__:
+            cls, before = params_cls, config["params"]
+        elif key in TrainConfig.__dataclass_fields__:
+            cls, before = TrainConfig, recorded
+        else:
+            differ[key] = value
+            continue
+        try:
+            old = getattr(build_params(cls, before, validate=False), key)
+            new = getattr(build_params(cls, {**before, key: value}, validate=False), key)
+        except ConfigError:
+            differ[key] = value  # reported below with the other refusals
+            continue
+        if new != old:
+            differ[key] = value
+    return differ
+
+
 def prepare_resume(
     run_dir: str | Path, model_name: str, changes: dict[str, Any] | None = None
 ) -> tuple[Recommender, SessionDataset, TrainConfig]:
@@ -203,7 +232,8 @@ def prepare_resume(
     config = read_config(run_dir)
     if config.get("model") != model_name:
         raise RunError(f"{run_dir}: holds a '{config.get('model')}' run, not '{model_name}'")
-    bad = sorted(set(changes or {}) - set(RESUMABLE_CHANGES))
+    changes = _actual_changes(model_name, config, changes or {})
+    bad = sorted(set(changes) - set(RESUMABLE_CHANGES))
     if bad:
         raise ConfigError(
             f"'{bad[0]}' cannot change when resuming (allowed: {', '.join(RESUMABLE_CHANGES)})"
