@@ -51,9 +51,9 @@ def test_length_sorted_evaluation_batches():
 def test_bucket_batches_zero_is_the_seeded_permutation_cut_in_order():
     ex = Sessions.from_lists([[1, 2, 3, 4, 5, 6, 7, 8], [9, 10, 11], [12, 13]]).prefixes()
     perm = np.random.default_rng(3).permutation(len(ex))
-    uniform = batch_indices(ex, 3, shuffle=True, seed=3, bucket_batches=0)
+    uniform = batch_indices(ex, 3, shuffle=True, seed=3)  # the default, as the Trainer's
     assert [b.tolist() for b in uniform] == [perm[i : i + 3].tolist() for i in range(0, len(ex), 3)]
-    bucketed = batch_indices(ex, 3, shuffle=True, seed=3)  # default: sorted within windows
+    bucketed = batch_indices(ex, 3, shuffle=True, seed=3, bucket_batches=64)  # sorted in windows
     assert all(np.all(np.diff(ex.length[b]) >= 0) for b in bucketed)
 
 

@@ -188,7 +188,7 @@ def test_training_passes_example_indices_to_csrl(toy, monkeypatch):
 def test_training_encodes_large_batches_by_length_groups_with_the_same_result():
     """Grouped by length in training, one padded pass in evaluation: the same h_s and
     gradients (dropout off, so both see the same network)."""
-    from sessionrec.models.focol import GROUP_ROWS
+    from sessionrec.models.layers import GROUP_ROWS
 
     g = torch.Generator().manual_seed(0)
     n, width = 3 * GROUP_ROWS + 5, 12

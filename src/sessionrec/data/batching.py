@@ -41,7 +41,7 @@ def batch_indices(
     batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
-    bucket_batches: int = 64,
+    bucket_batches: int = 0,
 ) -> list[np.ndarray]:
     """Split examples into batches of similar length.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -25,7 +26,12 @@ from sessionrec.errors import ConfigError
 from sessionrec.graph.fog import load_or_build_fog
 from sessionrec.graph.fogcn import FOGOperator, fogcn
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import ReversePositionEmbedding, gather_last, linear_cross_entropy
+from sessionrec.models.layers import (
+    ReversePositionEmbedding,
+    by_length,
+    gather_last,
+    linear_cross_entropy,
+)
 from sessionrec.models.registry import register
 
 AUGMENTATIONS = ("corrupt", "dropout", "insert", "identity")
@@ -40,11 +46,6 @@ def _count_step(*_: Any) -> None:
 
 
 register_optimizer_step_post_hook(_count_step)
-
-
-# Training batches are encoded in up to MAX_GROUPS groups of similar length, of at least
-# GROUP_ROWS sessions each (`FOCOL.encode`); measured on Diginetica: docs/focol.md#cost-on-cpu
-GROUP_ROWS, MAX_GROUPS = 64, 8
 
 
 @dataclass
@@ -187,28 +188,15 @@ class FOCOL(nn.Module):
     ) -> torch.Tensor:
         """h_s: Transformer output at the last click (Eq. 5-7), optionally augmented.
 
-        In training, a large batch runs through the encoder in groups of similar length, each
-        padded only to its own longest input: the same h_s (padding is masked), a fraction
-        of the padded positions, whose dropout masks and attention dominate otherwise (CSRL's
-        544 sampled sessions of one Diginetica step: padded to 22 clicks, mean length 4.1).
-        Evaluation, serving and export keep one padded pass (no data-dependent shapes).
+        In training, a large batch runs through the encoder in groups of similar length
+        (`by_length`): the same h_s, a fraction of the padded positions, whose dropout masks
+        and attention dominate otherwise (CSRL's 544 sampled sessions of one Diginetica
+        step: padded to 22 clicks, mean length 4.1). Evaluation, serving and export keep
+        one padded pass (no data-dependent shapes).
         """
-        if not self.training or len(lengths) < 2 * GROUP_ROWS:
+        if not self.training:
             return self._encode_padded(eg, items, lengths, noise, drop)
-        order = torch.argsort(lengths, stable=True)
-        parts = []
-        for part in order.tensor_split(min(MAX_GROUPS, len(lengths) // GROUP_ROWS)):
-            w = int(lengths[part].max())
-            parts.append(
-                self._encode_padded(
-                    eg,
-                    items[part, :w],
-                    lengths[part],
-                    None if noise is None else noise[part, :w],
-                    None if drop is None else drop[part, :w],
-                )
-            )
-        return torch.cat(parts).index_select(0, torch.argsort(order))  # back to input order
+        return by_length(partial(self._encode_padded, eg), items, lengths, noise, drop)
 
     def _encode_padded(
         self,

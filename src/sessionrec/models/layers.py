@@ -2,10 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from sessionrec.data.batching import Batch
+
+# Large batches run through length-sensitive encoders in up to MAX_GROUPS groups of similar
+# length, of at least GROUP_ROWS sessions each (`by_length`); measured on Diginetica for FOCOL
+# (docs/focol.md#cost-on-cpu) and LINet (docs/linet.md#cost-on-cpu)
+GROUP_ROWS, MAX_GROUPS = 16, 8
+
+
+def by_length(
+    encode: Callable[..., torch.Tensor],
+    items: torch.Tensor,
+    lengths: torch.Tensor,
+    *per_position: torch.Tensor | None,
+) -> torch.Tensor:
+    """`encode(items, lengths, *per_position)` (one row per session) on groups of sessions of
+    similar length, each cut to its own longest, results back in input order.
+
+    For an encoder whose output for a session does not depend on its padding (right-padded,
+    masked), this is the same result at a fraction of the padded work: a uniform batch pads
+    to its longest session (Diginetica: 22 clicks for a mean of 4.1). Only the order in which
+    random numbers (dropout) are drawn changes. A batch under 2 × GROUP_ROWS runs whole.
+    `per_position`: more (B, T, ...) inputs cut like `items` (None passes through).
+    """
+    if len(lengths) < 2 * GROUP_ROWS:
+        return encode(items, lengths, *per_position)
+    order = torch.argsort(lengths, stable=True)
+    parts = []
+    for part in order.tensor_split(min(MAX_GROUPS, len(lengths) // GROUP_ROWS)):
+        w = int(lengths[part].max())
+        cut = (None if x is None else x[part, :w] for x in per_position)
+        parts.append(encode(items[part, :w], lengths[part], *cut))
+    return torch.cat(parts).index_select(0, torch.argsort(order))
 
 
 def score_all_items(h: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:

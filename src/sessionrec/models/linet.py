@@ -20,7 +20,13 @@ from torch.nn import functional as F
 
 from sessionrec.errors import ConfigError
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import AttentionReadout, DotProductScorer, gather_last, masked_mean
+from sessionrec.models.layers import (
+    AttentionReadout,
+    DotProductScorer,
+    by_length,
+    gather_last,
+    masked_mean,
+)
 from sessionrec.models.registry import register
 
 
@@ -176,8 +182,12 @@ class LINet(DotProductScorer):
         return torch.cat([c_h, gather_last(x, lengths)], dim=1)  # c = [c_h ; m_t = x_t]
 
     def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """g(c) (B, d)."""
-        return self.g(self.c_dropout(self.session_representation(items, lengths)))
+        """g(c) (B, d). A training batch is encoded in groups of similar length (`by_length`:
+        the same c, without the local attention's T² over padding); evaluation, serving and
+        export keep one padded pass (no data-dependent shapes)."""
+        encode = self.session_representation
+        c = by_length(encode, items, lengths) if self.training else encode(items, lengths)
+        return self.g(self.c_dropout(c))
 
 
 class _LINetBase(NeuralRecommender):

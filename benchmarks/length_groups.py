@@ -1,0 +1,98 @@
+"""Training step with and without encoding by length groups (`models.layers.by_length`).
+
+Usage: python benchmarks/length_groups.py [--dataset diginetica] [--models linet,focol]
+       [--batch-size 100] [--steps 10] [--rounds 3] [--threads 1] [--json FILE]
+Runs the Trainer's step (collate, `batch_loss`, backward, Adam) on uniform batches, as the
+Trainer draws them, alternating rounds of `--steps` batches with the model's length groups
+on (GROUP_ROWS) and off (one padded pass), after one warm-up round of each. Prints the
+median wall and process-CPU seconds per step of each; only their ratio means anything on a
+shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from common import machine_line, write_summary
+
+import sessionrec.models.layers as layers
+from sessionrec.data.batching import batch_indices, collate
+from sessionrec.data.sources import load_dataset
+from sessionrec.models.registry import create
+from sessionrec.training.trainer import adam, batch_loss
+
+
+def time_steps(net: torch.nn.Module, opt: torch.optim.Optimizer, data, batches) -> tuple:
+    """Mean wall and CPU seconds of one Trainer step over `batches`."""
+    t, c = time.perf_counter(), time.process_time()
+    for idx in batches:
+        loss = batch_loss(net, collate(data.train, idx))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - t) / len(batches), (time.process_time() - c) / len(batches)
+
+
+def compare(name: str, data, args: argparse.Namespace) -> dict:
+    """Per-step seconds of model `name` with groups on and off, alternating rounds."""
+    model = create(name, data.num_items, seed=0)
+    model.prepare(data)
+    net = model.net.train()
+    opt = adam(net.parameters(), 1e-3, 1e-5, model.device)
+    batches = batch_indices(data.train, args.batch_size, shuffle=True, seed=0)
+    grouped_rows, figures = layers.GROUP_ROWS, {"grouped": [], "padded": []}
+    try:
+        for r in range(args.rounds + 1):
+            for mode, rows in (("padded", 10**9), ("grouped", grouped_rows)):
+                layers.GROUP_ROWS = rows
+                k = (2 * r + (mode == "grouped")) * args.steps
+                got = time_steps(net, opt, data, batches[k : k + args.steps])
+                if r:  # round 0 warms up both
+                    figures[mode].append(got)
+    finally:
+        layers.GROUP_ROWS = grouped_rows
+    row = {
+        f"{mode}_{kind}_s": statistics.median(x[i] for x in runs)
+        for mode, runs in figures.items()
+        for i, kind in enumerate(("wall", "cpu"))
+    }
+    row["cpu_speedup"] = row["padded_cpu_s"] / row["grouped_cpu_s"]
+    print(
+        f"{name:<8} padded {row['padded_wall_s']:.3f} s/step wall {row['padded_cpu_s']:.3f} CPU;"
+        f" grouped {row['grouped_wall_s']:.3f} wall {row['grouped_cpu_s']:.3f} CPU;"
+        f" {row['cpu_speedup']:.2f}x (CPU, medians of {args.rounds} rounds of {args.steps})"
+    )
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="diginetica")
+    ap.add_argument("--models", default="linet,focol")
+    ap.add_argument("--batch-size", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=10, help="steps per round")
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds of each")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", help="also write the figures here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    data = load_dataset(args.dataset)
+    widths = [
+        len(idx) and int(data.train.length[idx].max())
+        for idx in batch_indices(data.train, args.batch_size, shuffle=True, seed=0)[:200]
+    ]
+    print(
+        f"{data.name}: batch {args.batch_size}, uniform batches padded to "
+        f"{statistics.mean(widths):.1f} clicks on average (mean length "
+        f"{data.train.length.mean():.1f}), groups of >= {layers.GROUP_ROWS} rows, at most "
+        f"{layers.MAX_GROUPS}; {machine_line(args.threads)}"
+    )
+    rows = {name: compare(name, data, args) for name in args.models.split(",") if name}
+    write_summary(args.json, {"dataset": args.dataset, "batch_size": args.batch_size, **rows})
+
+
+if __name__ == "__main__":
+    main()
