@@ -89,3 +89,50 @@ def test_dot_product_models_train_on_the_logits_of_forward():
     batch = Batch(items, torch.tensor([3, 1]), torch.tensor([12, 4999]))
     plain = F.cross_entropy(net(batch.items, batch.lengths), batch.targets)
     assert net.training_loss(batch).item() == pytest.approx(plain.item(), rel=1e-6)
+
+
+LENGTH_GROUP_MODELS = ["linet", "narm"]  # measured: docs/performance.md#length-groups
+
+
+def test_length_group_models_are_the_ones_that_opt_in():
+    from sessionrec.models.base import NeuralRecommender
+    from sessionrec.models.registry import available, get
+
+    opted = [
+        name
+        for name in available()
+        if issubclass(get(name), NeuralRecommender)
+        and getattr(get(name).Module, "length_groups", False)
+        and not name.startswith("linet-")  # LINet's ablations: the same module
+    ]
+    assert sorted(opted) == sorted(LENGTH_GROUP_MODELS)
+
+
+@pytest.mark.parametrize("name", LENGTH_GROUP_MODELS)
+def test_training_by_length_groups_gives_the_padded_pass_results(name):
+    """A model that opts into `length_groups` encodes a large training batch in groups of
+    similar length: the same logits and gradients as one padded pass (dropout off, so train
+    and eval modes see the same network), and it really ran in groups."""
+    from sessionrec.models.layers import GROUP_ROWS
+    from sessionrec.models.registry import create
+
+    net = create(name, 40, seed=0, embedding_dim=16).net
+    for module in net.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    g = torch.Generator().manual_seed(0)
+    n, width = 3 * GROUP_ROWS + 5, 12
+    lengths = torch.randint(1, width + 1, (n,), generator=g)
+    items = torch.randint(1, 40, (n, width), generator=g)
+    items[torch.arange(width)[None, :] >= lengths[:, None]] = 0
+    widths, encode = [], net.session_vectors
+    net.session_vectors = lambda it, le: widths.append(it.shape[1]) or encode(it, le)
+    results = []
+    for training in (True, False):
+        net.train(training)
+        logits = net(items, lengths)
+        loss = logits.log_softmax(-1)[:, 1].sum()
+        results.append((logits, *torch.autograd.grad(loss, list(net.parameters()))))
+    assert len(widths) == 4 and widths[0] < width and widths[-1] == width  # 3 groups, 1 pass
+    for grouped, padded in zip(*results, strict=True):
+        assert torch.allclose(grouped, padded, atol=1e-5)

@@ -117,30 +117,6 @@ def test_padding_does_not_change_scores():
     assert torch.allclose(both[0], alone[0], atol=1e-5)
 
 
-def test_training_encodes_large_batches_by_length_groups_with_the_same_result():
-    """Grouped by length in training, one padded pass in evaluation: the same session
-    vectors and gradients (dropout off, so both see the same network)."""
-    from sessionrec.models.layers import GROUP_ROWS
-
-    g = torch.Generator().manual_seed(0)
-    n, width = 3 * GROUP_ROWS + 5, 12
-    lengths = torch.randint(1, width + 1, (n,), generator=g)
-    items = torch.randint(1, 40, (n, width), generator=g)
-    items[torch.arange(width)[None, :] >= lengths[:, None]] = 0
-    params = LINetParams(embedding_dim=16, hidden_size=16, emb_dropout=0.0, c_dropout=0.0)
-    net = LINet(40, params)
-    widths, encode = [], net.session_representation
-    net.session_representation = lambda it, le: widths.append(it.shape[1]) or encode(it, le)
-    results = []
-    for training in (True, False):
-        net.train(training)
-        h = net.session_vectors(items, lengths)
-        results.append((h, *torch.autograd.grad(h.square().sum(), list(net.parameters()))))
-    assert len(widths) == 4 and widths[0] < width and widths[-1] == width  # 3 groups, 1 pass
-    for grouped, padded in zip(*results, strict=True):
-        assert torch.allclose(grouped, padded, atol=1e-5)
-
-
 def test_end_positions_average_over_existing_neighbours():
     # m = 2: position 0 has neighbours {1, 2} only; the mean is over 2, not 2m = 4.
     x = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]]])

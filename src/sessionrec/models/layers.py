@@ -10,8 +10,7 @@ from torch import nn
 from sessionrec.data.batching import Batch
 
 # Large batches run through length-sensitive encoders in up to MAX_GROUPS groups of similar
-# length, of at least GROUP_ROWS sessions each (`by_length`); measured on Diginetica for FOCOL
-# (docs/focol.md#cost-on-cpu) and LINet (docs/linet.md#cost-on-cpu)
+# length, of at least GROUP_ROWS sessions each (`by_length`): docs/performance.md#length-groups
 GROUP_ROWS, MAX_GROUPS = 16, 8
 
 
@@ -147,6 +146,9 @@ class DotProductScorer(nn.Module):
     """
 
     item_emb: nn.Embedding
+    # session_vectors gives each session the same vector at any padding width (right padding,
+    # masked): training batches are then encoded by length groups (`by_length`)
+    length_groups: bool = False
 
     def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -160,7 +162,10 @@ class DotProductScorer(nn.Module):
         """Logits hₛᵀvᵢ (B, N+1); given `targets`, their mean cross-entropy instead, computed
         without holding the logits (`linear_cross_entropy`), as nanoGPT's forward."""
         table = self.item_vectors()  # v_i, (N+1, d)
-        h = self.session_vectors(items, lengths)
+        if self.training and self.length_groups:
+            h = by_length(self.session_vectors, items, lengths)
+        else:
+            h = self.session_vectors(items, lengths)
         if targets is not None:
             return linear_cross_entropy(h, table, targets)
         return score_all_items(h, table)

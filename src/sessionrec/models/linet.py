@@ -23,7 +23,6 @@ from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.layers import (
     AttentionReadout,
     DotProductScorer,
-    by_length,
     gather_last,
     masked_mean,
 )
@@ -149,6 +148,8 @@ class LocalEncoder(nn.Module):
 class LINet(DotProductScorer):
     """Scores items by z_i = v_iᵀ g(c) (Eq. 11)."""
 
+    length_groups = True  # the local attention's T² over padding: docs/linet.md#cost-on-cpu
+
     def __init__(self, num_items: int, p: LINetParams) -> None:
         super().__init__()
         d = p.embedding_dim
@@ -182,12 +183,8 @@ class LINet(DotProductScorer):
         return torch.cat([c_h, gather_last(x, lengths)], dim=1)  # c = [c_h ; m_t = x_t]
 
     def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """g(c) (B, d). A training batch is encoded in groups of similar length (`by_length`:
-        the same c, without the local attention's T² over padding); evaluation, serving and
-        export keep one padded pass (no data-dependent shapes)."""
-        encode = self.session_representation
-        c = by_length(encode, items, lengths) if self.training else encode(items, lengths)
-        return self.g(self.c_dropout(c))
+        """g(c) (B, d)."""
+        return self.g(self.c_dropout(self.session_representation(items, lengths)))
 
 
 class _LINetBase(NeuralRecommender):

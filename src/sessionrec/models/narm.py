@@ -31,6 +31,8 @@ class NARMParams:
 class NARM(DotProductScorer):
     """Scores items by S_i = embᵢᵀ B c_t (Eq. 9)."""
 
+    length_groups = True  # the GRU's steps over padding: docs/performance.md#length-groups
+
     def __init__(self, num_items: int, p: NARMParams) -> None:
         super().__init__()
         self.item_emb = nn.Embedding(num_items + 1, p.embedding_dim, padding_idx=0)
