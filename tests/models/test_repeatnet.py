@@ -102,3 +102,28 @@ def test_glorot_init_covers_each_gru_gate_with_zero_biases():
         for gate in w.chunk(3):  # std √(2 / (32 + fan_in)): 0.144 and 0.177
             assert math.isclose(gate.std().item(), (2 / (32 + fan_in)) ** 0.5, rel_tol=0.1)
     assert net.item_emb.weight[0].eq(0).all()
+
+
+def test_training_loss_by_length_groups_equals_the_padded_pass(monkeypatch):
+    """A large batch's loss is computed in length groups: the same loss and gradients."""
+    import sessionrec.models.layers as layers
+
+    model = create("repeatnet", 40, seed=0, embedding_dim=8, hidden_size=8)
+    net = model.net.eval()  # no dropout: both passes see the same network
+    g = torch.Generator().manual_seed(0)
+    n, width = 3 * layers.GROUP_ROWS + 5, 10
+    lengths = torch.randint(1, width + 1, (n,), generator=g)
+    items = torch.randint(1, 41, (n, width), generator=g)
+    items[torch.arange(width)[None, :] >= lengths[:, None]] = 0
+    targets = torch.where(torch.rand(n, generator=g) < 0.5, items[:, 0], 7)  # repeat, explore
+    batch = Batch(items, lengths, targets)
+    widths, heads = [], net.heads
+    net.heads = lambda it, le: widths.append(it.shape[1]) or heads(it, le)
+    results = []
+    for rows in (layers.GROUP_ROWS, 10**9):  # groups, then one padded pass
+        monkeypatch.setattr(layers, "GROUP_ROWS", rows)
+        loss = net.training_loss(batch)
+        results.append((loss, *torch.autograd.grad(loss, list(net.parameters()))))
+    assert len(widths) == 4 and widths[0] < width and widths[-1] == width  # 3 groups, 1 pass
+    for grouped, padded in zip(*results, strict=True):
+        torch.testing.assert_close(grouped, padded, atol=1e-5, rtol=1e-5)

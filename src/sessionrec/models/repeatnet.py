@@ -17,7 +17,7 @@ from torch import nn
 
 from sessionrec.data.batching import Batch
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import AttentionReadout, gather_last
+from sessionrec.models.layers import AttentionReadout, by_length, gather_last
 from sessionrec.models.registry import register
 
 
@@ -103,8 +103,19 @@ class RepeatNet(nn.Module):
         return out.scatter(1, items, rep.masked_fill(items == 0, float("-inf")))
 
     def training_loss(self, batch: Batch) -> torch.Tensor:
-        """-log P(target) (Eq. 11), computed for the targets only: no dense mixture is built."""
-        items, lengths, targets = batch.items, batch.lengths, batch.targets
+        """-log P(target) (Eq. 11), computed for the targets only: no dense mixture is built.
+
+        Encoded by length groups (`by_length`: the same loss, the GRU not run over padding).
+        """
+        width = batch.items.shape[1]
+        targets = batch.targets.unsqueeze(1).expand(-1, width)  # cut like the items
+        return -by_length(self._log_p_target, batch.items, batch.lengths, targets).mean()
+
+    def _log_p_target(
+        self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """log P(target) (B,) of each session; `targets` (B, T) repeats it along T."""
+        targets = targets[:, 0]
         log_mode, log_alpha, logits, lse = self.heads(items, lengths)
         hit = (items == targets.unsqueeze(1)) & (items > 0)
         repeat = hit.any(dim=1)
@@ -113,8 +124,7 @@ class RepeatNet(nn.Module):
         pick = torch.where(repeat.unsqueeze(1), hit, first)
         log_rep = log_alpha.masked_fill(~pick, float("-inf")).logsumexp(1)  # log Σ α^r (Eq. 6)
         log_exp = logits.gather(1, targets.unsqueeze(1)).squeeze(1) - lse.squeeze(1)
-        log_p = torch.where(repeat, log_mode[:, 0] + log_rep, log_mode[:, 1] + log_exp)
-        return -log_p.mean()
+        return torch.where(repeat, log_mode[:, 0] + log_rep, log_mode[:, 1] + log_exp)
 
     @torch.no_grad()
     def components(
