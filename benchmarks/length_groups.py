@@ -81,7 +81,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset)
     widths = [
-        len(idx) and int(data.train.length[idx].max())
+        int(data.train.length[idx].max())
         for idx in batch_indices(data.train, args.batch_size, shuffle=True, seed=0)[:200]
     ]
     print(

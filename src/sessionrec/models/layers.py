@@ -18,24 +18,24 @@ def by_length(
     encode: Callable[..., torch.Tensor],
     items: torch.Tensor,
     lengths: torch.Tensor,
-    *per_position: torch.Tensor | None,
+    *per_session: torch.Tensor | None,
 ) -> torch.Tensor:
-    """`encode(items, lengths, *per_position)` (one row per session) on groups of sessions of
+    """`encode(items, lengths, *per_session)` (one row per session) on groups of sessions of
     similar length, each cut to its own longest, results back in input order.
 
     For an encoder whose output for a session does not depend on its padding (right-padded,
     masked), this is the same result at a fraction of the padded work: a uniform batch pads
     to its longest session (Diginetica: 22 clicks for a mean of 4.1). Only the order in which
     random numbers (dropout) are drawn changes. A batch under 2 × GROUP_ROWS runs whole.
-    `per_position`: more (B, T, ...) inputs cut like `items` (None passes through).
+    `per_session`: more inputs, (B,) cut by rows, (B, T, ...) like `items` (None passes).
     """
     if len(lengths) < 2 * GROUP_ROWS:
-        return encode(items, lengths, *per_position)
+        return encode(items, lengths, *per_session)
     order = torch.argsort(lengths, stable=True)
     parts = []
     for part in order.tensor_split(min(MAX_GROUPS, len(lengths) // GROUP_ROWS)):
         w = int(lengths[part].max())
-        cut = (None if x is None else x[part, :w] for x in per_position)
+        cut = (None if x is None else x[part, :w] if x.dim() > 1 else x[part] for x in per_session)
         parts.append(encode(items[part, :w], lengths[part], *cut))
     return torch.cat(parts).index_select(0, torch.argsort(order))
 

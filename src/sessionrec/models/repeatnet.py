@@ -107,15 +107,12 @@ class RepeatNet(nn.Module):
 
         Encoded by length groups (`by_length`: the same loss, the GRU not run over padding).
         """
-        width = batch.items.shape[1]
-        targets = batch.targets.unsqueeze(1).expand(-1, width)  # cut like the items
-        return -by_length(self._log_p_target, batch.items, batch.lengths, targets).mean()
+        return -by_length(self._log_p_target, batch.items, batch.lengths, batch.targets).mean()
 
     def _log_p_target(
         self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
     ) -> torch.Tensor:
-        """log P(target) (B,) of each session; `targets` (B, T) repeats it along T."""
-        targets = targets[:, 0]
+        """log P(target) (B,) of each session."""
         log_mode, log_alpha, logits, lse = self.heads(items, lengths)
         hit = (items == targets.unsqueeze(1)) & (items > 0)
         repeat = hit.any(dim=1)

@@ -193,32 +193,24 @@ RESUMABLE_CHANGES = (
 
 
 def _actual_changes(
-    model_name: str, config: dict[str, Any], changes: dict[str, Any]
+    model_name: str, params: dict[str, Any], train: dict[str, Any], changes: dict[str, Any]
 ) -> dict[str, Any]:
-    """The entries of `changes` that differ from what the run recorded: repeating the first
-    command's `--set weight_decay=0` with `--resume` changes nothing and is not refused."""
+    """The entries of `changes` that differ from the run's recorded `params` and `train`
+    settings: repeating the first command's `--set weight_decay=0` with `--resume` changes
+    nothing and is not refused. Unknown keys and bad values count as changes."""
     from sessionrec.models import get
 
-    params_cls = get(model_name).Params
-    recorded = {"bucket_batches": BUCKETED_BEFORE, **config["train"]}
-    differ = {}
-    for key, value in changes.items():
-        if key in params_cls.__dataclass_fields__:
-            cls, before = params_cls, config["params"]
-        elif key in TrainConfig.__dataclass_fields__:
-            cls, before = TrainConfig, recorded
-        else:
-            differ[key] = value
-            continue
+    remaining, differ = dict(changes), {}
+    for cls, before in ((get(model_name).Params, params), (TrainConfig, train)):
+        mine = {k: remaining.pop(k) for k in list(remaining) if k in cls.__dataclass_fields__}
         try:
-            old = getattr(build_params(cls, before, validate=False), key)
-            new = getattr(build_params(cls, {**before, key: value}, validate=False), key)
-        except ConfigError:
-            differ[key] = value  # reported below with the other refusals
+            old = build_params(cls, before, validate=False)
+            new = build_params(cls, {**before, **mine}, validate=False)
+        except ConfigError:  # reported with the other refusals
+            differ.update(mine)
             continue
-        if new != old:
-            differ[key] = value
-    return differ
+        differ.update({k: v for k, v in mine.items() if getattr(new, k) != getattr(old, k)})
+    return {**differ, **remaining}
 
 
 def prepare_resume(
@@ -232,14 +224,14 @@ def prepare_resume(
     config = read_config(run_dir)
     if config.get("model") != model_name:
         raise RunError(f"{run_dir}: holds a '{config.get('model')}' run, not '{model_name}'")
-    changes = _actual_changes(model_name, config, changes or {})
+    recorded = {"bucket_batches": BUCKETED_BEFORE, **config["train"]}
+    changes = _actual_changes(model_name, config["params"], recorded, changes or {})
     bad = sorted(set(changes) - set(RESUMABLE_CHANGES))
     if bad:
         raise ConfigError(
             f"'{bad[0]}' cannot change when resuming (allowed: {', '.join(RESUMABLE_CHANGES)})"
         )
     _train_settings(run_dir, config["train"])  # the file itself first, then the changes
-    recorded = {"bucket_batches": BUCKETED_BEFORE, **config["train"]}
     train = build_params(TrainConfig, {**recorded, **(changes or {})}, "training")
     if changes and distributed.env_world().is_main:  # a later --resume runs with them too
         record_train_settings(run_dir, params_dict(train), starting=True)
