@@ -68,13 +68,19 @@ def launch(*args: object, trace: Path, **env: str) -> subprocess.CompletedProces
     trace.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         torchrun(*args),
-        env=dict(ENV, SESSIONREC_WEIGHT_TRACE=str(trace), **env),
+        # A rank that aborts in C++ prints every thread's Python stack (faulthandler).
+        env=dict(ENV, PYTHONFAULTHANDLER="1", SESSIONREC_WEIGHT_TRACE=str(trace), **env),
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, without_ddp_warnings(proc.stderr)[-6000:]
     return proc
+
+
+def without_ddp_warnings(stderr: str) -> str:
+    """stderr less DDP's per-rank find_unused_parameters warning, which buries the cause."""
+    return "\n".join(line for line in stderr.splitlines() if "reducer.cpp" not in line)
 
 
 def digests(trace: Path) -> dict[tuple[int, int], str]:
