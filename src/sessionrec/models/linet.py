@@ -192,7 +192,9 @@ class _LINetBase(NeuralRecommender):
 
     Params = LINetParams
     Module = LINet
-    train_source = "not given in the LINet paper: TrainConfig's defaults"
+    # docs/linet.md#choices-the-paper-leaves-open (training): measured on all of Diginetica.
+    train_defaults = {"batch_size": 512, "weight_decay": 0.0}
+    train_source = "not given in the LINet paper: NARM's code's batch 512 and no L2, measured best"
 
 
 @register
