@@ -8,6 +8,7 @@ from helpers import SMALL_FOCOL
 from sessionrec.data.batching import Batch, collate
 from sessionrec.data.dataset import build_dataset
 from sessionrec.data.sessions import Sessions
+from sessionrec.errors import ConfigError
 from sessionrec.models import Recommender, create
 from sessionrec.training.trainer import adam, batch_loss
 
@@ -62,6 +63,41 @@ def test_corrupt_and_dropout_touch_only_sampled_inputs(toy):
         )
         if aug == "dropout":
             assert torch.allclose(torch.unique(drop), torch.tensor([0.0, 1 / 0.9]))
+
+
+@pytest.mark.parametrize(
+    ("augmentation", "anchors", "anchors_dropped"),
+    [("dropout", True, True), ("dropout", False, False), ("corrupt", True, False)],
+)
+def test_augment_anchors_drops_the_anchors_only_under_dropout(
+    toy, monkeypatch, augmentation, anchors, anchors_dropped
+):
+    """The released code's Dropout also reaches the anchors (both losses); the paper's does not."""
+    model = create(
+        "focol", toy.num_items, augmentations=(augmentation,), augment_anchors=anchors, **SMALL
+    )
+    model.prepare(toy)
+    net, masks = model.net.train(), []
+    real = net.encode
+
+    def recording(eg, items, lengths, noise=None, drop=None):
+        masks.append(drop)
+        return real(eg, items, lengths, noise, drop)
+
+    monkeypatch.setattr(net, "encode", recording)
+    items, lengths = torch.tensor([[1, 2], [4, 0]]), torch.tensor([2, 1])
+    net.training_loss(Batch(items, lengths, torch.tensor([3, 2]), torch.tensor([0, 1])))
+    anchor_mask, sampled_mask = masks  # the anchors' encoding, then CSRL's sampled sessions
+    assert (anchor_mask is not None) == anchors_dropped
+    assert (sampled_mask is not None) == (augmentation == "dropout")
+    if anchors_dropped:
+        assert anchor_mask.shape == (2, 2, SMALL["embedding_dim"])
+        assert torch.allclose(torch.unique(anchor_mask), torch.tensor([0.0, 1 / 0.9]))
+
+
+def test_augment_anchors_needs_one_operation_a_batch(toy):
+    with pytest.raises(ConfigError, match="augment_anchors needs augment_policy=batch"):
+        create("focol", toy.num_items, augment_anchors=True, augment_policy="sample", **SMALL)
 
 
 def test_global_embeddings_computed_once_for_inference(toy, monkeypatch):

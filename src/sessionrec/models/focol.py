@@ -69,6 +69,9 @@ class FOCOLParams:
     augment_dropout: float = 0.1  # r
     augmentations: tuple[str, ...] = AUGMENTATIONS
     augment_policy: Literal["batch", "sample"] = "batch"
+    # True: a batch whose augmentation is Dropout also drops the anchors' item embeddings,
+    # for both losses (the released code); False: only the sampled sessions' (the paper).
+    augment_anchors: bool = False
     init: Literal["code", "paper"] = "code"
 
     def validate(self) -> None:
@@ -81,6 +84,8 @@ class FOCOLParams:
             raise ConfigError("embedding_dim must be divisible by heads")
         if self.max_distance is not None and self.max_distance < 1:
             raise ConfigError("max_distance must be at least 1")
+        if self.augment_anchors and self.augment_policy != "batch":
+            raise ConfigError("augment_anchors needs augment_policy=batch (one operation a batch)")
 
 
 class FOCOL(nn.Module):
@@ -231,10 +236,15 @@ class FOCOL(nn.Module):
         """L = L_rec + β L_cl (Eq. 13); CSRL finds the anchors' positives by `batch.index`."""
         items, lengths, targets, index = batch.items, batch.lengths, batch.targets, batch.index
         eg = self.global_embeddings()
-        h = self.encode(eg, items, lengths)
+        csrl = self.p.beta > 0 and bool(self.p.augmentations) and self.examples is not None
+        op = self._draw_operation() if csrl and self.p.augment_anchors else None
+        drop = None
+        if op == "dropout":  # the released code's Dropout reaches the anchors too
+            drop = self._dropout_mask(len(lengths), items.shape[1], items.device)
+        h = self.encode(eg, items, lengths, None, drop)
         loss = linear_cross_entropy(h, eg, targets)  # Eq. 9-10
-        if self.p.beta > 0 and self.p.augmentations and self.examples is not None:
-            loss = loss + self.p.beta * self.contrastive_loss(eg, h, targets, index)
+        if csrl:
+            loss = loss + self.p.beta * self.contrastive_loss(eg, h, targets, index, op)
         return loss
 
     # --- CSRL (Sec. 3.3.2) ----------------------------------------------------------------
@@ -251,8 +261,18 @@ class FOCOL(nn.Module):
             offset = torch.where(count > 1, offset + (offset >= own).long(), 0)
         return self._by_label[start + offset]
 
-    def _augmented_inputs(self, idx: torch.Tensor, device: torch.device):
-        """Inputs of the sampled sessions with the chosen augmentation(s) applied."""
+    def _draw_operation(self) -> str:
+        """The batch's augmentation, uniform over `augmentations` (torch RNG: resumable)."""
+        ops = list(self.p.augmentations)
+        return ops[int(torch.randint(len(ops), ()))]
+
+    def _dropout_mask(self, n: int, width: int, device: torch.device) -> torch.Tensor:
+        """(n, width, d) keep-mask of the Dropout augmentation, scaled by 1/(1−r)."""
+        r = self.p.augment_dropout
+        return (torch.rand(n, width, self.p.embedding_dim, device=device) >= r).float() / (1 - r)
+
+    def _augmented_inputs(self, idx: torch.Tensor, device: torch.device, chosen: str | None = None):
+        """Inputs of the sampled sessions with the batch's operation `chosen` (drawn if None)."""
         from sessionrec.data.batching import collate
 
         batch = collate(self.examples, idx.numpy(), self.p.max_len)
@@ -260,7 +280,7 @@ class FOCOL(nn.Module):
         n, d = len(lengths), self.p.embedding_dim
         ops = list(self.p.augmentations)
         if self.p.augment_policy == "batch":
-            chosen = ops[int(torch.randint(len(ops), ()))]  # torch RNG: seeded and resumable
+            chosen = chosen or self._draw_operation()
             op = torch.full((n,), AUGMENTATIONS.index(chosen), device=device)
         else:
             choices = torch.tensor([AUGMENTATIONS.index(o) for o in ops], device=device)
@@ -282,20 +302,27 @@ class FOCOL(nn.Module):
             noise = noise * corrupt[:, None, None]
         dropping = op == AUGMENTATIONS.index("dropout")
         if dropping.any():
-            r = self.p.augment_dropout
-            keep = (torch.rand(n, width, d, device=device) >= r).float() / (1 - r)
+            keep = self._dropout_mask(n, width, device)
             drop = torch.where(dropping[:, None, None], keep, torch.ones_like(keep))
         return items, lengths, noise, drop
 
     def contrastive_loss(
-        self, eg: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, index: torch.Tensor | None
+        self,
+        eg: torch.Tensor,
+        h: torch.Tensor,
+        targets: torch.Tensor,
+        index: torch.Tensor | None,
+        operation: str | None = None,
     ) -> torch.Tensor:
-        """InfoNCE over one augmented positive and K_ns augmented negatives per anchor (Eq. 12)."""
+        """InfoNCE over one augmented positive and K_ns augmented negatives per anchor (Eq. 12).
+
+        `operation`: the batch's augmentation when the anchors already drew it (else drawn here).
+        """
         b, k = len(targets), self.p.negatives
         positives = self.sample_positives(targets, index)
         pool = torch.randint(len(self.examples), (k,))  # top-up candidates
         sampled = torch.cat([positives, pool])
-        items, lengths, noise, drop = self._augmented_inputs(sampled, h.device)
+        items, lengths, noise, drop = self._augmented_inputs(sampled, h.device, operation)
         hs = self.encode(eg, items, lengths, noise, drop)
         if self.p.similarity == "cosine":
             sim = F.normalize(h, dim=1) @ F.normalize(hs, dim=1).t()
