@@ -57,6 +57,7 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
             "importance": analyze.importance,
             "local-invariance": analyze.local_invariance,
             "curve": analyze.curve,
+            "long-tail": analyze.long_tail,
         },
     ),
     "results": (

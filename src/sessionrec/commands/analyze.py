@@ -1,4 +1,4 @@
-"""`sessionrec analyze importance|local-invariance|curve`: analyses of trained runs
+"""`sessionrec analyze importance|local-invariance|curve|long-tail`: analyses of trained runs
 (the computations live in sessionrec.analysis)."""
 
 from __future__ import annotations
@@ -115,3 +115,37 @@ def curve(
             )
     out.print(table)
     out.print(f"wrote {png} and {png.with_suffix('.json')}")
+
+
+def long_tail(
+    run_dirs: RunDirs,
+    edges: Annotated[
+        str, typer.Option(help="Target counts where a new group starts, comma-separated.")
+    ] = "1,3,10,30,100",
+    k: TopK = 20,
+    out_dir: InvarianceOut = None,
+) -> None:
+    """Test accuracy by how often the next item was a training target, to PNG and JSON."""
+    from sessionrec.analysis import long_tail as lt
+    from sessionrec.io import atomic_write_json
+
+    if k < 1:
+        raise ConfigError("--k must be >= 1")
+    result = lt.long_tail(run_dirs, lt.parse_edges(edges), k)
+    where = out_dir or run_dirs[0].parent / "long-tail"
+    where.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(where / "long_tail.json", result)
+    png = lt.plot(result, where / "long_tail.png")
+    table = Table(title=f"test HR@{k} / MRR@{k} (%) by the next item's count as a training target")
+    for col in ("count", "items", "cases (%)", *result["runs"]):
+        table.add_column(col, justify="right")
+    for i, label in enumerate(result["groups"]):
+        cells = []
+        for r in result["runs"].values():
+            hr, mrr = r[f"hr@{k}"][i], r[f"mrr@{k}"][i]
+            norm = "" if r["median_norm"] is None else f" |v| {r['median_norm'][i]:.2f}"
+            cells.append("-" if hr is None else f"{100 * hr:.2f} / {100 * mrr:.2f}{norm}")
+        share = f"{result['cases'][i]:,} ({100 * result['share'][i]:.1f})"
+        table.add_row(label, f"{result['items'][i]:,}", share, *cells)
+    out.print(table)
+    out.print(f"wrote {where / 'long_tail.json'} and {png}")
