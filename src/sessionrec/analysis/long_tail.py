@@ -4,7 +4,7 @@ Test cases are grouped by the count of their true next item among the fitting ex
 targets; each group gets its share of the test set and every run's HR@K and MRR@K. For a
 model that scores by a dot product (`item_vectors`), the median norm of the groups' item
 vectors comes along: a regulariser or an update rule that starves rare items shows there
-first (docs/results.md#accuracy-by-item-frequency).
+first (docs/results.md#accuracy-by-item-frequency-issues-16-17).
 """
 
 from __future__ import annotations

@@ -136,6 +136,19 @@ def long_tail(
     where.mkdir(parents=True, exist_ok=True)
     atomic_write_json(where / "long_tail.json", result)
     png = lt.plot(result, where / "long_tail.png")
+    out.print(_long_tail_table(result, k))
+    normed = {name: r["median_norm"] for name, r in result["runs"].items() if r["median_norm"]}
+    if normed:
+        norms = Table(title="median norm of the groups' item vectors")
+        for col in ("count", *normed):
+            norms.add_column(col, justify="right")
+        for i, label in enumerate(result["groups"]):
+            norms.add_row(label, *("-" if v[i] is None else f"{v[i]:.3f}" for v in normed.values()))
+        out.print(norms)
+    out.print(f"wrote {where / 'long_tail.json'} and {png}")
+
+
+def _long_tail_table(result: dict, k: int) -> Table:
     table = Table(title=f"test HR@{k} / MRR@{k} (%) by the next item's count as a training target")
     for col in ("count", "items", "cases (%)", *result["runs"]):
         table.add_column(col, justify="right")
@@ -143,9 +156,7 @@ def long_tail(
         cells = []
         for r in result["runs"].values():
             hr, mrr = r[f"hr@{k}"][i], r[f"mrr@{k}"][i]
-            norm = "" if r["median_norm"] is None else f" |v| {r['median_norm'][i]:.2f}"
-            cells.append("-" if hr is None else f"{100 * hr:.2f} / {100 * mrr:.2f}{norm}")
+            cells.append("-" if hr is None else f"{100 * hr:.2f} / {100 * mrr:.2f}")
         share = f"{result['cases'][i]:,} ({100 * result['share'][i]:.1f})"
         table.add_row(label, f"{result['items'][i]:,}", share, *cells)
-    out.print(table)
-    out.print(f"wrote {where / 'long_tail.json'} and {png}")
+    return table
