@@ -209,20 +209,13 @@ def local_invariance(
     exclude_identical: bool = False,
 ) -> dict[str, Any]:
     """Pairs per θ and each run's share of pairs predicted correctly in both cases."""
-    from sessionrec.data.sources import reload_dataset
+    from sessionrec.analysis.runs import runs_on_one_dataset
     from sessionrec.models.params import build_params
     from sessionrec.models.registry import load_run
-    from sessionrec.rundir import read_config
     from sessionrec.training.config import TrainConfig
 
-    if not run_dirs:
-        raise ConfigError("give at least one run directory")
-    configs = [read_config(r) for r in run_dirs]
+    configs, dataset = runs_on_one_dataset(run_dirs)
     source = configs[0]["dataset"]
-    for r, c in zip(run_dirs, configs, strict=True):
-        if c["dataset"] != source:
-            raise ConfigError(f"{r}: trained on {c['dataset']}, not {source} like {run_dirs[0]}")
-    dataset = reload_dataset(source)
     sim = item_similarity(dataset.train_sessions, dataset.num_items)
     thetas = sorted(float(t) for t in thetas)
     pairs = find_pairs(dataset.test, sim, thetas, beta, exclude_identical)

@@ -59,21 +59,14 @@ def median_norms(vectors: np.ndarray, groups: np.ndarray, n_groups: int) -> list
 
 def long_tail(run_dirs: Sequence[str | Path], edges: Sequence[int], k: int = 20) -> dict[str, Any]:
     """Each run's HR@k / MRR@k per group of test cases, and the groups' sizes."""
-    from sessionrec.data.sources import reload_dataset
+    from sessionrec.analysis.runs import runs_on_one_dataset
     from sessionrec.evaluation import evaluate
     from sessionrec.models.params import build_params
     from sessionrec.models.registry import load_run
-    from sessionrec.rundir import read_config
     from sessionrec.training.config import TrainConfig
 
-    if not run_dirs:
-        raise ConfigError("give at least one run directory")
-    configs = [read_config(r) for r in run_dirs]
+    configs, dataset = runs_on_one_dataset(run_dirs)
     source = configs[0]["dataset"]
-    for r, c in zip(run_dirs, configs, strict=True):
-        if c["dataset"] != source:
-            raise ConfigError(f"{r}: trained on {c['dataset']}, not {source} like {run_dirs[0]}")
-    dataset = reload_dataset(source)
     counts = np.bincount(dataset.train.target, minlength=dataset.num_items + 1)
     groups = item_groups(counts, edges)
     n_groups = len(edges) + 1
