@@ -3,9 +3,11 @@ sessionrec.commands) and `main`. Errors: one line on stderr, non-zero exit."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 import typer
 
@@ -25,6 +27,7 @@ from sessionrec.commands import (
     update,
 )
 from sessionrec.errors import SessionrecError
+from sessionrec.training.distributed import env_world
 
 Command = Callable[..., None]
 
@@ -88,6 +91,18 @@ def build_app() -> typer.Typer:
 app = build_app()
 
 
+def _exit(code: int) -> NoReturn:
+    """Exit with `code`. A torchrun worker skips the interpreter's teardown: DDP keeps the gloo
+    process group and its C++ threads alive past `destroy_process_group`, and tearing them down
+    during finalization, while the other rank exits, can abort the process (docs/distributed.md)."""
+    if env_world().enabled:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main() -> None:
     """Entry point: run the app; turn known errors into one line on stderr."""
     debug = bool(os.environ.get("SESSIONREC_DEBUG"))
@@ -97,22 +112,22 @@ def main() -> None:
         rv = app(standalone_mode=False)
     except KeyboardInterrupt:
         print("sessionrec: interrupted (a training run continues with --resume)", file=sys.stderr)
-        sys.exit(130)
+        _exit(130)
     except (SessionrecError, FloatingPointError) as e:
         if debug:
             raise
         print(f"sessionrec: error{where}: {e}", file=sys.stderr)
-        sys.exit(1)
+        _exit(1)
     except Exception as e:
         if hasattr(e, "format_message") and hasattr(
             e, "exit_code"
         ):  # a usage error (Typer's click)
             if e.format_message():  # empty when the help text was shown instead
                 print(f"sessionrec: error: {e.format_message()} (see --help)", file=sys.stderr)
-            sys.exit(e.exit_code)
+            _exit(e.exit_code)
         if type(e).__name__ == "Abort":  # click's Ctrl-C
             print("sessionrec: interrupted", file=sys.stderr)
-            sys.exit(130)
+            _exit(130)
         if debug:
             raise
         print(
@@ -120,5 +135,5 @@ def main() -> None:
             "(set SESSIONREC_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
-        sys.exit(1)
-    sys.exit(rv if isinstance(rv, int) else 0)
+        _exit(1)
+    _exit(rv if isinstance(rv, int) else 0)
