@@ -40,6 +40,7 @@ from sessionrec.rundir import (
 )
 from sessionrec.training import distributed
 from sessionrec.training.config import TrainConfig, native_bf16, use_threads
+from sessionrec.training.schedule import decay_factor, warmup_factor
 
 if TYPE_CHECKING:
     from sessionrec.data.dataset import SessionDataset
@@ -94,6 +95,8 @@ def _fresh_state(threads: int) -> dict[str, Any]:
         "best_epoch": -1,
         "bad_epochs": 0,
         "elapsed": 0.0,
+        "updates": 0,  # optimiser steps so far (the warm-up counts them)
+        "epoch_steps": None,  # batches in an epoch, once an epoch has reported it
         "finished": False,
         "threads": threads,
     }
@@ -196,7 +199,7 @@ class Trainer:
             state["finished"] = self._finished(dataset, state)
         with self._progress_bar() as bar:
             while not state["finished"] and state["epoch"] < cfg.epochs:
-                self._set_lr(state["epoch"])
+                self._set_lr(state)
                 record = self.train_epoch(dataset, state, bar)
                 self.end_epoch(dataset, state, record)
         # a budget that cut the first epoch leaves its weights, the only ones there are
@@ -255,6 +258,9 @@ class Trainer:
             else:
                 state["elapsed"] = time.monotonic() - self.started
                 due = time.monotonic() - last_ckpt >= cfg.checkpoint_seconds
+            state["updates"] += 1
+            state["epoch_steps"] = total
+            self._set_lr(state)  # for the next step
             if due:
                 self._save_checkpoint(state)
                 last_ckpt = time.monotonic()
@@ -278,14 +284,17 @@ class Trainer:
         """Validate, keep the best weights, decide whether to go on, log and checkpoint.
 
         An epoch the time budget cut part-way is validated and logged (`partial`) but is no
-        candidate for selection, and the checkpoint keeps its position: a resume with more
-        time finishes it, as if the run had never stopped.
+        candidate for selection (unless the lr schedule's horizon is that budget), and the
+        checkpoint keeps its position: a resume with more time finishes it, as if the run had
+        never stopped.
         """
         cfg, epoch = self.config, state["epoch"]
         partial = record["steps"] is not None and record["steps_done"] < record["steps"]
         if len(dataset.valid):
             record["valid"] = self._validate(dataset)
-        if partial:  # no candidate; epoch and step stay where the budget stopped them
+        if partial:  # epoch and step stay where the budget stopped them
+            if cfg.lr_horizon == "budget":  # the schedule's last, lowest-rate steps: a candidate
+                self._select(dataset, state, record.get("valid"))
             state["finished"] = True
             record.update(partial=True, stopped_early=False, out_of_budget=True)
         else:
@@ -335,14 +344,27 @@ class Trainer:
             or state["elapsed"] >= self.budget
         )
 
-    def _set_lr(self, epoch: int) -> None:
-        """Step decay as a function of the epoch (so resuming stays exact), relative to each
-        group's rate when `setup` built the optimiser (whichever optimiser the trainer chose)."""
+    def _set_lr(self, state: dict[str, Any]) -> None:
+        """Each group's rate for the next step: the schedule's factor (training.schedule) of
+        its rate when `setup` built the optimiser (whichever optimiser the trainer chose), a
+        function of the loop's state, so resuming stays exact."""
         cfg = self.config
-        if cfg.lr_decay_every:
-            factor = cfg.lr_decay ** (epoch // cfg.lr_decay_every)
-            for group, lr in zip(self.optimizer.param_groups, self.initial_lrs, strict=True):
-                group["lr"] = lr * factor
+        if cfg.lr_schedule == "step":
+            every = cfg.lr_decay_every
+            factor = cfg.lr_decay ** (state["epoch"] // every) if every else 1.0
+        else:
+            factor = decay_factor(cfg.lr_schedule, self._progress(state), cfg.lr_final)
+        factor *= warmup_factor(state["updates"], cfg.lr_warmup_steps)
+        for group, lr in zip(self.optimizer.param_groups, self.initial_lrs, strict=True):
+            group["lr"] = lr * factor
+
+    def _progress(self, state: dict[str, Any]) -> float:
+        """How far along the schedule's horizon: the time budget, or the epochs (by step where
+        the epoch's length is known, else by epoch)."""
+        if self.config.lr_horizon == "budget":
+            return state["elapsed"] / self.budget
+        steps = state["epoch_steps"]
+        return (state["epoch"] + (state["step"] / steps if steps else 0.0)) / self.config.epochs
 
     def _progress_bar(self) -> Progress:
         return Progress(
