@@ -168,3 +168,47 @@ def test_settings_split_in_one_place_and_own_settings_are_said():
     assert notes == [
         "note: gru4rec sets lr through its own hyper-parameters; --set lr does not apply to it"
     ]
+
+
+def test_a_recipe_applies_above_the_authors_settings_and_below_the_users_own():
+    from sessionrec.commands.train import _settings
+    from sessionrec.errors import ConfigError
+
+    said = []
+
+    def settings(sets=None, recipe="cpu", **given):
+        flags = {"epochs": None, "batch_size": None, "lr": None, **given}
+        return _settings(
+            "focol",
+            "diginetica",
+            sets,
+            flags,
+            0,
+            "cpu",
+            lambda text, **_: said.append(text),
+            recipe,
+        )[1]
+
+    plain = settings(recipe=None)
+    assert (plain.batch_size, plain.lr, plain.weight_decay, plain.lr_schedule) == (
+        100,
+        1e-3,
+        1e-5,
+        "step",
+    )
+    cpu = settings()
+    assert (cpu.batch_size, cpu.lr, cpu.weight_decay, cpu.amp) == (512, 2e-3, 0.0, True)
+    assert (cpu.lr_schedule, cpu.lr_horizon, cpu.max_minutes) == ("linear", "budget", 150.0)
+    assert said[-1] == (
+        "recipe cpu: batch_size=512 lr=0.002 weight_decay=0.0 amp=True max_minutes=150.0 "
+        "lr_schedule=linear lr_horizon=budget"
+    )
+    mine = settings(["max_minutes=60", "lr_final=0.1"], lr=1e-3)
+    assert (mine.max_minutes, mine.lr_final, mine.lr, mine.batch_size) == (60.0, 0.1, 1e-3, 512)
+    with pytest.raises(ConfigError, match="focol has no recipe 'gpu' \\(its recipes: cpu\\)"):
+        settings(recipe="gpu")
+    for name in available():  # every recipe is a valid configuration of its model
+        for recipe in get(name).recipes.values():
+            model_hp, train_hp = split_sets(name, recipe)
+            assert set(model_hp) | set(train_hp) == set(recipe), name
+            train_config(name, train_hp).validate()

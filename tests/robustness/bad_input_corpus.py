@@ -945,6 +945,32 @@ def _(ws: Workspace) -> Invocation:
 
 
 @case(
+    "train-unknown-recipe",
+    OPTIONS,
+    "`--recipe` a model does not have",
+    ConfigError,
+    r"focol has no recipe 'gpu' \(its recipes: cpu\)",
+)
+def _(ws: Workspace) -> Invocation:
+    from sessionrec.models.registry import recipe_settings
+
+    args = ["train", "focol", "--recipe", "gpu", "--out", "run", "--no-progress"]
+    return args, lambda: recipe_settings("focol", "gpu")
+
+
+@case(
+    "set-bad-schedule",
+    OPTIONS,
+    "`--set lr_horizon=budget` without a time budget",
+    ConfigError,
+    r"lr_horizon=budget needs a time budget \(max_minutes\)",
+)
+def _(ws: Workspace) -> Invocation:
+    args = ["train", "stamp", "--set", "lr_horizon=budget", "--out", "run", "--no-progress"]
+    return args, lambda: TrainConfig(lr_horizon="budget").validate()
+
+
+@case(
     "set-negative-size",
     OPTIONS,
     "`--set embedding_dim=-5`",

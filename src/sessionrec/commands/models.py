@@ -47,6 +47,9 @@ def show(model: ModelArg) -> None:
         out.print(f"on {dataset}: {values}", highlight=False)
     if cls.dataset_presets:
         out.print(f"source of the per-dataset settings: {cls.presets_source}", highlight=False)
+    for recipe, settings in cls.recipes.items():
+        values = " ".join(f"{k}={v}" for k, v in settings.items())
+        out.print(f"recipe {recipe} (--recipe {recipe}): {values}", highlight=False)
 
 
 def _print_params(cls: type[Recommender]) -> None:

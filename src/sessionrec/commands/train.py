@@ -46,6 +46,13 @@ InitFrom = Annotated[
         "knew keep their rows, new items start fresh (the daily warm-start retrain)."
     ),
 ]
+Recipe = Annotated[
+    str | None,
+    typer.Option(
+        help="A named recipe of the model's settings (`sessionrec models show MODEL` lists "
+        "them), e.g. focol's time-budgeted `cpu`; --set and the flags override it."
+    ),
+]
 Protocol = Annotated[
     str,
     typer.Option(
@@ -83,6 +90,7 @@ def train(
     init_from: InitFrom = None,
     progress: Progress = True,
     protocol: Protocol = "full",
+    recipe: Recipe = None,
 ) -> None:
     """Train a model, evaluate it with full ranking and write a run directory."""
     from sessionrec.data.sources import load_dataset
@@ -93,12 +101,12 @@ def train(
     get(model)
     name = Path(dataset).name if Path(dataset).is_dir() else dataset
     run_dir = out_dir or Path("runs") / f"{model}-{name}"
-    _check_flags(protocol, resume, init_from)
+    _check_flags(protocol, resume, init_from, recipe)
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     if resume:
         start = _resumed(run_dir, model, set_, given, valid_fraction, say)
     else:
-        model_hp, config = _settings(model, name, set_, given, seed, device, say)
+        model_hp, config = _settings(model, name, set_, given, seed, device, say, recipe)
         data = load_dataset(dataset, data_root, valid_fraction, train_fraction)
         recommender = create(model, data.num_items, seed=seed, **model_hp)
         if init_from is not None:
@@ -123,14 +131,16 @@ def _quiet(*args: Any, **kwargs: Any) -> None:
     """What a rank other than 0 prints: nothing."""
 
 
-def _check_flags(protocol: str, resume: bool, init_from: Path | None) -> None:
-    """Refuse an unknown protocol and a resume that would start from another run."""
+def _check_flags(protocol: str, resume: bool, init_from: Path | None, recipe: str | None) -> None:
+    """Refuse an unknown protocol, and a resume that would start from another run or recipe."""
     from sessionrec.training.run import PROTOCOLS
 
     if protocol not in PROTOCOLS:
         raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
     if resume and init_from is not None:
         raise ConfigError("--resume continues its own run: leave out --init-from")
+    if resume and recipe is not None:
+        raise ConfigError("--resume continues with its run's own settings: leave out --recipe")
 
 
 def _settings(
@@ -141,12 +151,15 @@ def _settings(
     seed: int,
     device: str,
     say: Callable[..., None],
+    recipe: str | None = None,
 ) -> tuple[dict[str, Any], TrainConfig]:
-    """Hyper-parameters and training settings: the authors' preset for `dataset` < `--set` <
-    the flags `given` (None: not given). A key the model does not use is refused."""
+    """Hyper-parameters and training settings: the authors' preset for `dataset` < the
+    `recipe` < `--set` < the flags `given` (None: not given). A key the model does not use is
+    refused."""
     from sessionrec.models import get
     from sessionrec.models.registry import (
         dataset_preset,
+        recipe_settings,
         split_settings,
         train_config,
         unused_setting_error,
@@ -159,7 +172,11 @@ def _settings(
             + " ".join(f"{k}={v}" for k, v in preset.items()),
             highlight=False,
         )
-    model_hp, train_hp, unused = split_settings(model, {**preset, **parse_assignments(sets)})
+    chosen = recipe_settings(model, recipe)
+    if chosen:
+        say(f"recipe {recipe}: " + " ".join(f"{k}={v}" for k, v in chosen.items()), highlight=False)
+    merged = {**preset, **chosen, **parse_assignments(sets)}
+    model_hp, train_hp, unused = split_settings(model, merged)
     flags = {k: v for k, v in given.items() if v is not None}
     unused += [k for k in flags if k in get(model).own_train_settings]
     if unused:

@@ -67,6 +67,10 @@ class Recommender(ABC):
     # training settings): above the defaults, below the user's own (registry.dataset_preset).
     dataset_presets: ClassVar[dict[str, dict[str, Any]]] = {}
     presets_source: ClassVar[str] = ""
+    # Named recipes (`train --recipe NAME` -> hyper-parameters and training settings), e.g. a
+    # time-budgeted CPU one: above the dataset preset, below the user's own; what each is for
+    # and what it measured is in the model's doc (registry.recipe_settings).
+    recipes: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, num_items: int, params: Any = None) -> None:
         if num_items < 1:

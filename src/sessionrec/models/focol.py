@@ -346,6 +346,18 @@ class FOCOLRecommender(NeuralRecommender):
     Module = FOCOL
     train_defaults = {"lr": 1e-3, "batch_size": 100, "weight_decay": 1e-5}
     train_source = "FOCOL paper, Sec. 4.3: batch 100, Adam lr 0.001, L2 1e-5"
+    # `--recipe cpu`: the paper's network in a 150-minute budget on a CPU (docs/focol.md#cpu-recipe)
+    recipes = {
+        "cpu": {
+            "batch_size": 512,
+            "lr": 2e-3,
+            "weight_decay": 0.0,
+            "amp": True,
+            "max_minutes": 150.0,
+            "lr_schedule": "linear",
+            "lr_horizon": "budget",
+        }
+    }
 
 
 def _variant(name: str, description: str, **defaults: Any) -> type[FOCOLRecommender]:

@@ -102,6 +102,17 @@ def dataset_preset(name: str, dataset: str) -> dict[str, Any]:
     return dict(get(name).dataset_presets.get(dataset, {}))
 
 
+def recipe_settings(name: str, recipe: str | None) -> dict[str, Any]:
+    """The settings of model `name`'s recipe `recipe` ({} for None); an unknown one is refused."""
+    if recipe is None:
+        return {}
+    recipes = get(name).recipes
+    if recipe not in recipes:
+        known = ", ".join(sorted(recipes)) or "none"
+        raise ConfigError(f"{name} has no recipe '{recipe}' (its recipes: {known})")
+    return dict(recipes[recipe])
+
+
 def train_config(name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Training settings for model `name`: TrainConfig's defaults < the model's < `overrides`."""
     return build_params(TrainConfig, {**get(name).train_defaults, **(overrides or {})}, "training")
