@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from helpers import ENV, run_cli, run_main, write_pickle_dataset, write_pickles
 from sessionrec.data.synthetic import make_synthetic
+from sessionrec.results import entry_from_run
 from sessionrec.rundir import CHECKPOINT_FILE
 
 run = partial(run_cli, check=True, timeout=300)  # `sessionrec ARGS...`, exit code 0 by default
@@ -165,3 +166,35 @@ def test_killed_run_resumes_to_the_same_weights(tiny_dir, tmp_path):
         json.loads((cut / "metrics.json").read_text())["test"]
         == json.loads((tmp_path / "ref" / "metrics.json").read_text())["test"]
     )
+
+
+def test_paper_protocol_refit_from_a_finished_selection_run(tiny_dir, tmp_path, monkeypatch):
+    """`--select-from RUN` refits for RUN's selected epochs with RUN's settings: the same
+    model and test metrics as the one-command paper protocol."""
+    settings = ["--dataset", tiny_dir, "--epochs", "3", "--batch-size", "256", "--no-progress"]
+    settings += ["--set", "embedding_dim=8", "--set", "patience=5"]
+    assert run_main(["train", "stamp", *settings, "--out", tmp_path / "sel"], monkeypatch) == 0
+    whole = ["train", "stamp", *settings, "--protocol", "paper", "--out", tmp_path / "whole"]
+    assert run_main(whole, monkeypatch) == 0
+    refit = ["train", "stamp", "--protocol", "paper", "--select-from", tmp_path / "sel"]
+    assert run_main([*refit, "--no-progress", "--out", tmp_path / "refit"], monkeypatch) == 0
+
+    def read(run, name):
+        return json.loads((tmp_path / run / name).read_text())
+
+    assert read("refit", "metrics.json")["test"] == read("whole", "metrics.json")["test"]
+    assert read("refit", "metrics.json")["best_epoch"] == read("sel", "metrics.json")["best_epoch"]
+    config = read("refit", "config.json")
+    assert (config["protocol"], config["select_from"]) == ("paper", str(tmp_path / "sel"))
+    assert not (tmp_path / "refit" / "select").exists()
+    entry = entry_from_run(tmp_path / "refit", "paper")  # the curve is the selection run's
+    assert [r["epoch"] for r in entry["valid_curve"]] == [1, 2, 3] and entry["epochs"] == 3
+    assert load_file(tmp_path / "refit" / "model.safetensors").keys()
+    for name, value in load_file(tmp_path / "whole" / "model.safetensors").items():
+        assert torch.equal(value, load_file(tmp_path / "refit" / "model.safetensors")[name])
+    # a refit needs the paper protocol, and a selection that had a validation split
+    assert run_main([*refit[:2], "--select-from", tmp_path / "sel"], monkeypatch) == 1
+    no_valid = ["train", "stamp", *settings, "--valid-fraction", "0", "--out", tmp_path / "nv"]
+    assert run_main(no_valid, monkeypatch) == 0
+    refit_nv = [*refit[:-1], tmp_path / "nv", "--out", tmp_path / "x", "--no-progress"]
+    assert run_main(refit_nv, monkeypatch) == 1

@@ -83,7 +83,8 @@ def entry_from_run(
     if not PROTOCOL.match(protocol):
         raise ConfigError(f"protocol must be full, paper, reduced or a recipe name: {protocol!r}")
     config, metrics = read_config(run_dir), read_metrics(run_dir)
-    selection = run_dir / SELECT_DIR  # a paper-protocol run: the curve is the selection run's
+    # a paper-protocol run: the curve is the selection run's, inside it or the one it refit from
+    selection = Path(config.get("select_from", run_dir / SELECT_DIR))
     epochs = _epochs(selection if (selection / LOG_FILE).exists() else run_dir)
     origin = config.get("provenance", {})
     last = epochs[-1] if epochs else {}

@@ -46,6 +46,13 @@ InitFrom = Annotated[
         "knew keep their rows, new items start fresh (the daily warm-start retrain)."
     ),
 ]
+SelectFrom = Annotated[
+    Path | None,
+    typer.Option(
+        help="With --protocol paper: a finished validation-selected run of the same model; "
+        "its settings and selected epoch count are used and only the refit trains."
+    ),
+]
 Recipe = Annotated[
     str | None,
     typer.Option(
@@ -71,6 +78,7 @@ class Start:
     config: TrainConfig
     protocol: str
     valid_fraction: float
+    select_from: Path | None = None  # the paper protocol's finished selection run, if given
 
 
 def train(
@@ -91,6 +99,7 @@ def train(
     progress: Progress = True,
     protocol: Protocol = "full",
     recipe: Recipe = None,
+    select_from: SelectFrom = None,
 ) -> None:
     """Train a model, evaluate it with full ranking and write a run directory."""
     from sessionrec.data.sources import load_dataset
@@ -105,6 +114,8 @@ def train(
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     if resume:
         start = _resumed(run_dir, model, set_, given, valid_fraction, say)
+    elif select_from is not None:
+        start = _selected(select_from, model, set_, given, protocol, say)
     else:
         model_hp, config = _settings(model, name, set_, given, seed, device, say, recipe)
         data = load_dataset(dataset, data_root, valid_fraction, train_fraction)
@@ -204,7 +215,35 @@ def _resumed(
     say(f"resuming {run_dir}")
     protocol = saved.get("protocol", "full")
     valid = saved.get("select_valid_fraction", valid_fraction)
-    return Start(recommender, data, config, protocol, valid)
+    chosen = Path(saved["select_from"]) if "select_from" in saved else None
+    return Start(recommender, data, config, protocol, valid, chosen)
+
+
+def _selected(
+    select_from: Path,
+    model: str,
+    sets: list[str] | None,
+    given: dict[str, Any],
+    protocol: str,
+    say: Callable[..., None],
+) -> Start:
+    """The refit of the paper protocol from the finished validation-selected run
+    `select_from`: its model, data and settings (`--set` may change only how it executes)."""
+    from sessionrec.data.dataset import DEFAULT_VALID_FRACTION
+    from sessionrec.rundir import read_metrics
+    from sessionrec.training.run import prepare_resume
+
+    if protocol != "paper":
+        raise ConfigError("--select-from starts a paper-protocol refit: add --protocol paper")
+    extend = parse_assignments(sets)
+    extend.update({k: str(v) for k, v in given.items() if v is not None})
+    recommender, data, config = prepare_resume(select_from, model, extend, record=False)
+    fraction = float(data.source.get("valid_fraction", DEFAULT_VALID_FRACTION))
+    if not len(data.valid):
+        raise ConfigError(f"{select_from}: trained without a validation split; nothing selected")
+    epochs = read_metrics(select_from).get("best_epoch")
+    say(f"refit for the {epochs} epochs selected on validation by {select_from}")
+    return Start(recommender, data, config, "paper", fraction, select_from)
 
 
 def _warm_start(
@@ -249,4 +288,5 @@ def _fit(model: str, start: Start, run_dir: Path, progress: bool, resume: bool) 
         run_dir,
         progress,
         resume,
+        start.select_from,
     )

@@ -214,12 +214,16 @@ def _actual_changes(
 
 
 def prepare_resume(
-    run_dir: str | Path, model_name: str, changes: dict[str, Any] | None = None
+    run_dir: str | Path,
+    model_name: str,
+    changes: dict[str, Any] | None = None,
+    record: bool = True,
 ) -> tuple[Recommender, SessionDataset, TrainConfig]:
     """Rebuild model, dataset and settings of an interrupted run from its config.json.
 
     `changes` may extend the budget (epochs, max_minutes, patience) or change how the run
-    executes; anything that would change the result so far is refused.
+    executes; anything that would change the result so far is refused. `record=False`
+    leaves `run_dir` untouched (a finished run another one starts from).
     """
     config = read_config(run_dir)
     if config.get("model") != model_name:
@@ -233,7 +237,7 @@ def prepare_resume(
         )
     _train_settings(run_dir, config["train"])  # the file itself first, then the changes
     train = build_params(TrainConfig, {**recorded, **(changes or {})}, "training")
-    if changes and distributed.env_world().is_main:  # a later --resume runs with them too
+    if record and changes and distributed.env_world().is_main:  # a later --resume too
         record_train_settings(run_dir, params_dict(train), starting=True)
     model = create(model_name, int(config["num_items"]), seed=train.seed, **config["params"])
     return model, reload_dataset(config["dataset"]), train
@@ -260,29 +264,31 @@ def train_paper_protocol(
     run_dir: str | Path,
     progress: bool = False,
     resume: bool = False,
+    select_from: Path | None = None,
 ) -> dict[str, Any]:
     """Select the epoch count on validation, refit on every training example, test once.
 
     `run_dir/select` is the validation-selected run, `run_dir/refit` the refit (each a run
     directory of its own, so `--resume` continues whichever was interrupted); `run_dir` gets
-    the refit model, its config and the metrics of both: `test` is the refit's.
+    the refit model, its config and the metrics of both: `test` is the refit's. With
+    `select_from`, a finished validation-selected run with the same settings is the
+    selection, and only the refit trains.
     """
     run_dir = Path(run_dir)
     select, refit = run_dir / SELECT_DIR, run_dir / REFIT_DIR
     main = distributed.env_world().is_main
-    if resume and (select / METRICS_FILE).exists():
+    if select_from is not None:
+        chosen = read_metrics(select_from)
+        if not resume and main:
+            _start_paper_run(run_dir, make_model(), load(valid_fraction), config, valid_fraction)
+            extra = {"select_from": str(select_from)}
+            atomic_write_json(run_dir / CONFIG_FILE, {**read_config(run_dir), **extra})
+    elif resume and (select / METRICS_FILE).exists():
         chosen = read_metrics(select)
     else:
         data, model = load(valid_fraction), make_model()
         if not resume and main:  # what `--resume` rebuilds both phases from
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / METRICS_FILE).unlink(missing_ok=True)
-            paper = dict(
-                run_config(model, data, config),
-                protocol="paper",
-                select_valid_fraction=valid_fraction,
-            )
-            atomic_write_json(run_dir / CONFIG_FILE, paper)
+            _start_paper_run(run_dir, model, data, config, valid_fraction)
         again = resume and (select / CHECKPOINT_FILE).exists()
         chosen = train_and_evaluate(model, data, config, select, progress, again)
     epochs = int(chosen.get("best_epoch") or config.epochs)
@@ -307,6 +313,24 @@ def train_paper_protocol(
         for name in (MODEL_FILE, WEIGHTS_FILE):
             shutil.copyfile(refit / name, run_dir / name)
         paper = dict(read_config(refit), protocol="paper", select_valid_fraction=valid_fraction)
+        if select_from is not None:
+            paper["select_from"] = str(select_from)
         atomic_write_json(run_dir / CONFIG_FILE, paper)
         atomic_write_json(run_dir / METRICS_FILE, metrics)
     return metrics
+
+
+def _start_paper_run(
+    run_dir: Path,
+    model: Recommender,
+    data: SessionDataset,
+    config: TrainConfig,
+    valid_fraction: float,
+) -> None:
+    """A paper-protocol run directory's first config.json (what `--resume` rebuilds from)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / METRICS_FILE).unlink(missing_ok=True)
+    paper = dict(
+        run_config(model, data, config), protocol="paper", select_valid_fraction=valid_fraction
+    )
+    atomic_write_json(run_dir / CONFIG_FILE, paper)
