@@ -249,3 +249,37 @@ def test_a_run_cut_by_its_budget_continues_when_given_more_time(tmp_path, small)
     assert config["train"]["max_minutes"] is None
     assert config["resumes"][0]["changed"]["max_minutes"] == [1e-5, None]
     assert Runner(tmp_path, say=lambda _: None).status(longer) == "reuse"
+
+
+def test_paper_protocol_tests_a_refit_on_every_training_example(tmp_path):
+    """Each row's selection is the cached full-protocol run; its refit trains on every
+    training example for the selected epochs (a cached run of its own) and is the one tested."""
+    args = ["reproduce", "linet-table1", "--dataset", "synthetic", "--models", "itemknn,stamp"]
+    args += ["--epochs", "3", "--set", "embedding_dim=8", "--set", "num_threads=1"]
+    first = run(*args, "--protocol", "paper", cwd=tmp_path)
+    assert "runs: 4 trained, 0 resumed, 0 reused" in first.stdout
+    assert "then a refit on every training example for the selected epochs" in first.stdout
+    results = json.loads((tmp_path / "results" / "linet-table1" / "results.json").read_text())
+    assert results["budget"]["protocol"] == "paper"
+    for row in results["rows"]:
+        (refit,) = row["runs"]
+        selection = tmp_path / refit["selection"]["run_dir"]
+        config = json.loads((tmp_path / refit["run_dir"] / "config.json").read_text())
+        assert config["dataset"]["valid_fraction"] == 0.0
+        assert json.loads((selection / "config.json").read_text())["dataset"]["valid_fraction"]
+        tested = json.loads((tmp_path / refit["run_dir"] / "metrics.json").read_text())["test"]
+        assert row["ours_pct"]["hr@20"] == pytest.approx(100 * tested["hr@20"])
+        valid = json.loads((selection / "metrics.json").read_text())["valid"]
+        assert row["valid_pct"]["mrr@20"] == pytest.approx(100 * valid["mrr@20"])
+        if row["model"] == "stamp":
+            chosen = json.loads((selection / "metrics.json").read_text())["best_epoch"]
+            log = (tmp_path / refit["run_dir"] / "log.jsonl").read_text().splitlines()
+            epochs = [r for r in map(json.loads, log) if r["event"] == "epoch"]
+            assert len(epochs) == chosen == refit["best_epoch"]
+            assert all("valid" not in r for r in epochs)  # nothing left to validate on
+    second = run(*args, "--protocol", "paper", cwd=tmp_path)
+    assert "runs: 0 trained, 0 resumed, 4 reused" in second.stdout
+    full = run(*args, cwd=tmp_path)  # the selection runs are the full protocol's own
+    assert "runs: 0 trained, 0 resumed, 2 reused" in full.stdout
+    with pytest.raises(ConfigError, match="--protocol must be one of full, paper"):
+        Budget(protocol="best").check()

@@ -1,5 +1,6 @@
 """`sessionrec reproduce EXPERIMENT`: a table or figure of the FOCOL or LINet paper."""
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -42,6 +43,13 @@ DryRun = Annotated[
     bool, typer.Option(help="Only print which runs would be trained, resumed or reused.")
 ]
 ListThem = Annotated[bool, typer.Option("--list", help="List the experiments.")]
+Protocol = Annotated[
+    str,
+    typer.Option(
+        help="full: test each validation-selected run. paper: then refit on every training "
+        "example for the selected epochs (a cached run of its own) and test the refit."
+    ),
+]
 
 
 @takes_budget
@@ -60,6 +68,7 @@ def reproduce(
     dry_run: DryRun = False,
     list_: ListThem = False,
     progress: Progress = True,
+    protocol: Protocol = "full",
 ) -> None:
     """Reproduce a paper's table or figure: cached runs, table.md, results.json, PNGs."""
     from sessionrec.progress import shown
@@ -74,7 +83,7 @@ def reproduce(
             typer.echo(f"{spec.name:14s} {spec.source}: {spec.title}")
         return
     options = Options(
-        budget=budget,
+        budget=dataclasses.replace(budget, protocol=protocol),
         datasets=dataset,
         data_root=data_root,
         models=models,

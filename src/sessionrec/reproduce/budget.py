@@ -13,6 +13,8 @@ from typing import Any
 from sessionrec.errors import ConfigError
 from sessionrec.training.config import TrainConfig
 
+PROTOCOLS = ("full", "paper")
+
 # Settings that change how a run executes but not its result (left out of the cache key).
 # `max_minutes` too: a run that ended before its budget is the same run under any budget, and
 # one its budget cut is resumed when asked for again with more time (runner.Runner.finished).
@@ -35,6 +37,9 @@ class Budget:
     train_fraction: float = 1.0
     seeds: int = 1
     sets: Mapping[str, str] = field(default_factory=dict)
+    # full: test the validation-selected run; paper: then refit on every training example
+    # for the selected epochs and test that (training.run.train_paper_protocol)
+    protocol: str = "full"
 
     def check(self) -> None:
         if self.epochs < 1 or self.seeds < 1:
@@ -43,6 +48,10 @@ class Budget:
             raise ConfigError(f"--max-minutes must be > 0, got {self.max_minutes}")
         if not 0 < self.train_fraction <= 1:
             raise ConfigError(f"--train-fraction must be in (0, 1], got {self.train_fraction}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(
+                f"--protocol must be one of {', '.join(PROTOCOLS)}, got '{self.protocol}'"
+            )
 
     def result_sets(self) -> dict[str, str]:
         """The `--set` values that can change a result."""
@@ -69,10 +78,13 @@ class Budget:
             f"{self.seeds} seed{'s' if self.seeds != 1 else ''}"
             + (" (mean ± std)" if self.seeds > 1 else ""),
         ]
+        if self.protocol == "paper":
+            parts.append("then a refit on every training example for the selected epochs")
         sets = self.result_sets()
         if sets:
             parts.append("--set " + " ".join(f"{k}={v}" for k, v in sets.items()))
-        kind = "full protocol" if self.full else "REDUCED BUDGET (not the paper's protocol)"
+        kind = f"{self.protocol} protocol" if self.full else "REDUCED BUDGET"
+        kind += "" if self.full else " (not the paper's protocol)"
         return f"Budget: {kind}: " + "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,5 +94,6 @@ class Budget:
             "train_fraction": self.train_fraction,
             "seeds": self.seeds,
             "sets": dict(self.sets),
+            "protocol": self.protocol,
             "full_protocol": self.full,
         }

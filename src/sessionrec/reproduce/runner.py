@@ -72,6 +72,12 @@ class Job:
     def config(self) -> TrainConfig:
         return build_params(TrainConfig, dict(self.train), "training")
 
+    def refit(self, epochs: int) -> Job:
+        """The paper protocol's refit of this job: every training example, `epochs` epochs."""
+        train = {**self.train, "epochs": epochs, "patience": epochs}
+        data = {**self.data, "valid_fraction": 0.0}
+        return Job(self.model, self.params, train, data, self.dataset_name, self.seed)
+
 
 def split_sets(model: str, sets: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """`--set` values that apply to `model`: (its hyper-parameters, training settings)."""
@@ -191,8 +197,9 @@ class Runner:
         marker = read_json(run_dir / KEY_FILE)
         if self.rerun or marker is None or marker.get("key") != job.key():
             return None
+        refit = job.data.get("valid_fraction") == 0.0  # trained without a validation split
         try:
-            metrics = read_metrics(run_dir, required=("valid",))
+            metrics = read_metrics(run_dir, required=() if refit else ("valid",))
         except RunError:  # not finished, or unreadable: trained (or resumed) again
             return None
         return None if self._budget_extended(job) else metrics
@@ -237,6 +244,9 @@ class Runner:
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         what = f"{job.model} on {job.dataset_name}, seed {job.seed}"
+        if job.data.get("valid_fraction") == 0.0:
+            what += " (refit on every training example)"
+        splits = ("valid",) if len(dataset.valid) else ()
         metrics = self.finished(job)
         model = None
         if metrics is not None:
@@ -255,7 +265,7 @@ class Runner:
             model = create(job.model, dataset.num_items, seed=job.seed, **job.params)
             try:
                 metrics = train_and_evaluate(
-                    model, dataset, config, run_dir, self.progress, resume, ("valid",)
+                    model, dataset, config, run_dir, self.progress, resume, splits
                 )
             except RunError as e:
                 if not resume:
@@ -263,7 +273,7 @@ class Runner:
                 self.say(f"cannot resume {run_dir} ({e}); training afresh")
                 model = create(job.model, dataset.num_items, seed=job.seed, **job.params)
                 metrics = train_and_evaluate(
-                    model, dataset, config, run_dir, self.progress, False, ("valid",)
+                    model, dataset, config, run_dir, self.progress, False, splits
                 )
             self.counts["resumed" if resume else "trained"] += 1
         self.seen.add(run_dir)
