@@ -194,3 +194,27 @@ def test_a_run_without_provenance_needs_its_command(run_dir, tmp_path):
         results.add(old, "full", tmp_path / "registry")
     path = results.add(old, "full", tmp_path / "registry", command="sessionrec train stamp")
     assert json.loads(path.read_text())["command"] == "sessionrec train stamp"
+
+
+def test_status_says_per_paper_row_whether_it_reproduces():
+    def entry(model, hr, mrr, protocol="full", run="r"):
+        test = {"hr@20": hr / 100, "mrr@20": mrr / 100}
+        return {"model": model, "dataset": "diginetica", "protocol": protocol, "test": test,
+                "run": run}  # fmt: skip
+
+    def verdict(text, model):
+        (line,) = [x for x in text.splitlines() if x.startswith(f"| diginetica | {model} |")]
+        return line.rsplit("|", 2)[1].strip(), line
+
+    # FOCOL Table 2, STAMP on Diginetica: 46.64 / 15.13; tolerance 1.0 HR@20, 0.5 MRR@20
+    assert verdict(results.status([entry("stamp", 45.64, 14.63)]), "stamp")[0] == "yes"
+    assert verdict(results.status([entry("stamp", 45.63, 15.5)]), "stamp")[0] == "not yet"
+    assert verdict(results.status([entry("stamp", 47.0, 14.62)]), "stamp")[0] == "not yet"
+    cut = entry("stamp", 46.0, 15.0, "reduced")
+    assert verdict(results.status([cut]), "stamp")[0] == "yes, on a REDUCED run"
+    # the best run shown: within tolerance first, then a complete protocol, then HR@20
+    best = results.status([cut, entry("stamp", 45.7, 14.7, "paper", "p"), entry("stamp", 40, 9)])
+    text, line = verdict(best, "stamp")
+    assert text == "yes" and "`p` | paper | 45.70 / 14.70 | -0.94 / -0.43" in line
+    assert verdict(best, "narm")[0] == "no run yet"
+    assert "1 of " in best.splitlines()[-1] and " without a run." in best

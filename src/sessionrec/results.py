@@ -192,6 +192,74 @@ def paper_number(model: str, dataset: str, metric: str) -> tuple[float | None, s
     return None, ""
 
 
+TOLERANCE = {"hr@20": 1.0, "mrr@20": 0.5}  # points below the paper that still reproduce it
+
+
+def paper_rows() -> dict[str, list[tuple[str, str]]]:
+    """Per dataset, (model, table) for every model a paper table prints a number for."""
+    from sessionrec.reproduce.experiments import EXPERIMENTS
+
+    rows: dict[str, list[tuple[str, str]]] = {}
+    for name in PAPER_TABLES:
+        experiment = EXPERIMENTS[name]
+        for dataset in sorted({d for values in experiment.paper.values() for d in values}):
+            listed = rows.setdefault(dataset, [])
+            for row in experiment.rows:
+                known = {m for m, _ in listed}
+                if row.model not in known and paper_number(row.model, dataset, "hr@20")[0]:
+                    listed.append((row.model, paper_number(row.model, dataset, "hr@20")[1]))
+    return rows
+
+
+def _verdict(entry: dict[str, Any], dataset: str) -> tuple[bool, float, float]:
+    """Whether `entry` is within TOLERANCE of (or above) the paper; its two differences."""
+    diffs = [
+        100 * entry["test"].get(m, float("nan")) - (paper_number(entry["model"], dataset, m)[0])
+        for m in TOLERANCE
+    ]
+    within = all(d >= -t for d, t in zip(diffs, TOLERANCE.values(), strict=True))
+    return within, diffs[0], diffs[1]
+
+
+def status(entries: list[dict[str, Any]]) -> str:
+    """Per paper row: its best registered run and whether it reproduces the paper's number."""
+    lines = [
+        "| dataset | model | paper HR@20 / MRR@20 | best run | protocol | ours | difference "
+        "| reproduced? |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, rows in sorted(paper_rows().items()):
+        for model, source in rows:
+            paper = [paper_number(model, dataset, m)[0] for m in TOLERANCE]
+            cand = [e for e in entries if e["model"] == model and e["dataset"] == dataset]
+            head = f"| {dataset} | {model} | {paper[0]:.2f} / {paper[1]:.2f} ({source}) |"
+            if not cand:
+                lines.append(f"{head} – | – | – | – | no run yet |")
+                continue
+            best = max(cand, key=lambda e: _rank(e, dataset))
+            within, d_hr, d_mrr = _verdict(best, dataset)
+            ours = f"{100 * best['test']['hr@20']:.2f} / {100 * best['test']['mrr@20']:.2f}"
+            reduced = best["protocol"] == "reduced"
+            verdict = ("yes" if not reduced else "yes, on a REDUCED run") if within else "not yet"
+            lines.append(
+                f"{head} `{best.get('run', '')}` | {'REDUCED' if reduced else best['protocol']} "
+                f"| {ours} | {d_hr:+.2f} / {d_mrr:+.2f} | {verdict} |"
+            )
+    verdicts = [line.rsplit("|", 2)[1].strip() for line in lines[2:]]
+    total = (
+        f"{verdicts.count('yes')} of {len(verdicts)} rows reproduced, "
+        f"{verdicts.count('yes, on a REDUCED run')} more on REDUCED runs, "
+        f"{verdicts.count('not yet')} short, {verdicts.count('no run yet')} without a run."
+    )
+    return "\n".join(lines) + "\n\n" + total + "\n"
+
+
+def _rank(entry: dict[str, Any], dataset: str) -> tuple[bool, bool, float]:
+    """Within tolerance first, then a complete protocol over REDUCED, then HR@20."""
+    within = _verdict(entry, dataset)[0]
+    return within, entry["protocol"] != "reduced", entry["test"].get("hr@20", 0.0)
+
+
 def _cell(ours: float | None, paper: float | None) -> str:
     if ours is None or (isinstance(ours, float) and math.isnan(ours)):
         return "–"
@@ -205,7 +273,15 @@ def render(entries: list[dict[str, Any]]) -> str:
     """Markdown tables, one per dataset: each cell `ours (paper, difference)` in percent."""
     if not entries:
         return "No runs registered yet.\n"
-    lines = []
+    lines = [
+        "### Does it reproduce the papers?",
+        "",
+        "Each row of the papers' tables with its best registered run: reproduced when HR@20 is "
+        f"at most {TOLERANCE['hr@20']:g} and MRR@20 at most {TOLERANCE['mrr@20']:g} points "
+        "below the paper's number, or above it. Ours and differences in percent points.",
+        "",
+        status(entries),
+    ]
     for dataset in sorted({e["dataset"] for e in entries}):
         rows = sorted(
             (e for e in entries if e["dataset"] == dataset),
