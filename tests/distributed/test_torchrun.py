@@ -131,17 +131,34 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(data_dir, tmp_path_factory):
-    """An uninterrupted 2-process NARM epoch: its run directory and per-step digests."""
+    """An uninterrupted 2-process NARM epoch: its run directory, per-step digests, stdout."""
     base = tmp_path_factory.mktemp("reference")
-    launch(*NARM, "--dataset", data_dir, "--out", base / "runs" / "ref", trace=base / "trace")
-    return base / "runs" / "ref", base / "trace"
+    run, trace = base / "runs" / "ref", base / "trace"
+    proc = launch(*NARM, "--dataset", data_dir, "--out", run, trace=trace)
+    return run, trace, proc.stdout
 
 
 def test_two_processes_train_as_one_run(reference):
-    run, trace = reference
+    run, trace, stdout = reference
     got = check_run(run, trace)
     assert sorted(got) == [(1, 2 * s) for s in range(1, STEPS + 1)]
     assert len(set(got.values())) == STEPS  # every step changed the weights
+    # workers leave with os._exit (sessionrec.cli._exit): rank 0's last lines still come out
+    assert f"run directory: {run}" in " ".join(stdout.split())
+    assert stdout.count("run directory:") == 1  # rank 0 only
+
+
+def test_a_refused_run_fails_with_one_line_per_rank(data_dir, tmp_path):
+    args = ["train", "itemknn", "--dataset", data_dir, "--out", tmp_path / "run", "--no-progress"]
+    proc = subprocess.run(
+        torchrun(*args), env=ENV, capture_output=True, text=True, timeout=300
+    )  # fmt: skip
+    assert proc.returncode != 0  # (torchrun then prints its own ChildFailedError traceback)
+    # each rank that got to say it (torchrun stops the other once one has failed): one line
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("sessionrec: error")]
+    assert lines, proc.stderr[-3000:]
+    for line in lines:
+        assert "has its own fit (no gradient steps), so it cannot train on 2 processes" in line
 
 
 def descendants(pid: int) -> list[int]:
@@ -151,7 +168,7 @@ def descendants(pid: int) -> list[int]:
 
 
 def test_killed_run_resumes_to_the_same_steps_and_weights(reference, data_dir, tmp_path):
-    ref_run, ref_trace = reference
+    ref_run, ref_trace, _ = reference
     run = tmp_path / "runs" / "cut"
     (tmp_path / "trace-cut").mkdir()
     proc = subprocess.Popen(
