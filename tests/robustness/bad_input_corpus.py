@@ -930,6 +930,20 @@ def _(ws: Workspace) -> Invocation:
     return evaluate(run)
 
 
+@case(
+    "select-from-unfinished",
+    RUNS,
+    "`--select-from` a run that has not finished (no metrics.json)",
+    RunError,
+    r"stamp/metrics.json: missing \(the run has not finished\)",
+)
+def _(ws: Workspace) -> Invocation:
+    run = ws.copy("stamp")
+    (run / "metrics.json").unlink()
+    args = ["train", "stamp", "--protocol", "paper", "--select-from", str(run), "--out", "refit"]
+    return [*args, "--no-progress"], None
+
+
 # --- options -----------------------------------------------------------------------------------
 @case(
     "set-unknown-key",
@@ -942,6 +956,18 @@ def _(ws: Workspace) -> Invocation:
 def _(ws: Workspace) -> Invocation:
     args = ["train", "stamp", "--set", "dropout=0.2", "--out", "run", "--no-progress"]
     return args, lambda: create("stamp", 10, dropout=0.2)
+
+
+@case(
+    "select-from-without-paper",
+    OPTIONS,
+    "`--select-from` without `--protocol paper`",
+    ConfigError,
+    r"--select-from starts a paper-protocol refit: add --protocol paper",
+)
+def _(ws: Workspace) -> Invocation:
+    run = ws.copy("stamp")
+    return ["train", "stamp", "--select-from", str(run), "--out", "refit", "--no-progress"], None
 
 
 @case(
