@@ -208,15 +208,20 @@ def _resumed(
     from sessionrec.rundir import read_config
     from sessionrec.training.run import prepare_resume
 
-    extend = parse_assignments(sets)
-    extend.update({k: str(v) for k, v in given.items() if v is not None})
-    recommender, data, config = prepare_resume(run_dir, model, extend)
+    recommender, data, config = prepare_resume(run_dir, model, _changes(sets, given))
     saved = read_config(run_dir)
     say(f"resuming {run_dir}")
     protocol = saved.get("protocol", "full")
     valid = saved.get("select_valid_fraction", valid_fraction)
     chosen = Path(saved["select_from"]) if "select_from" in saved else None
     return Start(recommender, data, config, protocol, valid, chosen)
+
+
+def _changes(sets: list[str] | None, given: dict[str, Any]) -> dict[str, str]:
+    """`--set` and the flags `given` (None: not given) as changes to a recorded run."""
+    changes = parse_assignments(sets)
+    changes.update({k: str(v) for k, v in given.items() if v is not None})
+    return changes
 
 
 def _selected(
@@ -235,9 +240,8 @@ def _selected(
 
     if protocol != "paper":
         raise ConfigError("--select-from starts a paper-protocol refit: add --protocol paper")
-    extend = parse_assignments(sets)
-    extend.update({k: str(v) for k, v in given.items() if v is not None})
-    recommender, data, config = prepare_resume(select_from, model, extend, record=False)
+    changes = _changes(sets, given)
+    recommender, data, config = prepare_resume(select_from, model, changes, record=False)
     fraction = float(data.source.get("valid_fraction", DEFAULT_VALID_FRACTION))
     if not len(data.valid):
         raise ConfigError(f"{select_from}: trained without a validation split; nothing selected")
