@@ -16,24 +16,17 @@ docstring. Compare with `sessionrec train dhcn --dataset diginetica --train-frac
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import pickle
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from reference_run import ONE_THREAD, record, write_splits
+
 from sessionrec.data.sources import load_dataset
 
 CHILD = Path(__file__).with_name("dhcn_reference_child.py")
 THEIR_NODES = {"diginetica": 43097}  # main.py fixes the item count per dataset name
-
-
-def as_their_pickle(examples) -> tuple[list[list[int]], list[int]]:
-    """(input sequences, next items): their `train.txt` / `test.txt` layout."""
-    seqs = [examples.sequence(i).tolist() for i in range(len(examples))]
-    return seqs, examples.target.tolist()
 
 
 def main() -> None:
@@ -48,7 +41,6 @@ def main() -> None:
     data = load_dataset(args.dataset, valid_fraction=0.1, train_fraction=args.train_fraction)
     if data.num_items > THEIR_NODES[args.dataset]:
         raise SystemExit(f"{data.num_items} items do not fit their fixed {args.dataset} size")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         code = work / "code"
@@ -60,33 +52,11 @@ def main() -> None:
         subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
         folder = work / "datasets" / args.dataset
         folder.mkdir(parents=True)
-        for name, split in (("train.txt", data.train), ("test.txt", data.valid)):
-            with open(folder / name, "wb") as f:
-                pickle.dump(as_their_pickle(split), f)
+        write_splits(folder, data)
         command = [sys.executable, str(CHILD.resolve()), args.dataset, str(args.epochs)]
         command += [str(args.seed)]
-        done = subprocess.run(command, cwd=code, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"their code failed: {done.stderr.strip().splitlines()[-3:]}")
-    curve = [
-        json.loads(line[7:]) for line in done.stdout.splitlines() if line.startswith("RESULT ")
-    ]
-    result = {
-        "reference": "xiaxin1998/DHCN",
-        "dataset": data.name,
-        "train_fraction": args.train_fraction,
-        "seed": args.seed,
-        "fitting_examples": len(data.train),
-        "evaluated_on": f"our validation split ({len(data.valid):,} examples)",
-        "curve": curve,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    for point in curve:
-        print(
-            f"epoch {point['epoch']}: their HR@20 {point['hr@20']:.2f} MRR@20 "
-            f"{point['mrr@20']:.2f} ({point['seconds']:.0f} s)"
-        )
+        done = subprocess.run(command, cwd=code, env=ONE_THREAD, capture_output=True, text=True)
+    record(done, "xiaxin1998/DHCN", data, args)
 
 
 if __name__ == "__main__":

@@ -17,24 +17,18 @@ Their code is run, never imported into sessionrec.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import pickle
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from reference_run import ONE_THREAD, record, write_splits
+
 from sessionrec.data.sources import load_dataset
 
 CHILD = Path(__file__).with_name("gcegnn_reference_child.py")
 THEIR_NODES = {"diginetica": 43098}  # build_graph.py and main.py fix the item count per name
-
-
-def as_their_pickle(examples) -> tuple[list[list[int]], list[int]]:
-    """(input sequences, next items): their `train.txt` / `test.txt` layout."""
-    seqs = [examples.sequence(i).tolist() for i in range(len(examples))]
-    return seqs, examples.target.tolist()
 
 
 def unpack(repo: Path, work: Path) -> None:
@@ -58,7 +52,6 @@ def main() -> None:
     data = load_dataset(args.dataset, valid_fraction=0.1, train_fraction=args.train_fraction)
     if data.num_items + 1 > THEIR_NODES[args.dataset]:
         raise SystemExit(f"{data.num_items} items do not fit their fixed {args.dataset} size")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         unpack(args.repo, work)
@@ -66,35 +59,13 @@ def main() -> None:
         folder.mkdir(parents=True)
         with open(folder / "all_train_seq.txt", "wb") as f:
             pickle.dump(data.fit_sessions().to_lists(), f)
-        for name, split in (("train.txt", data.train), ("test.txt", data.valid)):
-            with open(folder / name, "wb") as f:
-                pickle.dump(as_their_pickle(split), f)
+        write_splits(folder, data)
         graph = [sys.executable, "build_graph.py", "--dataset", args.dataset, "--sample_num", "12"]
-        subprocess.run(graph, cwd=work, env=env, check=True, capture_output=True)
+        subprocess.run(graph, cwd=work, env=ONE_THREAD, check=True, capture_output=True)
         command = [sys.executable, str(CHILD.resolve()), args.dataset, str(args.epochs)]
         command += [str(args.seed)]
-        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"their code failed: {done.stderr.strip().splitlines()[-3:]}")
-    curve = [
-        json.loads(line[7:]) for line in done.stdout.splitlines() if line.startswith("RESULT ")
-    ]
-    result = {
-        "reference": "CCIIPLab/GCE-GNN",
-        "dataset": data.name,
-        "train_fraction": args.train_fraction,
-        "seed": args.seed,
-        "fitting_examples": len(data.train),
-        "evaluated_on": f"our validation split ({len(data.valid):,} examples)",
-        "curve": curve,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    for point in curve:
-        print(
-            f"epoch {point['epoch']}: their HR@20 {point['hr@20']:.2f} MRR@20 "
-            f"{point['mrr@20']:.2f} (lr {point['lr']:g}, {point['seconds']:.0f} s)"
-        )
+        done = subprocess.run(command, cwd=work, env=ONE_THREAD, capture_output=True, text=True)
+    record(done, "CCIIPLab/GCE-GNN", data, args)
 
 
 if __name__ == "__main__":
