@@ -87,7 +87,7 @@ class RepeatNet(nn.Module):
         log_alpha = torch.log_softmax(self.repeat_attention(h_all, h_t, mask), dim=1)  # (Eq. 5)
         c_e = self.explore_attention(h_all, h_t, mask)  # (Eq. 8)
         logits = self.explore(torch.cat([h_t, c_e], dim=1))
-        seen = torch.cat([items, items.new_zeros(len(items), 1)], dim=1)  # session items + pad
+        seen = torch.cat([items, torch.zeros_like(items[:, :1])], dim=1)  # session items + pad
         logits = logits.scatter(1, seen, float("-inf"))  # f_i = -∞ in the session (Eq. 9)
         return log_mode, log_alpha, logits, logits.logsumexp(1, keepdim=True)
 

@@ -1,7 +1,7 @@
 """SR-GNN (Wu et al., AAAI 2019): a gated GNN over each session's item graph.
 
 "Session-based Recommendation with Graph Neural Networks", checked against the authors'
-PyTorch code. `session_graphs` builds a whole batch's graphs with tensor ops.
+PyTorch code. `session_graphs` builds a whole batch's graphs with dense tensor ops.
 
 Spec: docs/baselines-neural.md#srgnn--wu-et-al-aaai-2019
 """
@@ -33,35 +33,35 @@ class SRGNNParams:
 
 @dataclass
 class SessionGraphs:
-    """A batch of session graphs: node items (B, M), position→node map (B, T), A_in, A_out."""
+    """A batch of session graphs, one node slot per click position (B, T nodes).
 
-    nodes: torch.Tensor  # (B, M) item id of each node, 0 beyond the row's node count
+    A session's node for item v sits at the position of v's first click; the other slots
+    (repeats, padding) hold item 0 and have no edges, so they never reach a real node.
+    """
+
+    nodes: torch.Tensor  # (B, T) item id of each node, 0 in slots that are no node
     alias: torch.Tensor  # (B, T) node index of each click (0 at padding)
-    a_in: torch.Tensor  # (B, M, M) a_in[b, v, u] = 1/indeg(v) for an edge u→v
-    a_out: torch.Tensor  # (B, M, M) a_out[b, u, v] = 1/outdeg(u) for an edge u→v
+    a_in: torch.Tensor  # (B, T, T) a_in[b, v, u] = 1/indeg(v) for an edge u→v
+    a_out: torch.Tensor  # (B, T, T) a_out[b, u, v] = 1/outdeg(u) for an edge u→v
 
 
 def session_graphs(items: torch.Tensor, lengths: torch.Tensor) -> SessionGraphs:
-    """Normalised in/out adjacency of every session in a right-padded batch (tensor ops only)."""
-    bsz, width = items.shape
-    mask = torch.arange(width, device=items.device).unsqueeze(0) < lengths.unsqueeze(1)
-    rows = torch.arange(bsz, device=items.device).unsqueeze(1).expand(bsz, width)
-    span = int(items.max()) + 1 if items.numel() else 1
-    keys = rows * span + items  # unique per (row, item): sorted by row, then by item id
-    uniq, inverse = torch.unique(keys[mask], sorted=True, return_inverse=True)
-    node_row = uniq // span
-    counts = torch.bincount(node_row, minlength=bsz)
-    first = torch.cumsum(counts, 0) - counts  # index of each row's first node in `uniq`
-    local = torch.arange(len(uniq), device=items.device) - first[node_row]
-    m = max(int(counts.max()) if bsz else 1, 1)
-    nodes = items.new_zeros(bsz, m)
-    nodes[node_row, local] = uniq % span
-    alias = torch.zeros_like(items)
-    alias[mask] = local[inverse]
-    adj = torch.zeros(bsz, m, m, device=items.device)
-    edge = mask[:, 1:]  # consecutive real clicks t → t+1
-    e_row = rows[:, 1:][edge]
-    adj[e_row, alias[:, :-1][edge], alias[:, 1:][edge]] = 1.0  # binary edges u→v
+    """Normalised in/out adjacency of every session in a right-padded batch.
+
+    Dense comparisons only (no unique, bincount or data-dependent sizes), so the same code
+    trains, serves and exports to ONNX.
+    """
+    width = items.shape[1]
+    pos = torch.arange(width, device=items.device)
+    mask = pos.unsqueeze(0) < lengths.unsqueeze(1)  # (B, T) real clicks
+    same = (items.unsqueeze(2) == items.unsqueeze(1)) & mask.unsqueeze(1)  # (B, T, T)
+    alias = same.to(torch.uint8).argmax(2) * mask  # first click of the same item; 0 at padding
+    is_node = (alias == pos) & mask
+    nodes = items * is_node
+    slot = (alias.unsqueeze(2) == pos).to(torch.float32)  # (B, T, T) one-hot of each click's node
+    edge = (mask[:, 1:] & mask[:, :-1]).unsqueeze(2)  # consecutive real clicks t → t+1
+    src, dst = slot[:, :-1] * edge, slot[:, 1:]
+    adj = (src.transpose(1, 2) @ dst).clamp(max=1.0)  # binary edges u→v
     a_in = (adj / adj.sum(1, keepdim=True).clamp(min=1.0)).transpose(1, 2)
     a_out = adj / adj.sum(2, keepdim=True).clamp(min=1.0)
     return SessionGraphs(nodes, alias, a_in, a_out)

@@ -39,12 +39,8 @@ CHECKED_META = ("model", "num_items", "weights_sha256")  # what must match the s
 NOT_EXPORTABLE: dict[str, str] = {
     "gru4rec": "its GRU steps through the clicks in a Python loop (GRU4Rec.last_output), which "
     "torch.export unrolls to the traced length, so the length axis cannot stay dynamic",
-    "srgnn": "it builds each session's graph at request time with torch.unique, torch.bincount "
-    "and a data-dependent node count (srgnn.session_graphs); ONNX has no bincount",
     "dhcn": "its hypergraph convolution multiplies by a torch sparse CSR matrix (a custom "
     "autograd Function), which torch.export cannot trace (no data pointer in a FakeTensor)",
-    "repeatnet": "the exporter fixes its batch axis to the traced size (ONNX Runtime then "
-    "rejects any other number of sessions), so the export fails its check against torch",
 }
 
 
