@@ -3,12 +3,14 @@
 Usage:
     python benchmarks/serve.py RUN_DIR [--requests 3000] [--seconds 20] [--concurrency 1,8,32]
         [--rate 500] [--batch-size 1,64] [--max-wait-ms 0] [--threads 1] [--workers 1]
-        [--backend torch,onnx]
+        [--backend torch,onnx] [--ann hnsw]
     python benchmarks/serve.py --untrained focol --dataset diginetica
         (latency only: a FOCOL of the dataset's size with random weights, see docs/serving.md)
 
 In-process: `SessionRecommender.recommend` one session at a time, with each `--backend`
-(torch, onnx: ONNX Runtime on the run's export, serving/onnx.py) on the same sessions.
+(torch, onnx: ONNX Runtime on the run's export, serving/onnx.py) on the same sessions;
+`--ann SPEC` makes the torch backend answer through that approximate top-k index, in process
+and in the service (serve's `--ann`, serving/ann.py).
 HTTP: the service is started with `sessionrec serve` as a subprocess on 127.0.0.1 (never any
 other address) and driven from this process over keep-alive connections: closed loop with
 `--concurrency` connections, and open loop at `--rate` requests/s (latency counted from each
@@ -131,6 +133,7 @@ def start_server(run_dir: str, args: argparse.Namespace, batch_size: int) -> tup
         "--model-thread" if args.model_thread else "--no-model-thread",
         "--backend", args.backend[0],
         *(["--onnx", args.onnx] if args.onnx and args.backend[0] == "onnx" else []),
+        *(["--ann", args.ann] if args.ann and args.backend[0] == "torch" else []),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
@@ -206,9 +209,13 @@ async def drive(port: int, payloads: list[bytes], args, concurrency: int, rate: 
     return lat, sent_lat, errors, time.perf_counter() - t0
 
 
-def batcher_stats(port: int) -> dict:
+def model_info(port: int) -> dict:
     with urllib.request.urlopen(f"http://{HOST}:{port}/model", timeout=5) as r:
-        return json.loads(r.read())["batcher"]
+        return json.loads(r.read())
+
+
+def batcher_stats(port: int) -> dict:
+    return model_info(port)["batcher"]
 
 
 def bench_http(run_dir: str, sessions: list[list], args) -> None:
@@ -216,6 +223,9 @@ def bench_http(run_dir: str, sessions: list[list], args) -> None:
         proc, port = start_server(run_dir, args, batch_size)
         try:
             payloads = [request_bytes(port, s, args.k) for s in sessions]
+            ann = model_info(port)["ann"] or {"kind": "none"}
+            ann_spec = ",".join([ann.pop("kind"), *(f"{k}={v}" for k, v in ann.items())])
+            print(f"service: backend {model_info(port)['backend']}, ann {ann_spec}", flush=True)
             warm = argparse.Namespace(requests=200, seconds=10)
             asyncio.run(drive(port, payloads[:200], warm, 4, None))
             phases = [(c, None) for c in args.concurrency] + [
@@ -275,12 +285,14 @@ def make_untrained(model: str, dataset: str) -> str:
     return out
 
 
-def load_backend(run_dir: str, backend: str, onnx_file: str | None):
-    """The run as a SessionRecommender scoring with `backend` (torch or onnx)."""
+def load_backend(run_dir: str, backend: str, onnx_file: str | None, ann: str | None):
+    """The run as a SessionRecommender scoring with `backend` (torch, with `ann` if given, or
+    onnx)."""
     from sessionrec.serving import SessionRecommender
 
     onnx_file = onnx_file if backend == "onnx" else None
-    return SessionRecommender.load(run_dir, backend=backend, onnx_file=onnx_file)
+    ann = ann if backend == "torch" else None
+    return SessionRecommender.load(run_dir, backend=backend, onnx_file=onnx_file, ann=ann)
 
 
 def main() -> None:
@@ -306,6 +318,9 @@ def main() -> None:
         help="In-process scoring backends to compare, e.g. torch,onnx (HTTP uses the first).",
     )  # fmt: skip
     parser.add_argument("--onnx", help="The run's export for the onnx backend (else exported).")
+    parser.add_argument(
+        "--ann", help="The torch backend answers through this index (serve's --ann, e.g. hnsw).",
+    )  # fmt: skip
     parser.add_argument("--no-http", action="store_true")
     parser.add_argument("--json", help="also write the in-process figures here (run_all.py)")
     parser.add_argument(
@@ -322,7 +337,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     run_dir = args.run_dir or make_untrained(args.untrained, args.dataset)
-    rec = load_backend(run_dir, args.backend[0], args.onnx)
+    rec = load_backend(run_dir, args.backend[0], args.onnx, args.ann)
     print(
         f"{rec.model.name}: {rec.model.num_items:,} items, {args.threads} torch thread(s), "
         f"k={args.k}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
@@ -334,8 +349,9 @@ def main() -> None:
     inproc = {}
     for backend in args.backend:  # the same sessions, one backend after the other
         if backend != args.backend[0]:
-            rec = load_backend(run_dir, backend, args.onnx)
-        label = f" ({backend})" if len(args.backend) > 1 else ""
+            rec = load_backend(run_dir, backend, args.onnx, args.ann)
+        shown = f"{backend}, ann {args.ann}" if args.ann and backend == "torch" else backend
+        label = f" ({shown})" if len(args.backend) > 1 or args.ann else ""
         inproc[backend] = bench_inprocess(rec, sessions, args.k, args.requests, args.seconds, label)
     summary = inproc[args.backend[0]] if len(inproc) == 1 else {"backends": inproc}
     write_summary(args.json, {"model": rec.model.name, "items": rec.model.num_items, **summary})

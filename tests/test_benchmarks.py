@@ -143,3 +143,29 @@ def test_step_profile_lists_operators_by_share(tmp_path: Path) -> None:
     assert res["model"] == "narm" and res["step_s"] > 0 and len(res["ops"]) == 5
     shares = [op["share"] for op in res["ops"]]
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1
+
+
+def test_serve_benchmark_answers_through_an_ann_index_in_process_and_over_http(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "stamp"
+    train = [sys.executable, "-m", "sessionrec", "train", "stamp", "--dataset", "synthetic"]
+    train += ["--epochs", "1", "--out", str(run), "--no-progress"]
+    subprocess.run(train, check=True, capture_output=True, timeout=600)
+    out = tmp_path / "serve.json"
+    args = [str(run), "--ann", "flat", "--requests", "40", "--seconds", "10"]
+    args += ["--batch-size", "8", "--concurrency", "1", "--json", str(out)]
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "serve.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "in-process (torch, ann flat), 1 session" in proc.stdout
+    assert "service: backend torch, ann flat" in proc.stdout
+    http = [line for line in proc.stdout.splitlines() if line.startswith("http batch 8")]
+    assert len(http) == 1 and "errors=0 " in http[0], proc.stdout
+    res = json.loads(out.read_text())
+    one = res["one_session"]
+    assert res["model"] == "stamp" and one["errors"] == 0 and one["p50_ms"] > 0
