@@ -139,3 +139,28 @@ def test_training_behaviour_is_unchanged(name, fitted, tiny):
     else:
         assert got["hr@20"] == pytest.approx(want["hr@20"], abs=0.05), name
         assert got["mrr@20"] == pytest.approx(want["mrr@20"], abs=0.05), name
+
+
+@pytest.fixture(scope="module")
+def small():
+    from sessionrec.data.synthetic import make_synthetic
+
+    return make_synthetic(num_items=120, num_categories=6, num_sessions=400, seed=3)
+
+
+@pytest.mark.parametrize("name", list(available()))
+def test_trains_under_bf16_autocast(name, small, monkeypatch):
+    """`amp=True` on a CPU with native bf16 (forced here, so it runs on any CPU): every model
+    that trains with the Trainer takes its steps under bf16 autocast and ends with finite
+    weights and scores (DHCN's sparse product has no bf16 kernel: it must cast, not fail)."""
+    from sessionrec.models.base import NeuralRecommender
+    from sessionrec.training import trainer
+
+    model = create(name, small.num_items, seed=0, **small_hparams(name))
+    if not isinstance(model, NeuralRecommender):
+        pytest.skip(f"{name} has no Trainer loop (amp does not apply)")
+    monkeypatch.setattr(trainer, "native_bf16", lambda device: True)
+    model.fit(small, TrainConfig(epochs=1, batch_size=64, lr=3e-3, amp=True, device="cpu"))
+    for key, value in model.net.state_dict().items():
+        assert not value.is_floating_point() or torch.isfinite(value).all(), key
+    assert not torch.isnan(model.score_batch(collate(small.test, np.arange(32)))).any()

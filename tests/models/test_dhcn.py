@@ -132,3 +132,25 @@ def test_item_table_cache_follows_the_weights():
         torch.testing.assert_close(net(items, lengths), second)  # recomputed, not stale
     assert not torch.allclose(first[:, 1:], second[:, 1:])
     assert torch.isinf(first[:, 0]).all() and torch.isfinite(first[:, 1:]).all()
+
+
+def test_cached_item_table_follows_a_fused_adam_step():
+    """The Trainer's fused Adam updates the item table in place without bumping its version
+    counter: X_h cached before the step must not be served after it, even in eval mode."""
+    from sessionrec.training.trainer import adam
+
+    net = toy_model().net
+    opt = adam(net.parameters(), 0.1, 0.0, torch.device("cpu"))
+    assert opt.defaults["fused"]
+    net.item_emb.weight.grad = torch.ones_like(net.item_emb.weight)
+    net.eval()
+    with torch.no_grad():
+        cached = net.item_table().clone()
+        version = net.item_emb.weight._version
+        opt.step()
+        assert net.item_emb.weight._version == version  # what a version-only key would miss
+        fresh = net.item_table()
+    assert not torch.equal(fresh, cached)
+    net.train()
+    with torch.no_grad():
+        torch.testing.assert_close(fresh, net.item_table())

@@ -24,7 +24,12 @@ from sessionrec.data.batching import Batch
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import PositionAwareReadout, linear_cross_entropy, score_all_items
+from sessionrec.models.layers import (
+    PositionAwareReadout,
+    linear_cross_entropy,
+    score_all_items,
+    weights_key,
+)
 from sessionrec.models.registry import register
 
 if TYPE_CHECKING:
@@ -83,16 +88,22 @@ def _to_torch_csr(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
 
 
 class SparseMM(torch.autograd.Function):
-    """A·X with a constant sparse A; the gradient is Aᵀ·G with a precomputed Aᵀ."""
+    """A·X with a constant sparse A; the gradient is Aᵀ·G with a precomputed Aᵀ.
+
+    Both products run in A's dtype (float32): torch has no bf16 sparse CSR product, so under
+    bf16 autocast X and G are cast up and the gradient back to X's dtype.
+    """
 
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, a_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        ctx.a_t = a_t
-        return a @ x
+        ctx.a_t, ctx.x_dtype = a_t, x.dtype
+        with torch.autocast(x.device.type, enabled=False):
+            return a @ x.to(a.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
-        return None, None, ctx.a_t @ grad
+        with torch.autocast(grad.device.type, enabled=False):
+            return None, None, (ctx.a_t @ grad.to(ctx.a_t.dtype)).to(ctx.x_dtype)
 
 
 def line_graph(items: torch.Tensor) -> torch.Tensor:
@@ -177,7 +188,7 @@ class DHCN(nn.Module):
     def item_table(self) -> torch.Tensor:
         """X_h = 1/(L+1) Σ_l (D⁻¹HWB⁻¹Hᵀ)^l X⁽⁰⁾ over all items; cached in eval mode."""
         w = self.item_emb.weight
-        key = (w.data_ptr(), w._version, self.incidence.data_ptr(), self.incidence._version)
+        key = weights_key(w, self.incidence)  # fused Adam steps too (they keep _version)
         frozen = not self.training and not torch.is_grad_enabled()
         if frozen and self._table is not None and self._table[0] == key:
             return self._table[1]

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from sessionrec.data.batching import Batch
 from sessionrec.errors import ConfigError
@@ -31,21 +30,11 @@ from sessionrec.models.layers import (
     by_length,
     gather_last,
     linear_cross_entropy,
+    weights_key,
 )
 from sessionrec.models.registry import register
 
 AUGMENTATIONS = ("corrupt", "dropout", "insert", "identity")
-
-# Optimiser steps taken in this process. A fused step (the Trainer's Adam) updates weights in
-# place without bumping their version counters, so the key of the cached E^g counts steps too.
-_optimizer_steps = [0]
-
-
-def _count_step(*_: Any) -> None:
-    _optimizer_steps[0] += 1
-
-
-register_optimizer_step_post_hook(_count_step)
 
 
 @dataclass
@@ -147,10 +136,8 @@ class FOCOL(nn.Module):
         self._stale = True
 
     def _weights_key(self) -> tuple[int, ...]:
-        """What changes whenever a tensor E^g depends on can have changed: the optimiser steps
-        taken, and each tensor's identity and version (an in-place update bumps it)."""
-        tensors = (self.item_emb.weight, *self.importance)
-        return (_optimizer_steps[0], *(x for t in tensors for x in (t.data_ptr(), t._version)))
+        """Changes whenever a tensor E^g depends on can have changed (fused Adam steps too)."""
+        return weights_key(self.item_emb.weight, *self.importance)
 
     def global_embeddings(self) -> torch.Tensor:
         """E^g (Eq. 4): recomputed while training, computed once for inference and kept."""

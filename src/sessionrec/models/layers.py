@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from sessionrec.data.batching import Batch
 
 # Large batches run through length-sensitive encoders in up to MAX_GROUPS groups of similar
 # length, of at least GROUP_ROWS sessions each (`by_length`): docs/performance.md#length-groups
 GROUP_ROWS, MAX_GROUPS = 16, 8
+
+# Optimiser steps taken in this process. A fused step (the Trainer's Adam) updates weights in
+# place without bumping their version counters, so a cache keyed on weights counts steps too.
+_optimizer_steps = [0]
+
+
+def _count_step(*_: Any) -> None:
+    _optimizer_steps[0] += 1
+
+
+register_optimizer_step_post_hook(_count_step)
+
+
+def weights_key(*tensors: torch.Tensor) -> tuple[int, ...]:
+    """Changes whenever one of `tensors` can have changed, for caches of values derived from
+    them: the optimiser steps taken, and each tensor's identity and version counter."""
+    return (_optimizer_steps[0], *(x for t in tensors for x in (t.data_ptr(), t._version)))
 
 
 def by_length(
