@@ -253,3 +253,14 @@ class DHCNRecommender(NeuralRecommender):
     Module = DHCN
     train_defaults = {"lr": 1e-3, "batch_size": 100, "weight_decay": 0.0}
     train_source = "DHCN code, main.py and model.py: batch 100, Adam lr 1e-3 without weight decay"
+    # What each setting rests on: docs/baselines-graph.md, "CPU recipe".
+    recipes = {
+        "cpu": {
+            "batch_size": 512,
+            "lr": 2e-3,
+            "amp": True,
+            "max_minutes": 150.0,
+            "lr_schedule": "linear",
+            "lr_horizon": "budget",
+        }
+    }
