@@ -31,6 +31,11 @@ def srgnn_run(tiny, runs):
 
 
 @pytest.fixture(scope="module")
+def dhcn_run(tiny, runs):
+    return _train("dhcn", tiny, runs / "dhcn")
+
+
+@pytest.fixture(scope="module")
 def repeatnet_run(tiny, runs):
     return _train("repeatnet", tiny, runs / "repeatnet")
 
@@ -60,7 +65,7 @@ def _test_batches(tiny, n: int, size: int = 250):
         yield items, torch.tensor([len(s) for s in seqs])
 
 
-@pytest.mark.parametrize("name", ["stamp", "narm", "focol", "srgnn", "repeatnet"])
+@pytest.mark.parametrize("name", ["stamp", "narm", "focol", "srgnn", "repeatnet", "dhcn"])
 def test_onnx_scores_equal_torch_on_1000_test_sessions(name, exported, tiny):
     assert len(tiny.test) >= N_SESSIONS
     run, path = exported(name)

@@ -229,6 +229,11 @@ class DHCN(nn.Module):
     def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.session_embedding(self.item_table(), items, lengths)
 
+    def export_module(self) -> nn.Module:
+        """This scoring with X_h computed now and held as a constant (serving/onnx.py: the
+        exporters cannot trace the sparse CSR product)."""
+        return FrozenDHCN(self)
+
     def item_vectors(self) -> torch.Tensor:
         return self.item_table()
 
@@ -264,3 +269,18 @@ class DHCNRecommender(NeuralRecommender):
             "lr_horizon": "budget",
         }
     }
+
+
+class FrozenDHCN(nn.Module):
+    """DHCN's forward for frozen weights: X_h is a buffer, so only the readout and the
+    scoring remain (the same scores as DHCN.forward in eval mode)."""
+
+    def __init__(self, net: DHCN) -> None:
+        super().__init__()
+        self.net = net.eval()
+        with torch.no_grad():
+            self.register_buffer("table", net.item_table().detach().clone())
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        table = self.table
+        return self.net._scores(self.net.session_embedding(table, items, lengths), table)

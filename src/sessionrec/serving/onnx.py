@@ -39,8 +39,6 @@ CHECKED_META = ("model", "num_items", "weights_sha256")  # what must match the s
 NOT_EXPORTABLE: dict[str, str] = {
     "gru4rec": "its GRU steps through the clicks in a Python loop (GRU4Rec.last_output), which "
     "torch.export unrolls to the traced length, so the length axis cannot stay dynamic",
-    "dhcn": "its hypergraph convolution multiplies by a torch sparse CSR matrix (a custom "
-    "autograd Function), which torch.export cannot trace (no data pointer in a FakeTensor)",
 }
 
 
@@ -60,7 +58,9 @@ def check_exportable(model: Recommender) -> torch.nn.Module:
     if reason is not None:
         raise ConfigError(f"model '{name}' does not export to ONNX: {reason}")
     _require_packages()
-    return model.net.eval()
+    net = model.net.eval()
+    frozen = getattr(net, "export_module", None)  # graph propagation done once (DHCN)
+    return frozen() if frozen is not None else net
 
 
 def _require_packages() -> None:
