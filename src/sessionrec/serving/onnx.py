@@ -34,12 +34,6 @@ FORMATS = ("onnx",)
 TOLERANCE = 1e-4  # largest |ONNX Runtime - torch| score an export may show
 META = "sessionrec."  # prefix of the metadata keys an export carries
 CHECKED_META = ("model", "num_items", "weights_sha256")  # what must match the served run
-# Neural models whose forward pass torch.onnx cannot export, with the reason (measured with
-# torch 2.13 and onnxscript 0.7; docs/serving.md has the table).
-NOT_EXPORTABLE: dict[str, str] = {
-    "gru4rec": "its GRU steps through the clicks in a Python loop (GRU4Rec.last_output), which "
-    "torch.export unrolls to the traced length, so the length axis cannot stay dynamic",
-}
 
 
 def check_exportable(model: Recommender) -> torch.nn.Module:
@@ -54,9 +48,6 @@ def check_exportable(model: Recommender) -> torch.nn.Module:
             f"model '{name}' has no torch encoder to export to ONNX (it scores from counts "
             "or neighbours in Python): serve it with --backend torch"
         )
-    reason = NOT_EXPORTABLE.get(name)
-    if reason is not None:
-        raise ConfigError(f"model '{name}' does not export to ONNX: {reason}")
     _require_packages()
     net = model.net.eval()
     frozen = getattr(net, "export_module", None)  # graph propagation done once (DHCN)
