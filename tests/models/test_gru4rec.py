@@ -160,3 +160,21 @@ def test_other_losses_learn(loss):
     model.fit(data, TrainConfig(epochs=2, eval_batch_size=1000))
     assert all(math.isfinite(r["loss"]) for r in model.fit_history)
     assert model.fit_history[-1]["loss"] < model.fit_history[0]["loss"]
+
+
+def test_the_export_path_scans_to_the_same_outputs_as_the_eager_loop(monkeypatch):
+    """Under torch.export `last_output` runs a scan (so ONNX keeps the length axis dynamic),
+    eagerly a loop: both give the same h for a batch of mixed lengths, bit for bit."""
+    model = create("gru4rec", 30, seed=0, layers=[8, 6])
+    net = model.net.eval()
+    items = torch.tensor([[3, 4, 5, 6], [7, 0, 0, 0], [9, 9, 2, 0]])
+    lengths = torch.tensor([4, 1, 3])
+    with torch.no_grad():
+        loop = net.last_output(items, lengths)
+        monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+        scanned = net.last_output(items, lengths)
+        assert torch.equal(scanned, loop)
+        monkeypatch.undo()
+        for row, n in enumerate(lengths.tolist()):  # each row alone, unpadded
+            alone = net.last_output(items[row : row + 1, :n], lengths[row : row + 1])
+            torch.testing.assert_close(alone[0], loop[row])
