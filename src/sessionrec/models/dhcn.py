@@ -265,8 +265,6 @@ class DHCNRecommender(NeuralRecommender):
             "lr": 2e-3,
             "amp": True,
             "max_minutes": 150.0,
-            "lr_schedule": "linear",
-            "lr_horizon": "budget",
         }
     }
 

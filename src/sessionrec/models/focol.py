@@ -341,8 +341,6 @@ class FOCOLRecommender(NeuralRecommender):
             "weight_decay": 0.0,
             "amp": True,
             "max_minutes": 150.0,
-            "lr_schedule": "linear",
-            "lr_horizon": "budget",
         }
     }
 
