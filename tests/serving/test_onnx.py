@@ -19,40 +19,23 @@ pytest.importorskip("onnxruntime")
 N_SESSIONS = 1000
 
 
-@pytest.fixture(scope="module")
-def narm_run(tiny, runs):
-    return _train("narm", tiny, runs / "narm")
+# Models whose run is the shared fixture `{name}_run` (serving/conftest.py, with its own
+# settings); every other model is trained here with its defaults.
+SHARED_RUNS = ("stamp", "focol")
 
 
 @pytest.fixture(scope="module")
-def srgnn_run(tiny, runs):
-    return _train("srgnn", tiny, runs / "srgnn")
-
-
-@pytest.fixture(scope="module")
-def gru4rec_run(tiny, runs):
-    return _train("gru4rec", tiny, runs / "gru4rec")
-
-
-@pytest.fixture(scope="module")
-def dhcn_run(tiny, runs):
-    return _train("dhcn", tiny, runs / "dhcn")
-
-
-@pytest.fixture(scope="module")
-def repeatnet_run(tiny, runs):
-    return _train("repeatnet", tiny, runs / "repeatnet")
-
-
-@pytest.fixture(scope="module")
-def exported(request, tmp_path_factory):
-    """`exported(name)`: (the `{name}_run` fixture's run directory, its ONNX file), exported
+def exported(request, tiny, runs, tmp_path_factory):
+    """`exported(name)`: (the model's run directory, its ONNX file), trained and exported
     through the API once per module."""
     out, done = tmp_path_factory.mktemp("onnx"), {}
 
     def get(name: str):
         if name not in done:
-            run = request.getfixturevalue(f"{name}_run")
+            if name in SHARED_RUNS:
+                run = request.getfixturevalue(f"{name}_run")
+            else:
+                run = _train(name, tiny, runs / name)
             export_run(run, out / f"{name}.onnx")
             done[name] = run, out / f"{name}.onnx"
         return done[name]
