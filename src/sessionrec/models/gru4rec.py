@@ -276,18 +276,22 @@ class GRU4Rec(nn.Module):
 
         def click(
             hidden: tuple[torch.Tensor, ...], xs: tuple[torch.Tensor, torch.Tensor]
-        ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        ) -> tuple[torch.Tensor, ...]:
             item, t = xs
             active = (lengths > t).unsqueeze(1)
             _, new = self.step(item, list(hidden))
-            hidden = tuple(torch.where(active, n, h) for n, h in zip(new, hidden, strict=True))
-            return hidden, hidden[-1].clone()
+            return tuple(torch.where(active, n, h) for n, h in zip(new, hidden, strict=True))
 
         steps = torch.arange(items.shape[1], device=items.device)
-        if torch.compiler.is_exporting():
-            return scan(click, hidden, (items.t(), steps))[0][-1]
+        if torch.compiler.is_exporting():  # scan also wants a per-step output: h, unused
+
+            def scanned(hidden, xs):  # noqa: ANN001, ANN202
+                hidden = click(hidden, xs)
+                return hidden, hidden[-1].clone()
+
+            return scan(scanned, hidden, (items.t(), steps))[0][-1]
         for t in range(items.shape[1]):
-            hidden = click(hidden, (items[:, t], steps[t]))[0]
+            hidden = click(hidden, (items[:, t], steps[t]))
         return hidden[-1]
 
 
