@@ -9,8 +9,8 @@ Usage:
 
 In-process: `SessionRecommender.recommend` one session at a time, with each `--backend`
 (torch, onnx: ONNX Runtime on the run's export, serving/onnx.py) on the same sessions;
-`--ann SPEC` makes the torch backend answer through that approximate top-k index, in process
-and in the service (serve's `--ann`, serving/ann.py).
+`--ann SPEC` makes every backend answer through that top-k index (int8, or a FAISS index),
+in process and in the service (serve's `--ann`, serving/ann.py); onnx then runs the encoder.
 HTTP: the service is started with `sessionrec serve` as a subprocess on 127.0.0.1 (never any
 other address) and driven from this process over keep-alive connections: closed loop with
 `--concurrency` connections, and open loop at `--rate` requests/s (latency counted from each
@@ -133,7 +133,7 @@ def start_server(run_dir: str, args: argparse.Namespace, batch_size: int) -> tup
         "--model-thread" if args.model_thread else "--no-model-thread",
         "--backend", args.backend[0],
         *(["--onnx", args.onnx] if args.onnx and args.backend[0] == "onnx" else []),
-        *(["--ann", args.ann] if args.ann and args.backend[0] == "torch" else []),
+        *(["--ann", args.ann] if args.ann else []),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
@@ -286,12 +286,11 @@ def make_untrained(model: str, dataset: str) -> str:
 
 
 def load_backend(run_dir: str, backend: str, onnx_file: str | None, ann: str | None):
-    """The run as a SessionRecommender scoring with `backend` (torch, with `ann` if given, or
-    onnx)."""
+    """The run as a SessionRecommender scoring with `backend` (torch or onnx), through the
+    index `ann` if given (then onnx runs the session encoder)."""
     from sessionrec.serving import SessionRecommender
 
     onnx_file = onnx_file if backend == "onnx" else None
-    ann = ann if backend == "torch" else None
     return SessionRecommender.load(run_dir, backend=backend, onnx_file=onnx_file, ann=ann)
 
 
@@ -319,7 +318,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--onnx", help="The run's export for the onnx backend (else exported).")
     parser.add_argument(
-        "--ann", help="The torch backend answers through this index (serve's --ann, e.g. hnsw).",
+        "--ann", help="Every backend answers through this index (serve's --ann, e.g. int8).",
     )  # fmt: skip
     parser.add_argument("--no-http", action="store_true")
     parser.add_argument("--json", help="also write the in-process figures here (run_all.py)")
@@ -350,7 +349,7 @@ def main() -> None:
     for backend in args.backend:  # the same sessions, one backend after the other
         if backend != args.backend[0]:
             rec = load_backend(run_dir, backend, args.onnx, args.ann)
-        shown = f"{backend}, ann {args.ann}" if args.ann and backend == "torch" else backend
+        shown = f"{backend}, ann {args.ann}" if args.ann else backend
         label = f" ({shown})" if len(args.backend) > 1 or args.ann else ""
         inproc[backend] = bench_inprocess(rec, sessions, args.k, args.requests, args.seconds, label)
     summary = inproc[args.backend[0]] if len(inproc) == 1 else {"backends": inproc}

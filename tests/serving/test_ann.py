@@ -89,7 +89,7 @@ def test_ann_config_flags():
     }
     assert AnnConfig.parse("flat").spec() == "flat"
     bad = [
-        ("annoy", "unknown index 'annoy' (choose hnsw, ivf, flat)"),
+        ("annoy", "unknown index 'annoy' (choose hnsw, ivf, flat, int8)"),
         ("hnsw,nprobe=3", "'nprobe=3' is not an option of hnsw (options: m, ef_construction"),
         ("flat,m=3", "'m=3' is not an option of flat (options: none)"),
         ("hnsw,ef_search", "'ef_search' is not OPTION=INTEGER"),

@@ -120,8 +120,42 @@ def test_onnx_file_of_another_run_is_refused(exported):
 def test_bad_backend_settings_are_refused(stamp_run, tmp_path):
     with pytest.raises(ConfigError, match="unknown backend 'tensorrt'"):
         SessionRecommender.load(stamp_run, backend="tensorrt")
-    with pytest.raises(ConfigError, match="does not combine with --ann"):
-        SessionRecommender.load(stamp_run, backend="onnx", ann="flat")
     (tmp_path / "bad.onnx").write_text("not onnx")
     with pytest.raises(RunError, match=r"bad\.onnx: not a valid ONNX model"):
         SessionRecommender.load(stamp_run, backend="onnx", onnx_file=tmp_path / "bad.onnx")
+
+
+@pytest.mark.parametrize("name", ["focol", "dhcn", "gru4rec"])
+def test_onnx_session_encoder_with_the_int8_index_answers_as_torch(name, exported, tiny, tmp_path):
+    """`--backend onnx --ann int8`: ONNX Runtime runs the session encoder, the index scores."""
+    run, scores_file = exported(name)
+    torch_rec = SessionRecommender.load(run)
+    path = tmp_path / f"{name}-hs.onnx"
+    done = export_run(run, path, computes="session_vectors")
+    assert done["computes"] == "session_vectors" and done["diff"] <= TOLERANCE
+    for onnx_file in (path, None):  # the file, or an export made at load
+        rec = SessionRecommender.load(run, backend="onnx", onnx_file=onnx_file, ann="int8")
+        for i in range(0, 300, 30):
+            s = tiny.test.sequence(i).tolist()
+            got, want = rec.recommend(s, 10, exclude=s[:1]), torch_rec.recommend(s, 10, s[:1])
+            assert got.items == want.items
+            np.testing.assert_allclose(got.scores, want.scores, atol=TOLERANCE)
+    with pytest.raises(RunError, match=r"computes scores, and a top-k index \(--ann\) needs "):
+        SessionRecommender.load(run, backend="onnx", onnx_file=scores_file, ann="int8")
+    with pytest.raises(RunError, match=r"computes session vectors, and scoring every item"):
+        SessionRecommender.load(run, backend="onnx", onnx_file=path)
+
+
+def test_export_cli_session_vectors(exported, pop_run, tmp_path, monkeypatch, capsys):
+    run, _ = exported("stamp")
+    out = tmp_path / "hs.onnx"
+    code = run_main(["export", run, "--output", out, "--session-vectors"], monkeypatch)
+    assert code == 0 and "ONNX Runtime's session vectors differ" in capsys.readouterr().out
+    rec = SessionRecommender.load(run, backend="onnx", onnx_file=out, ann="int8")
+    assert (
+        rec.recommend([1, 2, 3], 5).items
+        == SessionRecommender.load(run).recommend([1, 2, 3], 5).items
+    )
+    code = run_main(["export", pop_run, "--output", tmp_path / "p.onnx", "--session-vectors"],
+                    monkeypatch)  # fmt: skip
+    assert code == 1 and "has no torch encoder" in capsys.readouterr().err

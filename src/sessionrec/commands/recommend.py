@@ -18,7 +18,9 @@ def recommend(
     k: Annotated[int, typer.Option(help="How many items.")] = 20,
     ann: Annotated[
         str | None,
-        typer.Option(help="Approximate top-k: hnsw, ivf or flat (see `serve --help`)."),
+        typer.Option(
+            help="Top-k through an index: int8 (exact), hnsw, ivf or flat (`serve --help`)."
+        ),
     ] = None,
 ) -> None:
     """Top-k next items for one session."""

@@ -31,8 +31,9 @@ MaxLen = Annotated[
 Ann = Annotated[
     str | None,
     typer.Option(
-        help="Approximate top-k for dot-product models: hnsw, ivf or flat, with options "
-        "such as 'hnsw,ef_search=256' or 'ivf,nprobe=64' (needs faiss-cpu; default exact)."
+        help="Top-k for dot-product models through an index: int8 (exact, from an int8 copy "
+        "of the item table), or approximate hnsw, ivf or flat with options such as "
+        "'hnsw,ef_search=256' or 'ivf,nprobe=64' (these need faiss-cpu; default: score all)."
     ),
 ]
 Backend = Annotated[
@@ -160,11 +161,11 @@ def _onnx_file(
     run_dir: Path, backend: str, onnx: Path | None, ann: str | None, scratch: Path
 ) -> str | None:
     """The ONNX file every worker loads for --backend onnx: --onnx, else one exported into
-    `scratch` now (once for all workers, and failing before the port is bound); None for
-    torch."""
+    `scratch` now (once for all workers, and failing before the port is bound; the session
+    encoder with --ann, else the scoring); None for torch."""
     from sessionrec.serving.recommender import check_backend
 
-    check_backend(backend, ann)
+    check_backend(backend)
     if onnx is not None and backend != "onnx":
         raise ConfigError("--onnx is for --backend onnx")
     if backend != "onnx" or onnx is not None:
@@ -172,7 +173,7 @@ def _onnx_file(
     from sessionrec.serving.onnx import export_run
 
     path = scratch / "model.onnx"
-    export_run(run_dir, path)
+    export_run(run_dir, path, computes="scores" if ann is None else "session_vectors")
     return str(path)
 
 
@@ -183,7 +184,7 @@ def _serve_here(run_dir: Path, ann_spec: str | None, where: dict) -> None:
     from sessionrec.serving.app import app_from_env
 
     app = app_from_env()
-    how = "" if ann_spec is None else f" (approximate top-k: {ann_spec})"
+    how = "" if ann_spec is None else f" (top-k index: {ann_spec})"
     name = app.state.reloader.now.rec.model.name
     print(f"serving {name} from {run_dir} on http://{where['host']}:{where['port']}{how}")
     uvicorn.run(app, **where)

@@ -281,4 +281,7 @@ class FrozenDHCN(nn.Module):
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         table = self.table
-        return self.net._scores(self.net.session_embedding(table, items, lengths), table)
+        return self.net._scores(self.session_vectors(items, lengths), table)
+
+    def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.net.session_embedding(self.table, items, lengths)

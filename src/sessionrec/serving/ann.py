@@ -1,4 +1,5 @@
-"""Approximate top-k for dot-product models on large catalogues: a FAISS inner-product index.
+"""Top-k for dot-product models without scoring every float32 item vector: a FAISS
+inner-product index (approximate), or an int8 copy of the table (exact, `Int8Index`).
 
 `AnnIndex.build(model, AnnConfig.parse("ivf"))` indexes the model's item vectors (items
 1..N, never the padding row 0; FOCOL's precomputed E^g) and `search(session_vectors, k,
@@ -6,7 +7,8 @@ exclude)` answers with (item, score) pairs like the exact path: scores are inner
 hₛᵀVᵢ, best first. Exclusions are handled by fetching k + |exclude| candidates and dropping
 the excluded ones. Only models whose scores are such an inner product have item vectors
 (`Recommender.item_vectors`); others get one clear error. FAISS is optional
-(`pip install 'sessionrec[ann]'` or `pip install faiss-cpu`) and imported only here.
+(`pip install 'sessionrec[ann]'` or `pip install faiss-cpu`) and imported only here; the
+int8 index needs only numba (serving/int8_kernels.py; docs/serving.md#int8-item-table).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
+from math import inf
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +30,25 @@ from sessionrec.io import atomic_write
 from sessionrec.models.base import Recommender
 
 log = logging.getLogger(__name__)
-KINDS = ("hnsw", "ivf", "flat")
+KINDS = ("hnsw", "ivf", "flat", "int8")
+# Beyond this many sessions per call the int8 index scores with one float32 matrix product,
+# which is faster there (docs/serving.md#int8-item-table).
+INT8_MAX_BATCH = 2
 # Which options each index kind takes (the rest of AnnConfig's fields).
-OPTIONS = {"hnsw": ("m", "ef_construction", "ef_search"), "ivf": ("nlist", "nprobe"), "flat": ()}
+OPTIONS = {
+    "hnsw": ("m", "ef_construction", "ef_search"),
+    "ivf": ("nlist", "nprobe"),
+    "flat": (),
+    "int8": (),
+}
 
 
 @dataclass
 class AnnConfig:
     """Index kind and parameters; `AnnConfig.parse("hnsw,ef_search=256")` reads a flag."""
 
-    kind: str = "ivf"  # ivf (inverted lists, k-means), hnsw (graph), flat (exact, for checks)
+    # ivf (inverted lists, k-means), hnsw (graph), flat (exact, for checks), int8 (exact)
+    kind: str = "ivf"
     m: int = 32  # HNSW: links per node
     ef_construction: int = 64  # HNSW: candidate list while building
     ef_search: int = 128  # HNSW: candidate list per query (raised to the fetched count)
@@ -102,7 +114,7 @@ def import_faiss() -> Any:
 
 def cache_name(vectors: torch.Tensor, config: AnnConfig) -> str:
     """File name of a cached index: its build options and a hash of the indexed vectors."""
-    build = {"hnsw": ("m", "ef_construction"), "ivf": ("nlist",), "flat": ()}[config.kind]
+    build = {"hnsw": ("m", "ef_construction"), "ivf": ("nlist",)}.get(config.kind, ())
     n = vectors.shape[0]
     values = {**asdict(config), "nlist": config.nlist or default_nlist(n)}
     options = "".join(f"-{k}{values[k]}" for k in build)
@@ -121,7 +133,7 @@ def item_vectors(model: Recommender) -> torch.Tensor:
     if table is None:
         raise ConfigError(
             f"--ann: model '{model.name}' does not score items by a dot product of a "
-            "session vector and an item table, so it has no approximate top-k (drop --ann)"
+            "session vector and an item table, so it has no top-k index (drop --ann)"
         )
     return table
 
@@ -147,7 +159,7 @@ class AnnIndex:
         """
         config = AnnConfig.parse(config)
         vectors = item_vectors(model)[1:].detach().cpu().float().contiguous()
-        if cache_dir is None:
+        if cache_dir is None or config.kind == "int8":  # int8 quantises in milliseconds
             return cls.from_vectors(vectors, config)
         path = Path(cache_dir) / cache_name(vectors, config)
         cached = cls.read(path, vectors.shape, config)
@@ -183,6 +195,8 @@ class AnnIndex:
     def from_vectors(cls, vectors: torch.Tensor, config: AnnConfig | str = "ivf") -> AnnIndex:
         """Index the rows of `vectors` (N, d) as items 1..N."""
         config = AnnConfig.parse(config)
+        if config.kind == "int8":
+            return Int8Index(vectors, config)
         faiss = import_faiss()
         faiss.omp_set_num_threads(torch.get_num_threads())
         data = np.ascontiguousarray(vectors.detach().cpu().float().numpy())
@@ -234,3 +248,69 @@ class AnnIndex:
         if c.kind == "ivf":
             return faiss.SearchParametersIVF(nprobe=c.nprobe)
         return None
+
+
+class Int8Index(AnnIndex):
+    """Exact top-k from an int8 copy of the item vectors (serving/int8_kernels.py).
+
+    Every item gets an upper bound of its float32 score from the int8 copy, a quarter of the
+    float32 table's bytes; only the items whose bound reaches the k-th best float32 score are
+    scored in float32. So answers are float32's top-k, scores included, up to the order of
+    scores equal within float32 rounding.
+    """
+
+    def __init__(self, vectors: torch.Tensor, config: AnnConfig) -> None:
+        from sessionrec.serving.int8_kernels import error_factor, quantize_rows
+
+        self.vectors = vectors.detach().cpu().float().contiguous()  # rows are items 1..N
+        n, d = self.vectors.shape
+        super().__init__(None, n, config)
+        self.codes, self.scale = quantize_rows(self.vectors.numpy())
+        self.factor = error_factor(d)
+        self.rescored = 0  # items scored in float32 by the last call, over all its sessions
+
+    def search(
+        self, queries: torch.Tensor, k: int, exclude: Sequence[Sequence[int]] | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """Top-k (item, float32 inner product) per row of `queries` (B, d); `exclude[i]` left
+        out. Exact: see the class docstring."""
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        q = queries.detach().cpu().float().contiguous()
+        k = min(k, self.num_items)
+        if len(q) > INT8_MAX_BATCH:  # one float32 matrix product is the faster pass here
+            values, labels = _masked(q @ self.vectors.T, exclude).topk(k, dim=1)
+            self.rescored = q.shape[0] * self.num_items
+            rows = zip(labels.tolist(), values.tolist(), strict=True)
+        else:
+            rows = self._int8_top_k(q.numpy(), k, exclude)
+        return [
+            [(label + 1, s) for label, s in zip(row_labels, row_values, strict=True) if s != -inf]
+            for row_labels, row_values in rows
+        ]
+
+    def _int8_top_k(
+        self, q: np.ndarray, k: int, exclude: Sequence[Sequence[int]] | None
+    ) -> list[tuple[list[int], list[float]]]:
+        from sessionrec.serving.int8_kernels import exact_top_k, int8_upper_bounds
+
+        slack = (np.abs(q).sum(axis=1) * self.factor).astype(np.float32)
+        bounds = np.empty((len(q), self.num_items), dtype=np.float32)
+        int8_upper_bounds(self.codes, self.scale, q, slack, bounds)
+        _masked(torch.from_numpy(bounds), exclude)  # in place: the tensor shares the array
+        vectors = self.vectors.numpy()
+        values, labels = np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64)
+        rows, self.rescored = [], 0
+        for bound, query in zip(bounds, q, strict=True):
+            self.rescored += exact_top_k(vectors, bound, query, values, labels)
+            rows.append((labels.tolist(), values.tolist()))
+        return rows
+
+
+def _masked(scores: torch.Tensor, exclude: Sequence[Sequence[int]] | None) -> torch.Tensor:
+    """`scores` (B, N) over items 1..N with each row's excluded items set to −inf, in place."""
+    for row, skip in zip(scores, exclude or [], strict=False):
+        ids = [i - 1 for i in skip if 1 <= i <= len(row)]
+        if ids:
+            row[ids] = -inf
+    return scores

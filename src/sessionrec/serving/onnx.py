@@ -3,6 +3,8 @@
 The exported graph is the module's own forward pass: session items (B, L) int64 and lengths
 (B,) int64 to scores (B, num_items + 1) float32, with the batch and length axes dynamic, so
 the service's code path (vocabulary, padding, masking, top-k) is the same for both backends.
+With a top-k index (`--ann`), the graph is the session encoder instead: the same inputs to
+the session vectors hₛ (B, d) of a dot-product model, and the index does the scoring.
 torch.onnx's exporter (torch.export, then onnxscript) writes it; every export is then checked
 against torch on sessions of other shapes than the traced one, because an exporter can
 silently fix a dynamic axis or a data-dependent branch. Which models export, and why the
@@ -31,12 +33,24 @@ if TYPE_CHECKING:
     from sessionrec.models.base import Recommender
 
 FORMATS = ("onnx",)
+OUTPUTS = ("scores", "session_vectors")  # what an export computes: every item's score, or hₛ
 TOLERANCE = 1e-4  # largest |ONNX Runtime - torch| score an export may show
 META = "sessionrec."  # prefix of the metadata keys an export carries
 CHECKED_META = ("model", "num_items", "weights_sha256")  # what must match the served run
 
 
-def check_exportable(model: Recommender) -> torch.nn.Module:
+class SessionVectors(torch.nn.Module):
+    """A dot-product model's session encoder as a module: (items, lengths) -> hₛ."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.net.session_vectors(items, lengths)
+
+
+def check_exportable(model: Recommender, output: str = "scores") -> torch.nn.Module:
     """The module to export, or a ConfigError saying why `model` has none that exports."""
     from sessionrec.models.base import NeuralRecommender
 
@@ -51,7 +65,17 @@ def check_exportable(model: Recommender) -> torch.nn.Module:
     _require_packages()
     net = model.net.eval()
     frozen = getattr(net, "export_module", None)  # graph propagation done once (DHCN)
-    return frozen() if frozen is not None else net
+    module = frozen() if frozen is not None else net
+    if output == "scores":
+        return module
+    if output != "session_vectors":
+        raise ConfigError(f"unknown export output '{output}' (available: {', '.join(OUTPUTS)})")
+    if model.item_vectors() is None:
+        raise ConfigError(
+            f"model '{name}' does not score by a dot product of a session vector and an item "
+            "table, so it has no session encoder to export (export its scores instead)"
+        )
+    return SessionVectors(module).eval()
 
 
 def _require_packages() -> None:
@@ -108,10 +132,13 @@ def metadata(run_dir: str | Path, model: Recommender) -> dict[str, str]:
     }
 
 
-def export_bytes(model: Recommender, meta: dict[str, str]) -> tuple[bytes, float]:
-    """The serialised ONNX model of `model`'s scoring and its largest difference from torch's
-    scores (ConfigError if it cannot export or they differ by more than TOLERANCE)."""
-    net = check_exportable(model)
+def export_bytes(
+    model: Recommender, meta: dict[str, str], output: str = "scores"
+) -> tuple[bytes, float]:
+    """The serialised ONNX model of `model`'s scoring (or, with output="session_vectors", its
+    session encoder) and its largest difference from torch's outputs (ConfigError if it
+    cannot export or they differ by more than TOLERANCE)."""
+    net = check_exportable(model, output)
     batch, length = torch.export.Dim("batch", min=1), torch.export.Dim("length", min=1)
     torch._dynamo.reset()  # an earlier export's state can fix this one's dynamic axes
     try:
@@ -121,13 +148,13 @@ def export_bytes(model: Recommender, meta: dict[str, str]) -> tuple[bytes, float
                 _example(model.num_items, 3, 5, seed=0),
                 dynamo=True,
                 input_names=["items", "lengths"],
-                output_names=["scores"],
+                output_names=[output],
                 dynamic_shapes=({0: batch, 1: length}, {0: batch}),
             )
         proto = program.model_proto
     except Exception as e:  # the exporter's errors are many and long: one line, why
         raise ConfigError(f"model '{model.name}' does not export to ONNX: {_first_line(e)}") from e
-    for key, value in meta.items():
+    for key, value in {**meta, "output": output}.items():
         proto.metadata_props.add(key=META + key, value=value)
     blob = proto.SerializeToString()
     try:
@@ -188,8 +215,11 @@ def session(model: bytes | str | Path, threads: int) -> InferenceSession:
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
-def export_run(run_dir: str | Path, output: str | Path, fmt: str = "onnx") -> dict[str, Any]:
-    """Write run `run_dir`'s scoring to `output` (atomically); what was written."""
+def export_run(
+    run_dir: str | Path, output: str | Path, fmt: str = "onnx", computes: str = "scores"
+) -> dict[str, Any]:
+    """Write run `run_dir`'s scoring (`computes`: one of OUTPUTS) to `output` (atomically);
+    what was written."""
     from sessionrec.io import atomic_write
     from sessionrec.models.registry import load_run
 
@@ -201,13 +231,15 @@ def export_run(run_dir: str | Path, output: str | Path, fmt: str = "onnx") -> di
     if output.is_dir():
         raise ConfigError(f"{output}: is a directory, give a file name")
     model, _ = load_run(run_dir)
-    blob, diff = export_bytes(model, metadata(run_dir, model))
+    blob, diff = export_bytes(model, metadata(run_dir, model), computes)
     atomic_write(output, lambda tmp: Path(tmp).write_bytes(blob))
-    return {"model": model.name, "num_items": model.num_items, "bytes": len(blob), "diff": diff}
+    done = {"model": model.name, "num_items": model.num_items, "computes": computes}
+    return {**done, "bytes": len(blob), "diff": diff}
 
 
 class OnnxScorer:
-    """Scores (B, num_items + 1) for padded sessions through an ONNX Runtime session."""
+    """Scores (B, num_items + 1), or session vectors (B, d), for padded sessions through an
+    ONNX Runtime session."""
 
     def __init__(self, sess: InferenceSession, source: str) -> None:
         self.session = sess
@@ -215,13 +247,20 @@ class OnnxScorer:
 
     @classmethod
     def for_run(
-        cls, run_dir: str | Path, model: Recommender, path: str | Path | None, threads: int
+        cls,
+        run_dir: str | Path,
+        model: Recommender,
+        path: str | Path | None,
+        threads: int,
+        computes: str = "scores",
     ) -> OnnxScorer:
-        """The run's exported scoring: `path` (checked to be this run's), else exported now."""
-        check_exportable(model)
-        want = metadata(run_dir, model)
+        """The run's export computing `computes` (one of OUTPUTS): `path` (checked to be this
+        run's and to compute that), else exported now."""
+        check_exportable(model, computes)
+        want = {**metadata(run_dir, model), "output": computes}
         if path is None:
-            return cls(session(export_bytes(model, want)[0], threads), "exported at load")
+            blob = export_bytes(model, want, computes)[0]
+            return cls(session(blob, threads), "exported at load")
         path = Path(path)
         if not path.is_file():
             raise RunError(f"{path}: no such ONNX file (make one with `sessionrec export`)")
@@ -233,13 +272,22 @@ class OnnxScorer:
         return cls(sess, str(path))
 
     def scores(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Float32 scores for right-padded `items` (B, L) and their `lengths` (B,)."""
+        """Float32 outputs for right-padded `items` (B, L) and their `lengths` (B,)."""
         feed = {"items": items.numpy(), "lengths": lengths.numpy()}
         return torch.from_numpy(self.session.run(None, feed)[0])
 
 
 def _check_metadata(path: Path, found: dict[str, str], want: dict[str, str]) -> None:
-    """RunError unless the file was exported from the served run's model and weights."""
+    """RunError unless the file was exported from the served run's model and weights, and
+    computes what the service needs (exports made before session vectors computed scores)."""
+    have = found.get(META + "output", "scores")
+    if have != want["output"]:
+        flag = " --session-vectors" if want["output"] == "session_vectors" else ""
+        need = "a top-k index (--ann)" if flag else "scoring every item (no --ann)"
+        raise RunError(
+            f"{path}: computes {have.replace('_', ' ')}, and {need} needs "
+            f"{want['output'].replace('_', ' ')}: export it with `sessionrec export{flag}`"
+        )
     for key in CHECKED_META:
         have = found.get(META + key)
         if have != want[key]:

@@ -74,12 +74,10 @@ def load_options(spec: dict[str, Any]) -> dict[str, Any]:
     return {key: spec[key] for key in keys if spec.get(key) is not None}
 
 
-def check_backend(backend: str, ann: object) -> None:
-    """Refuse an unknown backend, and ONNX with approximate top-k (which runs torch)."""
+def check_backend(backend: str) -> None:
+    """Refuse an unknown backend."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend '{backend}' (available: {', '.join(BACKENDS)})")
-    if backend == "onnx" and ann is not None:
-        raise ConfigError("--backend onnx scores every item: it does not combine with --ann")
 
 
 def _show(items: Sequence[ItemId], limit: int = 5) -> str:
@@ -142,13 +140,13 @@ class SessionRecommender:
     ) -> SessionRecommender:
         """Load a run directory (weights, config, vocabulary, metrics) ready to serve.
 
-        `ann` (e.g. "hnsw", "ivf,nprobe=64") answers with an approximate top-k index over the
+        `ann` (e.g. "int8", "hnsw", "ivf,nprobe=64") answers through a top-k index over the
         item vectors of a dot-product model instead of scoring every item (serving/ann.py);
         the index is saved in the run directory and reused while the item vectors are the same.
         `backend="onnx"` scores with ONNX Runtime: `onnx_file` (from `sessionrec export`,
         checked to be this run's), else an export made now (serving/onnx.py).
         """
-        check_backend(backend, ann)
+        check_backend(backend)
         from sessionrec.models.registry import load_run
         from sessionrec.rundir import METRICS_FILE, read_metrics
 
@@ -172,11 +170,13 @@ class SessionRecommender:
         return rec
 
     def use_onnx(self, run_dir: str | Path, onnx_file: str | Path | None = None) -> None:
-        """Score with ONNX Runtime (as many intra-op threads as torch has) instead of torch."""
+        """Score with ONNX Runtime (as many intra-op threads as torch has) instead of torch;
+        with a top-k index, ONNX Runtime runs the session encoder and the index scores."""
         from sessionrec.serving.onnx import OnnxScorer
 
         threads = torch.get_num_threads()
-        self.onnx = OnnxScorer.for_run(run_dir, self.model, onnx_file, threads)
+        computes = "scores" if self.ann is None else "session_vectors"
+        self.onnx = OnnxScorer.for_run(run_dir, self.model, onnx_file, threads, computes)
 
     def reloaded(self, run_dir: str | Path) -> SessionRecommender:
         """Another run (or this one, retrained) loaded as this one was, warmed up; an ONNX
@@ -306,7 +306,9 @@ class SessionRecommender:
         ]
 
     def _session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """hₛ (B, d) of a dot-product model, for the approximate top-k."""
+        """hₛ (B, d) of a dot-product model, for a top-k index."""
+        if self.onnx is not None:
+            return self.onnx.scores(items, lengths)
         device = self.model.device
         if self._net is not None:
             return self._net.session_vectors(items.to(device), lengths.to(device))
