@@ -298,14 +298,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    ints = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
+    ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
     parser.add_argument("run_dir", nargs="?")
     parser.add_argument("--untrained", help="Benchmark this model with random weights instead.")
     parser.add_argument("--dataset", default="diginetica", help="Dataset for --untrained.")
     parser.add_argument("--requests", type=int, default=3000, help="Per phase.")
     parser.add_argument("--seconds", type=float, default=20.0, help="Per phase.")
     parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--concurrency", type=ints, default=[1, 8, 32])
+    parser.add_argument(
+        "--concurrency", type=ints, default=[1, 8, 32],
+        help="Closed-loop phases (connections each); '' for none, e.g. a soak at --rate only.",
+    )  # fmt: skip
     parser.add_argument("--rate", type=lambda s: [float(x) for x in s.split(",") if x], default=[])
     parser.add_argument("--rate-connections", type=int, default=32)
     parser.add_argument("--batch-size", type=ints, default=[64])
@@ -321,6 +324,9 @@ def main() -> None:
         "--ann", help="Every backend answers through this index (serve's --ann, e.g. int8).",
     )  # fmt: skip
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument(
+        "--no-inprocess", action="store_true", help="HTTP phases only (e.g. a long soak)."
+    )
     parser.add_argument("--json", help="also write the in-process figures here (run_all.py)")
     parser.add_argument(
         "--model-thread", action=argparse.BooleanOptionalAction, default=True,
@@ -346,14 +352,16 @@ def main() -> None:
     gc.collect()
     gc.freeze()  # as the service does after loading (docs/serving.md)
     inproc = {}
-    for backend in args.backend:  # the same sessions, one backend after the other
+    for backend in [] if args.no_inprocess else args.backend:  # the same sessions, in turn
         if backend != args.backend[0]:
             rec = load_backend(run_dir, backend, args.onnx, args.ann)
         shown = f"{backend}, ann {args.ann}" if args.ann else backend
         label = f" ({shown})" if len(args.backend) > 1 or args.ann else ""
         inproc[backend] = bench_inprocess(rec, sessions, args.k, args.requests, args.seconds, label)
-    summary = inproc[args.backend[0]] if len(inproc) == 1 else {"backends": inproc}
-    write_summary(args.json, {"model": rec.model.name, "items": rec.model.num_items, **summary})
+    if inproc:
+        summary = inproc[args.backend[0]] if len(inproc) == 1 else {"backends": inproc}
+        items = rec.model.num_items
+        write_summary(args.json, {"model": rec.model.name, "items": items, **summary})
     if not args.no_http:
         bench_http(run_dir, sessions, args)
 

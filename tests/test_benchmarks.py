@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -169,3 +170,17 @@ def test_serve_benchmark_answers_through_an_ann_index_in_process_and_over_http(
     res = json.loads(out.read_text())
     one = res["one_session"]
     assert res["model"] == "stamp" and one["errors"] == 0 and one["p50_ms"] > 0
+    if find_spec("onnxruntime") is None:
+        return
+    # a soak's shape: ONNX encoder with the int8 index, open loop only, no in-process phase
+    args = [str(run), "--backend", "onnx", "--ann", "int8", "--no-inprocess", "--concurrency", ""]
+    args += ["--rate", "50", "--rate-connections", "4", "--seconds", "3", "--batch-size", "8"]
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "serve.py"), *args], capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "in-process" not in proc.stdout and "service: backend onnx (" in proc.stdout
+    http = [line for line in proc.stdout.splitlines() if line.startswith("http batch 8")]
+    assert len(http) == 1 and "rate 50/s" in http[0] and "errors=0 " in http[0], proc.stdout
+    assert "ann int8" in proc.stdout

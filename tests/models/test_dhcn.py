@@ -10,8 +10,15 @@ from torch.nn import functional as F
 from sessionrec.data.batching import Batch
 from sessionrec.data.dataset import build_dataset
 from sessionrec.data.sessions import Sessions
+from sessionrec.errors import ConfigError
 from sessionrec.models import create
-from sessionrec.models.dhcn import hypergraph_adjacency, hypergraph_incidence, line_graph, ssl_loss
+from sessionrec.models.dhcn import (
+    hypergraph_adjacency,
+    hypergraph_incidence,
+    line_graph,
+    ssl_loss,
+    training_prefixes,
+)
 
 TOY = [[1, 2, 3], [3, 2], [4, 3, 4]]  # hyperedges e0 = {1,2,3}, e1 = {2,3}, e2 = {3,4}
 
@@ -36,6 +43,19 @@ def test_incidence_and_normalised_adjacency():
     expected[3, 1:5] = [1 / 9, 5 / 18, 4 / 9, 1 / 6]
     expected[4, 3:5] = [1 / 2, 1 / 2]
     np.testing.assert_allclose(adj, expected, rtol=1e-6)  # rows 0 and 5 (unseen) stay empty
+
+
+def test_prefix_hyperedges_are_the_training_inputs():
+    """hyperedges="prefixes" (the authors' code): every s₁..s_k with k < n, nested."""
+    prefixes = training_prefixes(Sessions.from_lists([[1, 2, 3], [4], [5, 6, 5, 7]]))
+    assert [prefixes[i].tolist() for i in range(len(prefixes))] == [
+        [1], [1, 2], [5], [5, 6], [5, 6, 5]
+    ]  # fmt: skip
+    by_prefix = toy_model(hyperedges="prefixes").net.incidence.T.tolist()
+    # TOY's training inputs: [1], [1, 2], [3], [4], [4, 3]; their last clicks never appear
+    assert by_prefix == [[1, 0], [1, 1], [2, 1], [3, 2], [4, 3], [3, 4], [4, 4]]
+    with pytest.raises(ConfigError, match="hyperedges must be 'sessions' or 'prefixes'"):
+        create("dhcn", 5, hyperedges="inputs")
 
 
 def test_item_table_is_the_layer_average_and_its_gradient():

@@ -43,10 +43,17 @@ class DHCNParams:
     beta: float = 0.01  # authors' README: best β on Diginetica 0.01 (Tmall 0.02)
     use_position: bool = True  # code: reverse positions except on Tmall
     max_position: int = 200  # code: 200 position embeddings
+    # What a hyperedge is: "sessions" (the paper: each fitting session) or "prefixes" (the
+    # code: each training input, i.e. every prefix without its last click, nested).
+    hyperedges: str = "sessions"
 
     def validate(self) -> None:
         if self.embedding_dim < 1 or self.layers < 0 or self.beta < 0:
             raise ConfigError("embedding_dim must be >= 1, layers >= 0 and beta >= 0")
+        if self.hyperedges not in ("sessions", "prefixes"):
+            raise ConfigError(
+                f"hyperedges must be 'sessions' or 'prefixes', got '{self.hyperedges}'"
+            )
 
 
 def hypergraph_incidence(sessions: Sessions) -> np.ndarray:
@@ -56,6 +63,19 @@ def hypergraph_incidence(sessions: Sessions) -> np.ndarray:
     key = np.sort(sid * width + sessions.items)  # (np.unique is ~80x slower in numpy 2.4)
     key = key[np.r_[True, key[1:] != key[:-1]]]
     return np.stack([key % width, key // width])
+
+
+def training_prefixes(sessions: Sessions) -> Sessions:
+    """Every training input of `sessions` as a session of its own: s₁..s_k for k < n (the
+    authors' code builds its hypergraph from these)."""
+    n = sessions.lengths
+    count = np.maximum(n - 1, 0)  # prefixes per session
+    lengths = np.arange(1, int(count.sum()) + 1) - np.repeat(np.cumsum(count) - count, count)
+    starts = np.repeat(sessions.offsets[:-1], count)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    within = np.arange(int(offsets[-1])) - np.repeat(offsets[:-1], lengths)
+    return Sessions(sessions.items[np.repeat(starts, lengths) + within], offsets)
 
 
 def hypergraph_adjacency(incidence: np.ndarray, num_items: int) -> sp.csr_matrix:
@@ -162,8 +182,12 @@ class DHCN(nn.Module):
         self._table: tuple[Any, torch.Tensor] | None = None
 
     def prepare(self, dataset: SessionDataset) -> None:
-        """Each training session becomes a hyperedge; the incidence is kept as a buffer."""
-        inc = hypergraph_incidence(dataset.fit_sessions())
+        """Each fitting session (or training input) becomes a hyperedge; the incidence is
+        kept as a buffer."""
+        sessions = dataset.fit_sessions()
+        if self.p.hyperedges == "prefixes":
+            sessions = training_prefixes(sessions)
+        inc = hypergraph_incidence(sessions)
         self.incidence = torch.from_numpy(inc).to(self.incidence.device)
         self._adj = self._table = None
 
