@@ -15,23 +15,16 @@ epoch. Their code is run, never imported into sessionrec.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import pickle
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from reference_run import ONE_THREAD, record, write_splits
+
 from sessionrec.data.sources import load_dataset
 
 CHILD = Path(__file__).with_name("srgnn_reference_child.py")
-
-
-def as_their_pickle(examples) -> tuple[list[list[int]], list[int]]:
-    """(input sequences, next items): their `train.txt` / `test.txt` layout."""
-    seqs = [examples.sequence(i).tolist() for i in range(len(examples))]
-    return seqs, examples.target.tolist()
 
 
 def main() -> None:
@@ -52,35 +45,13 @@ def main() -> None:
         ).stdout  # fmt: skip
         subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
         (work / "datasets" / "run").mkdir(parents=True)
-        for name, split in (("train.txt", data.train), ("test.txt", data.valid)):
-            with open(work / "datasets" / "run" / name, "wb") as f:
-                pickle.dump(as_their_pickle(split), f)
-        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+        write_splits(work / "datasets" / "run", data)
         command = [sys.executable, str(CHILD.resolve()), str(args.epochs)]
         command += [str(data.num_items + 1), str(args.seed)]
         done = subprocess.run(
-            command, cwd=work / "pytorch_code", env=env, capture_output=True, text=True
+            command, cwd=work / "pytorch_code", env=ONE_THREAD, capture_output=True, text=True
         )
-    if done.returncode != 0:
-        raise SystemExit(f"their code failed: {done.stderr.strip().splitlines()[-3:]}")
-    curve = [
-        json.loads(line[7:]) for line in done.stdout.splitlines() if line.startswith("RESULT ")
-    ]
-    result = {
-        "reference": "CRIPAC-DIG/SR-GNN pytorch_code",
-        "dataset": data.name,
-        "train_fraction": args.train_fraction,
-        "fitting_examples": len(data.train),
-        "evaluated_on": f"our validation split ({len(data.valid):,} examples)",
-        "curve": curve,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    for point in curve:
-        print(
-            f"epoch {point['epoch']}: their HR@20 {point['hr@20']:.2f} MRR@20 "
-            f"{point['mrr@20']:.2f} (lr {point['lr']:g}, {point['seconds']:.0f} s)"
-        )
+    record(done, "CRIPAC-DIG/SR-GNN pytorch_code", data, args)
 
 
 if __name__ == "__main__":
