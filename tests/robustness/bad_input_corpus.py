@@ -732,6 +732,21 @@ def _(ws: Workspace) -> Invocation:
 
 
 @case(
+    "recommend-ann-option-of-another-index",
+    RUNS,
+    "`recommend --ann int8,nprobe=4` (an IVF option given to the int8 index)",
+    ConfigError,
+    r"--ann: 'nprobe=4' is not an option of int8 \(options: none\)",
+)
+def _(ws: Workspace) -> Invocation:
+    from sessionrec.serving.ann import AnnConfig
+
+    run = ws.copy("stamp")
+    args = ["recommend", str(run), "--session", "1,2", "--ann", "int8,nprobe=4"]
+    return args, lambda: AnnConfig.parse("int8,nprobe=4")
+
+
+@case(
     "checkpoint-of-another-model",
     RUNS,
     "a NARM `checkpoint.pt` in a STAMP run",
