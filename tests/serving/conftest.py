@@ -109,6 +109,7 @@ def serve_cli_fixture():
             text=True,
             env=dict(env, **(environ or {})),
         )
+        running.procs.append(proc)  # for tests that stop it their own way (SIGKILL)
         try:
             url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 300  # a loaded CI machine starts slowly
@@ -125,4 +126,5 @@ def serve_cli_fixture():
             proc.terminate()
             proc.wait(30)
 
+    running.procs = []
     return running

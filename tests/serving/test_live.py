@@ -1,7 +1,9 @@
 """Sessions that update a served model live: POST /sessions, `sessionrec update`, the log."""
 
 import shutil
+import signal
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -49,6 +51,19 @@ def test_posted_sessions_change_the_next_answer_and_survive_a_restart(sknn_run, 
     assert (sknn_run / LOG_FILE).read_text().count("\n") == 1
     restarted = SessionRecommender.load(sknn_run)  # a restart replays the log
     assert restarted.live_sessions == 31 and restarted.recommend([sku(7)], 5).items == after
+
+
+def test_ingested_sessions_survive_a_sigkill_of_the_service(sknn_run, sku, serve_cli):
+    """Acknowledged sessions are in the log before the answer: a killed service restarts
+    with them."""
+    with serve_cli(sknn_run) as url:
+        with httpx.Client(base_url=url) as client:
+            after = _post_and_recommend(client, sku)
+        serve_cli.procs[-1].send_signal(signal.SIGKILL)
+        serve_cli.procs[-1].wait(30)
+    with serve_cli(sknn_run) as url:
+        again = httpx.post(f"{url}/recommend", json={"session": [sku(7)], "k": 5}).json()
+    assert again["items"] == after
 
 
 def _post_and_recommend(client, sku):
