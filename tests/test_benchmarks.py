@@ -184,3 +184,15 @@ def test_serve_benchmark_answers_through_an_ann_index_in_process_and_over_http(
     http = [line for line in proc.stdout.splitlines() if line.startswith("http batch 8")]
     assert len(http) == 1 and "rate 50/s" in http[0] and "errors=0 " in http[0], proc.stdout
     assert "ann int8" in proc.stdout
+
+
+def test_graph_locality_times_both_orders(tmp_path: Path) -> None:
+    res = run_script(
+        "graph_locality.py", "--dataset", "synthetic", "--repeats", "2", tmp_path=tmp_path
+    )
+    for order in ("own_order", "locality_order"):
+        assert res[f"{order}_forward_s"] > 0 and res[f"{order}_backward_s"] > 0
+    total = {
+        o: res[f"{o}_forward_s"] + res[f"{o}_backward_s"] for o in ("own_order", "locality_order")
+    }
+    assert res["speedup"] == total["own_order"] / total["locality_order"]

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from sessionrec.data.batching import Batch
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError
+from sessionrec.graph.locality import locality_order, permute
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.layers import (
     PositionAwareReadout,
@@ -178,7 +179,7 @@ class DHCN(nn.Module):
             nn.init.uniform_(w, -bound, bound)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
-        self._adj: tuple[Any, torch.Tensor, torch.Tensor] | None = None
+        self._adj: tuple[Any, ...] | None = None
         self._table: tuple[Any, torch.Tensor] | None = None
 
     def prepare(self, dataset: SessionDataset) -> None:
@@ -196,18 +197,25 @@ class DHCN(nn.Module):
             self._table = None  # the cached item table is only for frozen weights
         return super().train(mode)
 
-    def adjacency(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The normalised hypergraph adjacency and its transpose (built once per incidence)."""
+    def adjacency(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A, Aᵀ in locality order (graph/locality.py), the order and its inverse; built once
+        per incidence."""
         inc = self.incidence
         key = (inc.data_ptr(), inc._version, tuple(inc.shape), inc.device)
         if self._adj is None or self._adj[0] != key:
             adj = hypergraph_adjacency(inc.cpu().numpy(), self.num_items)
+            perm = locality_order(adj)
+            adj = permute(adj, perm)
+            inv = np.empty_like(perm)
+            inv[perm] = np.arange(len(perm))
             self._adj = (
                 key,
                 _to_torch_csr(adj, inc.device),
                 _to_torch_csr(adj.T.tocsr(), inc.device),
+                torch.from_numpy(perm).to(inc.device),
+                torch.from_numpy(inv).to(inc.device),
             )
-        return self._adj[1], self._adj[2]
+        return self._adj[1:]
 
     def item_table(self) -> torch.Tensor:
         """X_h = 1/(L+1) Σ_l (D⁻¹HWB⁻¹Hᵀ)^l X⁽⁰⁾ over all items; cached in eval mode."""
@@ -216,12 +224,13 @@ class DHCN(nn.Module):
         frozen = not self.training and not torch.is_grad_enabled()
         if frozen and self._table is not None and self._table[0] == key:
             return self._table[1]
-        a, a_t = self.adjacency()
-        x, total = w, w
+        a, a_t, perm, inv = self.adjacency()
+        x = w.index_select(0, perm)  # rows in locality order for the products
+        total = x
         for _ in range(self.p.layers):
             x = SparseMM.apply(a, a_t, x)
             total = total + x
-        table = total / (self.p.layers + 1)
+        table = total.index_select(0, inv) / (self.p.layers + 1)
         if frozen:
             self._table = (key, table)
         return table
