@@ -174,3 +174,17 @@ def test_cached_item_table_follows_a_fused_adam_step():
     net.train()
     with torch.no_grad():
         torch.testing.assert_close(fresh, net.item_table())
+
+
+def test_products_run_in_locality_order():
+    """A and Aᵀ are kept in graph/locality.py's order; the item table comes back in id order."""
+    from sessionrec.graph.locality import locality_order, permute
+
+    net = toy_model(layers=1).net
+    a, a_t, perm, inv = net.adjacency()
+    adj = hypergraph_adjacency(net.incidence.numpy(), 5)
+    np.testing.assert_array_equal(perm.numpy(), locality_order(adj))
+    np.testing.assert_array_equal(perm.numpy()[inv.numpy()], np.arange(6))
+    np.testing.assert_allclose(a.to_dense().numpy(), permute(adj, perm.numpy()).toarray())
+    np.testing.assert_allclose(a_t.to_dense().numpy(), permute(adj, perm.numpy()).T.toarray())
+    assert perm.tolist() != list(range(6))  # the toy graph is relabelled, not left as it was
