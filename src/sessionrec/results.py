@@ -263,8 +263,7 @@ def status(entries: list[dict[str, Any]]) -> str:
     if unrunnable := verdicts.count("no run yet (optional data)"):
         total += (
             f" and {unrunnable} on optional data ({', '.join(sorted(optional))}: not among the"
-            " shared benchmarks; `sessionrec datasets prepare --format yoochoose --fraction 1/4`"
-            " builds it from the raw clicks)"
+            " shared benchmarks; docs/reproduce.md says how to prepare it)"
         )
     total += "."
     return "\n".join(lines) + "\n\n" + total + "\n"

@@ -206,8 +206,7 @@ class DHCN(nn.Module):
             adj = hypergraph_adjacency(inc.cpu().numpy(), self.num_items)
             perm = locality_order(adj)
             adj = permute(adj, perm)
-            inv = np.empty_like(perm)
-            inv[perm] = np.arange(len(perm))
+            inv = np.argsort(perm)  # the inverse permutation
             self._adj = (
                 key,
                 _to_torch_csr(adj, inc.device),
