@@ -40,6 +40,27 @@ def test_an_entry_carries_metrics_epochs_and_provenance(run_dir, tmp_path):
         results.add(run_dir, "Full Run", tmp_path)
 
 
+def test_a_test_curve_is_kept_and_set_beside_the_authors_selection(tiny, tmp_path):
+    run = tmp_path / "traced"
+    config = TrainConfig(epochs=2, batch_size=256, num_threads=1, patience=5, test_curve=True)
+    train_and_evaluate(create("stamp", tiny.num_items, embedding_dim=8), tiny, config, run)
+    entry = json.loads(results.add(run, "reduced", tmp_path / "reg").read_text())
+    assert [r["epoch"] for r in entry["test_curve"]] == [1, 2]
+    assert "hr@20" in entry["test_curve"][0]
+    # by hand: best HR@20 in epoch 2 (32%), best MRR@20 in epoch 1 (10%), each on its own
+    entry["test_curve"] = [
+        {"epoch": 1, "hr@20": 0.30, "mrr@20": 0.10},
+        {"epoch": 2, "hr@20": 0.32, "mrr@20": 0.09},
+    ]
+    entry["test"] = {"hr@20": 0.31, "mrr@20": 0.095}
+    line = results.best_on_test(entry)
+    assert "HR@20/MRR@20 30.00/10.00, 32.00/9.00" in line
+    assert "print 32.00 / 10.00 (best of each over the epochs: 2 and 1)" in line
+    assert line.endswith("reports 31.00 / 9.50.")
+    assert line in results.render([entry])
+    assert results.best_on_test({**entry, "test_curve": []}) == ""
+
+
 def test_a_run_trained_on_a_gpu_says_so_in_the_table(run_dir, tmp_path):
     entry = json.loads(results.add(run_dir, "reduced", tmp_path).read_text())
     row = next(line for line in results.render([entry]).splitlines() if line.startswith("| stamp"))

@@ -52,6 +52,31 @@ def test_run_directory_contents_and_reevaluation(tiny, tmp_path):
     assert saved["valid"]["mrr@20"] == pytest.approx(best["valid"]["mrr@20"], abs=1e-12)
 
 
+def test_a_test_curve_is_logged_and_changes_nothing(tiny, tmp_path):
+    """`test_curve`: each epoch's test figures in the log, the selected epoch's equal to the
+    final test, and the same weights and metrics as without it (it never selects)."""
+    config = dict(FAST, epochs=3, patience=5)
+    plain = train_and_evaluate(
+        create("narm", tiny.num_items, seed=1), tiny, TrainConfig(**config), tmp_path / "a"
+    )
+    model = create("narm", tiny.num_items, seed=1)
+    traced = train_and_evaluate(
+        model, tiny, TrainConfig(**config, test_curve=True), tmp_path / "b"
+    )
+    assert traced["test"] == plain["test"] and traced["valid"] == plain["valid"]
+    epochs = [
+        r
+        for r in map(json.loads, (tmp_path / "b" / "log.jsonl").read_text().splitlines())
+        if r["event"] == "epoch"
+    ]
+    assert [r["epoch"] for r in epochs if "test" in r] == [1, 2, 3]
+    selected = next(r for r in epochs if r["epoch"] == traced["best_epoch"])
+    assert selected["test"]["hr@20"] == pytest.approx(traced["test"]["hr@20"], abs=1e-12)
+    assert selected["test"]["mrr@20"] == pytest.approx(traced["test"]["mrr@20"], abs=1e-12)
+    plain_log = (tmp_path / "a" / "log.jsonl").read_text()
+    assert '"test"' not in plain_log
+
+
 def test_same_seed_same_weights(tiny):
     a = create("narm", tiny.num_items, seed=3).fit(tiny, TrainConfig(**FAST, seed=3))
     b = create("narm", tiny.num_items, seed=3).fit(tiny, TrainConfig(**FAST, seed=3))

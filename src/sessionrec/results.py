@@ -115,6 +115,7 @@ def entry_from_run(
         "valid_curve": [
             {"epoch": r["epoch"], "lr": r.get("lr"), **r.get("valid", {})} for r in epochs
         ],
+        **_test_curve(epochs),
         "fit_seconds": metrics.get("fit_seconds"),
         "eval_seconds": metrics.get("eval_seconds"),
         "threads": config["train"].get("num_threads") or origin.get("threads"),
@@ -131,6 +132,36 @@ def entry_from_run(
         "note": note,
         "run": run_dir.resolve().name,
     }
+
+
+def _test_curve(epochs: list[dict[str, Any]]) -> dict[str, Any]:
+    """`test_curve` for a run trained with `test_curve=true` (test after every epoch), else {}."""
+    curve = [
+        {"epoch": r["epoch"], **r["test"]} for r in epochs if r.get("test") and not r.get("partial")
+    ]
+    return {"test_curve": curve} if curve else {}
+
+
+def best_on_test(entry: dict[str, Any]) -> str:
+    """The line that sets the selected epoch's test figures beside what the authors' scripts
+    print: each metric's best value over the epochs' test evaluations, taken separately."""
+    curve = entry.get("test_curve") or []
+    if not curve:
+        return ""
+
+    def pct(value: float | None) -> str:
+        return "–" if value is None else f"{100 * value:.2f}"
+
+    points = ", ".join(f"{pct(r.get('hr@20'))}/{pct(r.get('mrr@20'))}" for r in curve)
+    best = {m: max(curve, key=lambda r: r.get(m, -1.0)) for m in ("hr@20", "mrr@20")}
+    return (
+        f"- {entry['model']} (`{entry.get('run', '')}`), test after every epoch (a diagnostic, "
+        f"never used for selection): HR@20/MRR@20 {points}. The authors' scripts would print "
+        f"{pct(best['hr@20']['hr@20'])} / {pct(best['mrr@20']['mrr@20'])} (best of each over "
+        f"the epochs: {best['hr@20']['epoch']} and {best['mrr@20']['epoch']}) where this entry "
+        f"reports {pct(entry['test'].get('hr@20'))} / "
+        f"{pct(entry['test'].get('mrr@20'))}."
+    )
 
 
 def _commands(entry: dict[str, Any]) -> str:
@@ -328,6 +359,7 @@ def render(entries: list[dict[str, Any]]) -> str:
         notes = [
             f"- {e['model']} (`{e.get('run', '')}`): {e['note']}" for e in rows if e.get("note")
         ]
+        notes += [best_on_test(e) for e in rows if e.get("test_curve")]
         lines += [*notes, ""] if notes else []
     return "\n".join(lines)
 

@@ -23,6 +23,7 @@ EXECUTION_ONLY = (
     "device",
     "eval_batch_size",
     "checkpoint_seconds",
+    "test_curve",
     "log_every",
     "max_minutes",
 )

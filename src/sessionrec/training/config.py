@@ -44,6 +44,9 @@ class TrainConfig:
     ks: tuple[int, ...] = (5, 10, 20)
     tie_policy: str = "expected"
     num_threads: int | None = None
+    # also test after every epoch, logged as `test`, never used for selection: the authors'
+    # scripts report the best epoch on the test set (docs/results.md#selection-on-test)
+    test_curve: bool = False
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):

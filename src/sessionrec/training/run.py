@@ -184,6 +184,7 @@ RESUMABLE_CHANGES = (
     "max_minutes",
     "patience",
     "checkpoint_seconds",
+    "test_curve",
     "log_every",
     "eval_batch_size",
     "num_threads",

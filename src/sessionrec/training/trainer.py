@@ -291,7 +291,9 @@ class Trainer:
         cfg, epoch = self.config, state["epoch"]
         partial = record["steps"] is not None and record["steps_done"] < record["steps"]
         if len(dataset.valid):
-            record["valid"] = self._validate(dataset)
+            record["valid"] = self._validate(dataset, "valid")
+        if cfg.test_curve and len(dataset.test):  # a diagnostic: no selection reads it
+            record["test"] = self._validate(dataset, "test")
         if partial:  # epoch and step stay where the budget stopped them
             if cfg.lr_horizon == "budget":  # the schedule's last, lowest-rate steps: a candidate
                 self._select(dataset, state, record.get("valid"))
@@ -328,11 +330,11 @@ class Trainer:
         else:
             state["bad_epochs"] += 1
 
-    def _validate(self, dataset: SessionDataset) -> dict[str, float]:
+    def _validate(self, dataset: SessionDataset, split: str) -> dict[str, float]:
         with shown(False):  # inside this loop's own bar
             return evaluate_splits(
-                self.model, dataset, self.config, ("valid",), self.world.enabled
-            )["valid"]
+                self.model, dataset, self.config, (split,), self.world.enabled
+            )[split]
 
     def _stopped_early(self, dataset: SessionDataset, state: dict[str, Any]) -> bool:
         return len(dataset.valid) > 0 and state["bad_epochs"] > self.config.patience
@@ -498,6 +500,8 @@ class Trainer:
     def _epoch_line(record: dict[str, Any], metric: str) -> str:
         valid = record.get("valid", {})
         shown = f", valid {metric} {valid[metric]:.4f}" if metric in valid else ""
+        if metric in record.get("test", {}):  # test_curve: shown, never selected on
+            shown += f", test {metric} {record['test'][metric]:.4f}"
         return (
             f"epoch {record['epoch']}: loss {record['loss']:.4f}{shown}, "
             f"{record['seconds']:.1f} s (best epoch {record['best_epoch']})"
