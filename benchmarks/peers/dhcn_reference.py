@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from reference_run import ONE_THREAD, record, write_splits
+from reference_run import add_budget, run_child, write_splits
 
 from sessionrec.data.sources import load_dataset
 
@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("results/peers/dhcn-reference.json"))
+    add_budget(ap)
     args = ap.parse_args()
     data = load_dataset(args.dataset, valid_fraction=0.1, train_fraction=args.train_fraction)
     if data.num_items > THEIR_NODES[args.dataset]:
@@ -55,8 +56,7 @@ def main() -> None:
         write_splits(folder, data)
         command = [sys.executable, str(CHILD.resolve()), args.dataset, str(args.epochs)]
         command += [str(args.seed)]
-        done = subprocess.run(command, cwd=code, env=ONE_THREAD, capture_output=True, text=True)
-    record(done, "xiaxin1998/DHCN", data, args)
+        run_child(command, code, "xiaxin1998/DHCN", data, args)
 
 
 if __name__ == "__main__":

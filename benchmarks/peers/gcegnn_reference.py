@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from reference_run import ONE_THREAD, record, write_splits
+from reference_run import ONE_THREAD, add_budget, run_child, write_splits
 
 from sessionrec.data.sources import load_dataset
 
@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("results/peers/gcegnn-reference.json"))
+    add_budget(ap)
     args = ap.parse_args()
     data = load_dataset(args.dataset, valid_fraction=0.1, train_fraction=args.train_fraction)
     if data.num_items + 1 > THEIR_NODES[args.dataset]:
@@ -64,8 +65,7 @@ def main() -> None:
         subprocess.run(graph, cwd=work, env=ONE_THREAD, check=True, capture_output=True)
         command = [sys.executable, str(CHILD.resolve()), args.dataset, str(args.epochs)]
         command += [str(args.seed)]
-        done = subprocess.run(command, cwd=work, env=ONE_THREAD, capture_output=True, text=True)
-    record(done, "CCIIPLab/GCE-GNN", data, args)
+        run_child(command, work, "CCIIPLab/GCE-GNN", data, args)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """What the reference-curve drivers share: their pickle layout, a one-thread environment for
-the authors' code, and reading the child's RESULT lines into the JSON curve they write."""
+the authors' code, and streaming the child's RESULT lines into the JSON curve they write."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import argparse
 import json
 import os
 import pickle
+import signal
 import subprocess
+import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +31,72 @@ def write_splits(folder: Path, data: Any) -> None:
             pickle.dump(as_their_pickle(split), f)
 
 
-def record(
-    done: subprocess.CompletedProcess, reference: str, data: Any, args: argparse.Namespace
+def add_budget(ap: argparse.ArgumentParser) -> None:
+    """`--max-minutes`: stop their code after this long, keeping the epochs it finished."""
+    ap.add_argument("--max-minutes", type=float, default=None)
+
+
+def run_child(
+    command: list[str], cwd: Path, reference: str, data: Any, args: argparse.Namespace
 ) -> None:
-    """The child's per-epoch RESULT lines as a JSON curve in `args.out`, printed too."""
-    if done.returncode != 0:
-        raise SystemExit(f"their code failed: {done.stderr.strip().splitlines()[-3:]}")
-    curve = [
-        json.loads(line[7:]) for line in done.stdout.splitlines() if line.startswith("RESULT ")
-    ]
+    """Run their code and write its per-epoch RESULT lines to `args.out` as each arrives
+    (printed too), so a run stopped by `--max-minutes` or a signal keeps its finished epochs."""
+    curve: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes else None
+    with tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(
+            command, cwd=cwd, env=ONE_THREAD, stdout=subprocess.PIPE, stderr=err, text=True
+        )
+        stop = _Stopper(child, deadline)
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # `timeout`: run `finally`
+        try:
+            for line in child.stdout:
+                if line.startswith("RESULT "):
+                    curve.append(json.loads(line[7:]))
+                    _write(curve, reference, data, args, complete=False)
+                    _print(curve[-1])
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            stop.cancel()
+            if child.poll() is None:  # interrupted here: their code must not outlive us
+                child.kill()
+            code = child.wait()
+        timed_out = stop.fired
+        if code != 0 and not timed_out:
+            err.seek(0)
+            raise SystemExit(f"their code failed: {err.read().strip().splitlines()[-3:]}")
+    _write(curve, reference, data, args, complete=not timed_out)
+    if timed_out:
+        print(f"stopped by --max-minutes {args.max_minutes:g} after {len(curve)} epoch(s)")
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+class _Stopper:
+    """Kills `child` at `deadline` (monotonic seconds) from a timer thread."""
+
+    def __init__(self, child: subprocess.Popen, deadline: float | None) -> None:
+        self.fired = False
+        self.timer = None
+        if deadline is not None:
+            self.timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire, [child])
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _fire(self, child: subprocess.Popen) -> None:
+        self.fired = True
+        child.kill()
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def _write(
+    curve: list[dict[str, Any]], reference: str, data: Any, args: argparse.Namespace, complete: bool
+) -> None:
     result = {
         "reference": reference,
         "dataset": data.name,
@@ -43,12 +104,19 @@ def record(
         "seed": args.seed,
         "fitting_examples": len(data.train),
         "evaluated_on": f"our validation split ({len(data.valid):,} examples)",
+        "epochs_asked": args.epochs,
+        "complete": complete,
         "curve": curve,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    for point in curve:
-        print(
-            f"epoch {point['epoch']}: their HR@20 {point['hr@20']:.2f} MRR@20 "
-            f"{point['mrr@20']:.2f} ({point['seconds']:.0f} s)"
-        )
+    tmp = args.out.with_name(f".{args.out.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(args.out)
+
+
+def _print(point: dict[str, Any]) -> None:
+    print(
+        f"epoch {point['epoch']}: their HR@20 {point['hr@20']:.2f} MRR@20 "
+        f"{point['mrr@20']:.2f} ({point['seconds']:.0f} s)",
+        flush=True,
+    )

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from reference_run import ONE_THREAD, record, write_splits
+from reference_run import add_budget, run_child, write_splits
 
 from sessionrec.data.sources import load_dataset
 
@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("results/peers/srgnn-reference.json"))
+    add_budget(ap)
     args = ap.parse_args()
     data = load_dataset(args.dataset, valid_fraction=0.1, train_fraction=args.train_fraction)
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,10 +49,7 @@ def main() -> None:
         write_splits(work / "datasets" / "run", data)
         command = [sys.executable, str(CHILD.resolve()), str(args.epochs)]
         command += [str(data.num_items + 1), str(args.seed)]
-        done = subprocess.run(
-            command, cwd=work / "pytorch_code", env=ONE_THREAD, capture_output=True, text=True
-        )
-    record(done, "CRIPAC-DIG/SR-GNN pytorch_code", data, args)
+        run_child(command, work / "pytorch_code", "CRIPAC-DIG/SR-GNN pytorch_code", data, args)
 
 
 if __name__ == "__main__":
