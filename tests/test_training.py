@@ -60,9 +60,7 @@ def test_a_test_curve_is_logged_and_changes_nothing(tiny, tmp_path):
         create("narm", tiny.num_items, seed=1), tiny, TrainConfig(**config), tmp_path / "a"
     )
     model = create("narm", tiny.num_items, seed=1)
-    traced = train_and_evaluate(
-        model, tiny, TrainConfig(**config, test_curve=True), tmp_path / "b"
-    )
+    traced = train_and_evaluate(model, tiny, TrainConfig(**config, test_curve=True), tmp_path / "b")
     assert traced["test"] == plain["test"] and traced["valid"] == plain["valid"]
     epochs = [
         r

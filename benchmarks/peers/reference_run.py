@@ -42,12 +42,15 @@ def run_child(
     """Run their code and write its per-epoch RESULT lines to `args.out` as each arrives
     (printed too), so a run stopped by `--max-minutes` or a signal keeps its finished epochs."""
     curve: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes else None
     with tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(
             command, cwd=cwd, env=ONE_THREAD, stdout=subprocess.PIPE, stderr=err, text=True
         )
-        stop = _Stopper(child, deadline)
+        started, limit = time.monotonic(), 60 * (args.max_minutes or 0)
+        budget = threading.Timer(limit, child.kill)
+        if args.max_minutes:
+            budget.daemon = True
+            budget.start()
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # `timeout`: run `finally`
         try:
             for line in child.stdout:
@@ -57,11 +60,11 @@ def run_child(
                     _print(curve[-1])
         finally:
             signal.signal(signal.SIGTERM, previous)
-            stop.cancel()
+            budget.cancel()
             if child.poll() is None:  # interrupted here: their code must not outlive us
                 child.kill()
             code = child.wait()
-        timed_out = stop.fired
+        timed_out = code != 0 and bool(limit) and time.monotonic() - started >= limit
         if code != 0 and not timed_out:
             err.seek(0)
             raise SystemExit(f"their code failed: {err.read().strip().splitlines()[-3:]}")
@@ -72,26 +75,6 @@ def run_child(
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
-
-
-class _Stopper:
-    """Kills `child` at `deadline` (monotonic seconds) from a timer thread."""
-
-    def __init__(self, child: subprocess.Popen, deadline: float | None) -> None:
-        self.fired = False
-        self.timer = None
-        if deadline is not None:
-            self.timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire, [child])
-            self.timer.daemon = True
-            self.timer.start()
-
-    def _fire(self, child: subprocess.Popen) -> None:
-        self.fired = True
-        child.kill()
-
-    def cancel(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
 
 
 def _write(

@@ -150,7 +150,7 @@ def best_on_test(entry: dict[str, Any]) -> str:
         return ""
 
     def pct(value: float | None) -> str:
-        return "–" if value is None else f"{100 * value:.2f}"
+        return _cell(value, None)
 
     points = ", ".join(f"{pct(r.get('hr@20'))}/{pct(r.get('mrr@20'))}" for r in curve)
     best = {m: max(curve, key=lambda r: r.get(m, -1.0)) for m in ("hr@20", "mrr@20")}

@@ -290,10 +290,11 @@ class Trainer:
         """
         cfg, epoch = self.config, state["epoch"]
         partial = record["steps"] is not None and record["steps_done"] < record["steps"]
-        if len(dataset.valid):
-            record["valid"] = self._validate(dataset, "valid")
-        if cfg.test_curve and len(dataset.test):  # a diagnostic: no selection reads it
-            record["test"] = self._validate(dataset, "test")
+        splits = ("valid",) if len(dataset.valid) else ()
+        if cfg.test_curve and len(dataset.test):  # a diagnostic: no selection reads "test"
+            splits += ("test",)
+        if splits:
+            record.update(self._evaluate(dataset, splits))
         if partial:  # epoch and step stay where the budget stopped them
             if cfg.lr_horizon == "budget":  # the schedule's last, lowest-rate steps: a candidate
                 self._select(dataset, state, record.get("valid"))
@@ -330,11 +331,11 @@ class Trainer:
         else:
             state["bad_epochs"] += 1
 
-    def _validate(self, dataset: SessionDataset, split: str) -> dict[str, float]:
+    def _evaluate(
+        self, dataset: SessionDataset, splits: tuple[str, ...]
+    ) -> dict[str, dict[str, float]]:
         with shown(False):  # inside this loop's own bar
-            return evaluate_splits(
-                self.model, dataset, self.config, (split,), self.world.enabled
-            )[split]
+            return evaluate_splits(self.model, dataset, self.config, splits, self.world.enabled)
 
     def _stopped_early(self, dataset: SessionDataset, state: dict[str, Any]) -> bool:
         return len(dataset.valid) > 0 and state["bad_epochs"] > self.config.patience
