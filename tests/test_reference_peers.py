@@ -61,3 +61,33 @@ def test_a_failure_says_why_and_keeps_what_it_had(tmp_path):
     with pytest.raises(SystemExit, match="their bug"):
         reference_run.run_child(_child(tmp_path, body) + ["0"], tmp_path, "toy/ref", DATA, args)
     assert len(json.loads(args.out.read_text())["curve"]) == 2
+
+
+CUT_IN_EPOCH_2 = """
+print("RESULT " + json.dumps({"epoch": 1, "hr@20": 10.0, "mrr@20": 1.0, "seconds": 90}))
+print("PROGRESS " + json.dumps({"epoch": 2, "steps_done": 25, "steps": 100, "seconds": 50.0}),
+      flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_budget_inside_an_epoch_says_how_far_it_got(tmp_path, capsys):
+    args = _args(tmp_path, max_minutes=0.03)
+    command = _child(tmp_path, CUT_IN_EPOCH_2)
+    reference_run.run_child(command, tmp_path, "toy/ref", DATA, args)
+    result = json.loads(args.out.read_text())
+    assert [p["epoch"] for p in result["curve"]] == [1]
+    assert result["unfinished"] == {"epoch": 2, "steps_done": 25, "steps": 100, "seconds": 50.0}
+    out = capsys.readouterr().out
+    assert "epoch 2 unfinished: 25 of 100 steps in 50 s (2.00 s a step, about 3 min" in out
+
+
+def test_the_gcegnn_child_reports_progress_every_25_training_steps(capsys):
+    import gcegnn_reference_child as child
+
+    state = {"epoch": 3}
+    batches = list(child.Counted(list(range(60)), state))
+    assert batches == list(range(60))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("PROGRESS")]
+    points = [json.loads(line[9:]) for line in lines]
+    assert [(p["epoch"], p["steps_done"], p["steps"]) for p in points] == [(3, 25, 60), (3, 50, 60)]

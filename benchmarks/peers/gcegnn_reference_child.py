@@ -3,7 +3,8 @@
 Imports their `model` and `utils` modules (fetched, not copied into sessionrec), builds their
 CombineGraph with their main.py's settings for the dataset and calls their `train_test` once
 per epoch, printing one JSON line per epoch (their Recall@20 and MRR@20 on the evaluation
-file, in %). Their DataLoaders run without worker processes (one core, as ours).
+file, in %) and a PROGRESS line every 25 training steps. Their DataLoaders run without
+worker processes (one core, as ours).
 """
 
 import argparse
@@ -20,14 +21,36 @@ import torch
 import torch.utils.data
 
 
+class Counted:
+    """Their training loader, printing a PROGRESS line every `every` finished steps, so a run
+    stopped inside an epoch still says how fast their code went."""
+
+    def __init__(self, loader, state: dict, every: int = 25) -> None:
+        self.loader, self.state, self.every = loader, state, every
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        started, steps = time.perf_counter(), len(self.loader)
+        for done, batch in enumerate(self.loader):
+            if done and done % self.every == 0:  # their step on the previous batch is done
+                seconds = round(time.perf_counter() - started, 1)
+                point = {"epoch": self.state["epoch"], "steps_done": done, "steps": steps}
+                print("PROGRESS " + json.dumps({**point, "seconds": seconds}), flush=True)
+            yield batch
+
+
 def main() -> None:
     dataset, epochs, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     sys.argv = sys.argv[:1]
     sys.path.insert(0, os.getcwd())  # their directory
     loader = torch.utils.data.DataLoader
+    state = {"epoch": 1}
 
     def in_process(*args, **kwargs):  # their num_workers=4, pin_memory=True -> in process
-        return loader(*args, **{**kwargs, "num_workers": 0, "pin_memory": False})
+        made = loader(*args, **{**kwargs, "num_workers": 0, "pin_memory": False})
+        return Counted(made, state) if kwargs.get("shuffle") else made  # shuffled: training
 
     torch.utils.data.DataLoader = in_process
     try:
@@ -61,6 +84,7 @@ def main() -> None:
     adj, num = handle_adj(adj, num_node, opt.n_sample_all, num)
     model = theirs.trans_to_cuda(theirs.CombineGraph(opt, num_node, adj, num))
     for epoch in range(epochs):
+        state["epoch"] = epoch + 1
         started = time.perf_counter()
         lr = model.optimizer.param_groups[0]["lr"]
         hit, mrr = theirs.train_test(model, train, test)

@@ -42,6 +42,7 @@ def run_child(
     """Run their code and write its per-epoch RESULT lines to `args.out` as each arrives
     (printed too), so a run stopped by `--max-minutes` or a signal keeps its finished epochs."""
     curve: list[dict[str, Any]] = []
+    progress: dict[str, Any] = {}
     with tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(
             command, cwd=cwd, env=ONE_THREAD, stdout=subprocess.PIPE, stderr=err, text=True
@@ -58,6 +59,9 @@ def run_child(
                     curve.append(json.loads(line[7:]))
                     _write(curve, reference, data, args, complete=False)
                     _print(curve[-1])
+                elif line.startswith("PROGRESS "):
+                    progress = json.loads(line[9:])
+                    _write(curve, reference, data, args, complete=False, progress=progress)
         finally:
             signal.signal(signal.SIGTERM, previous)
             budget.cancel()
@@ -68,18 +72,38 @@ def run_child(
         if code != 0 and not timed_out:
             err.seek(0)
             raise SystemExit(f"their code failed: {err.read().strip().splitlines()[-3:]}")
-    _write(curve, reference, data, args, complete=not timed_out)
+    unfinished = progress if timed_out and progress.get("epoch") == len(curve) + 1 else None
+    _write(curve, reference, data, args, complete=not timed_out, progress=unfinished)
     if timed_out:
         print(f"stopped by --max-minutes {args.max_minutes:g} after {len(curve)} epoch(s)")
+    if unfinished:
+        print(_progress_line(unfinished))
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
+def _progress_line(p: dict[str, Any]) -> str:
+    """How far their code got into an epoch it did not finish."""
+    per_step = p["seconds"] / p["steps_done"]
+    return (
+        f"epoch {p['epoch']} unfinished: {p['steps_done']} of {p['steps']} steps in "
+        f"{p['seconds']:.0f} s ({per_step:.2f} s a step, about {per_step * p['steps'] / 60:.0f}"
+        " min for the epoch's training)"
+    )
+
+
 def _write(
-    curve: list[dict[str, Any]], reference: str, data: Any, args: argparse.Namespace, complete: bool
+    curve: list[dict[str, Any]],
+    reference: str,
+    data: Any,
+    args: argparse.Namespace,
+    complete: bool,
+    progress: dict[str, Any] | None = None,
 ) -> None:
+    """The JSON: the finished epochs and, while an epoch runs or where a budget cut one, how far
+    it got (`unfinished`: steps done of steps, training seconds)."""
     result = {
         "reference": reference,
         "dataset": data.name,
@@ -91,6 +115,8 @@ def _write(
         "complete": complete,
         "curve": curve,
     }
+    if progress:
+        result["unfinished"] = progress
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
