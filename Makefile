@@ -34,8 +34,14 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/sessionrec demo
 
+# Test workers (pytest-xdist): one per core, at most 4 (each holds its own torch and fits).
+# loadscope keeps each module in one worker, so a module's fixtures (fitted models, trained
+# runs) are built once. (loadgroup would not help: xdist 3.8 marks groups in a node id field
+# that pytest 9 no longer reads.)
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, len(os.sched_getaffinity(0))))' 2>/dev/null || echo 2)
+
 test: setup
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope tests
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks lock

@@ -15,7 +15,7 @@ from sessionrec.evaluation import evaluate
 from sessionrec.models import Recommender, available, create, get
 from sessionrec.training.config import TrainConfig
 
-CONTRACT_TRAINING = TrainConfig(epochs=4, batch_size=64, lr=3e-3, patience=4, eval_batch_size=1000)
+CONTRACT_TRAINING = TrainConfig(epochs=2, batch_size=64, lr=3e-3, patience=2, eval_batch_size=1000)
 
 
 @pytest.fixture(scope="module")
