@@ -96,6 +96,25 @@ def test_a_run_cut_by_its_time_budget_is_only_reduced(run_dir, tmp_path):
     )
 
 
+def test_a_run_ended_short_of_its_epochs_by_a_resume_is_only_reduced(run_dir, tmp_path):
+    # stopped after epoch 1 of 3, then resumed with a budget already spent: no new record says
+    # why training ended, yet it was the budget, not the epoch limit
+    short = tmp_path / "short"
+    short.mkdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    config["train"]["epochs"] = 3
+    (short / "config.json").write_text(json.dumps(config))
+    for name in ("metrics.json", "log.jsonl"):
+        (short / name).write_text((run_dir / name).read_text())
+    with pytest.raises(RunError, match="after epoch 1 of 3 without early stopping"):
+        results.add(short, "full", tmp_path / "registry")
+    entry = json.loads(results.add(short, "reduced", tmp_path / "r").read_text())
+    assert entry["stopped"] == "time budget"
+    assert json.loads(results.add(run_dir, "reduced", tmp_path / "r2").read_text())["stopped"] == (
+        "epoch limit"
+    )
+
+
 def test_a_budget_extended_by_a_resume_is_no_cut():
     def epoch(n, done, steps=None, budget=False, stop=False):
         return dict(epoch=n, steps_done=done, steps=steps, out_of_budget=budget, stopped_early=stop)

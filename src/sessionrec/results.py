@@ -76,6 +76,18 @@ def _cut_epochs(epochs: list[dict[str, Any]]) -> list[int]:
     return sorted(set(partial) | ({last["epoch"]} if ended else set()))
 
 
+def _stop_reason(last: dict[str, Any], config: dict[str, Any]) -> str:
+    """Why training ended, from the last epoch record. A run that ended short of its planned
+    epochs without early stopping ended by its time budget, also where a resume with a budget
+    already spent ended it before any new epoch (the last record then does not say so)."""
+    if last.get("stopped_early"):
+        return "early stopping"
+    planned = config.get("train", {}).get("epochs")
+    if last.get("out_of_budget") or (planned and last.get("epoch", 0) < planned):
+        return "time budget"
+    return "epoch limit"
+
+
 def entry_from_run(
     run_dir: Path, protocol: str, note: str = "", command: str = ""
 ) -> dict[str, Any]:
@@ -97,6 +109,12 @@ def entry_from_run(
                     f"{protocol}-protocol run: register it as reduced (--resume with a larger "
                     "max_minutes first, where it can go on)"
                 )
+    if protocol == "full" and epochs and _stop_reason(last, config) == "time budget":
+        raise RunError(
+            f"{run_dir}: training ended after epoch {last.get('epoch')} of "
+            f"{config['train']['epochs']} without early stopping (a time budget, here or at a "
+            "resume), so it is no full-protocol run: register it as reduced"
+        )
     return {
         "model": config["model"],
         "dataset": metrics.get("dataset", config["dataset"].get("dataset")),
@@ -105,13 +123,7 @@ def entry_from_run(
         "valid": metrics["valid"],
         "epochs": last.get("epoch"),
         "selected_epoch": metrics.get("best_epoch"),
-        "stopped": "early stopping"
-        if last.get("stopped_early")
-        else "time budget"
-        if last.get("out_of_budget")
-        else "epoch limit"
-        if epochs
-        else "fit",
+        "stopped": _stop_reason(last, config) if epochs else "fit",
         "valid_curve": [
             {"epoch": r["epoch"], "lr": r.get("lr"), **r.get("valid", {})} for r in epochs
         ],
