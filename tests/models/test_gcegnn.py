@@ -16,6 +16,7 @@ from sessionrec.models.gcegnn import (
     SELF,
     GCEGNNParams,
     build_global_graph,
+    sample_neighbors,
     session_graph,
 )
 
@@ -127,6 +128,47 @@ def test_global_aggregator_attention_and_empty_neighbourhoods():
     # node 1 has no neighbours: h_N = 0
     expected = torch.relu(agg.w_2(torch.cat([self_vec[0, 1], torch.zeros(100)])))
     torch.testing.assert_close(out[0, 1], expected)
+
+
+def test_sampled_slots_weigh_each_neighbour_by_its_copies():
+    # item 1 has two neighbours (5 weight 3, 7 weight 1), item 2 all four slots, item 3 none
+    nb = torch.tensor([[0, 0, 0, 0], [5, 7, 0, 0], [4, 6, 8, 9], [0, 0, 0, 0]])
+    w = torch.tensor([[0.0] * 4, [3.0, 1.0, 0, 0], [4.0, 3.0, 2.0, 1.0], [0.0] * 4])
+    snb, sw = sample_neighbors(nb, w, torch.Generator().manual_seed(0))
+    assert set(snb[1].tolist()) <= {5, 7} and (snb[1] > 0).all()  # four draws of the two
+    assert torch.equal(sw[1], torch.where(snb[1] == 5, 3.0, 1.0))  # counts follow their items
+    assert torch.equal(snb[[0, 2, 3]], nb[[0, 2, 3]]) and torch.equal(sw[[0, 2, 3]], w[[0, 2, 3]])
+    # with duplicates the aggregator's softmax is the code's: each neighbour weighed by copies
+    torch.manual_seed(0)
+    agg = create("gcegnn", 10, dropout_gcn=0.0).net.global_agg[0].eval()
+    self_vec, s = torch.randn(1, 1, 100), torch.randn(1, 100)
+    h = {5: torch.randn(100), 7: torch.randn(100)}
+    ids = torch.tensor([5, 5, 5, 7])  # three copies of 5, one of 7
+    neigh = torch.stack([h[i] for i in ids.tolist()]).view(1, 1, 4, 100)
+    weight = torch.where(ids == 5, 3.0, 1.0).view(1, 1, 4)
+    out = agg(self_vec, neigh, weight, torch.ones(1, 1, 4, dtype=torch.bool), s)
+    e = {i: agg.q_1(F.leaky_relu(agg.w_1(torch.cat([s[0] * h[i], torch.tensor([c])])), 0.2))
+         for i, c in ((5, 3.0), (7, 1.0))}  # fmt: skip
+    z = 3 * e[5].exp() + e[7].exp()
+    h_n = (3 * e[5].exp() * h[5] + e[7].exp() * h[7]) / z
+    expected = torch.relu(agg.w_2(torch.cat([self_vec[0, 0], h_n])))
+    torch.testing.assert_close(out[0, 0], expected)
+
+
+def test_prepare_can_fill_slots_as_the_code_does():
+    train = Sessions.from_lists(TOY)
+    test = Sessions.from_lists([[5, 6], [6, 5]]).as_examples(np.array([6, 5]))
+    data = build_dataset("toy", train, test, valid_fraction=0.0)
+    masked, sampled = (create("gcegnn", data.num_items, epsilon=2, neighbor_fill=f, seed=0)
+                       for f in ("mask", "sample"))  # fmt: skip
+    masked.prepare(data)
+    sampled.prepare(data)
+    nb_m, nb_s = masked.net.neighbors, sampled.net.neighbors
+    for item in (1, 2, 3, 4):  # three real neighbours each, drawn into all 12 slots
+        assert (nb_s[item] > 0).all() and set(nb_s[item].tolist()) <= set(nb_m[item, :3].tolist())
+    assert not nb_s[5].any() and not nb_s[6].any()
+    with pytest.raises(Exception, match="neighbor_fill"):
+        GCEGNNParams(neighbor_fill="copy").validate()
 
 
 @pytest.mark.parametrize("hops", [1, 2])

@@ -10,7 +10,7 @@ Spec: docs/baselines-graph.md#gce-gnn-gcegnn
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -47,6 +47,10 @@ class GCEGNNParams:
     dropout_gcn: float = 0.0  # code default (per-dataset values: dataset_presets), Eq. 5 input
     leaky_slope: float = 0.2  # code: LeakyReLU α = 0.2
     max_position: int = 200  # code: 200 reverse-position embeddings
+    # items with fewer neighbours than slots: "mask" attends to each real neighbour once (the
+    # paper's softmax over N_ε(v)); "sample" fills the slots as the code's utils.handle_adj
+    # does, drawing the real neighbours with replacement once at start-up
+    neighbor_fill: Literal["mask", "sample"] = "mask"
 
     def validate(self) -> None:
         if min(self.embedding_dim, self.epsilon, self.num_neighbors, self.hops) < 1:
@@ -54,6 +58,8 @@ class GCEGNNParams:
         for name in ("dropout_global", "dropout_local", "dropout_gcn"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.neighbor_fill not in ("mask", "sample"):
+            raise ConfigError(f"neighbor_fill must be mask or sample, got {self.neighbor_fill!r}")
 
 
 def build_global_graph(
@@ -99,6 +105,20 @@ def build_global_graph(
     neighbors[pu[keep], slot[keep]] = pv[keep]
     weights[pu[keep], slot[keep]] = count[keep]
     return neighbors, weights
+
+
+def sample_neighbors(
+    neighbors: torch.Tensor, weights: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The code's slot filling (utils.handle_adj): an item with 0 < n < S neighbours (its first
+    n slots) gets S draws of them with replacement, with their counts; full and empty rows stay.
+    The attention's softmax then weighs each neighbour by its number of copies."""
+    s = neighbors.shape[1]
+    n = (neighbors > 0).sum(1, keepdim=True)
+    draw = (torch.rand(neighbors.shape, generator=generator) * n).long().clamp(max=s - 1)
+    partial = (n > 0) & (n < s)
+    idx = torch.where(partial, draw, torch.arange(s).expand_as(neighbors))
+    return neighbors.gather(1, idx), weights.gather(1, idx)
 
 
 def session_graph(items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -180,8 +200,11 @@ class GCEGNN(nn.Module):
             nb, w = build_global_graph(
                 dataset.fit_sessions(), dataset.num_items, self.p.epsilon, self.p.num_neighbors
             )
-        self.neighbors = torch.from_numpy(nb).to(self.neighbors.device)
-        self.neighbor_weights = torch.from_numpy(w).to(self.neighbor_weights.device)
+        nb, w = torch.from_numpy(nb), torch.from_numpy(w)
+        if self.p.neighbor_fill == "sample":
+            nb, w = sample_neighbors(nb, w)
+        self.neighbors = nb.to(self.neighbors.device)
+        self.neighbor_weights = w.to(self.neighbor_weights.device)
 
     def session_level(self, h: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
         """Attention over the session graph with one vector a_r per edge type (Eqs. 7-9)."""
