@@ -109,7 +109,8 @@ def entry_from_run(
                     f"{protocol}-protocol run: register it as reduced (--resume with a larger "
                     "max_minutes first, where it can go on)"
                 )
-    if protocol == "full" and epochs and _stop_reason(last, config) == "time budget":
+    stopped = _stop_reason(last, config) if epochs else "fit"
+    if protocol == "full" and stopped == "time budget":
         raise RunError(
             f"{run_dir}: training ended after epoch {last.get('epoch')} of "
             f"{config['train']['epochs']} without early stopping (a time budget, here or at a "
@@ -123,7 +124,7 @@ def entry_from_run(
         "valid": metrics["valid"],
         "epochs": last.get("epoch"),
         "selected_epoch": metrics.get("best_epoch"),
-        "stopped": _stop_reason(last, config) if epochs else "fit",
+        "stopped": stopped,
         "valid_curve": [
             {"epoch": r["epoch"], "lr": r.get("lr"), **r.get("valid", {})} for r in epochs
         ],

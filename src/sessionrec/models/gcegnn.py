@@ -115,7 +115,7 @@ def sample_neighbors(
     The attention's softmax then weighs each neighbour by its number of copies."""
     s = neighbors.shape[1]
     n = (neighbors > 0).sum(1, keepdim=True)
-    draw = (torch.rand(neighbors.shape, generator=generator) * n).long().clamp(max=s - 1)
+    draw = (torch.rand(neighbors.shape, generator=generator) * n).long()  # < n
     partial = (n > 0) & (n < s)
     idx = torch.where(partial, draw, torch.arange(s).expand_as(neighbors))
     return neighbors.gather(1, idx), weights.gather(1, idx)
