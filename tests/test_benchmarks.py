@@ -124,6 +124,26 @@ def test_output_layer_times_both_forms(tmp_path: Path) -> None:
         assert row["speedup"] == row["plain"] / row["blocked"]
 
 
+def test_linet_attention_times_both_backends(tmp_path: Path) -> None:
+    res = run_script(
+        "linet_attention.py",
+        "--dataset",
+        "synthetic",
+        "--batch-size",
+        "64",
+        "--shapes",
+        "4x8",
+        "--steps",
+        "1",
+        "--rounds",
+        "1",
+        tmp_path=tmp_path,
+    )
+    assert res["logits"]["4x8"]["torch_s"] > 0 and res["logits"]["4x8"]["numba_s"] > 0
+    step = res["step"]
+    assert step["cpu_speedup"] == step["torch_cpu_s"] / step["numba_cpu_s"]
+
+
 def test_step_profile_lists_operators_by_share(tmp_path: Path) -> None:
     res = run_script(
         "step_profile.py",

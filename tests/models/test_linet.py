@@ -174,7 +174,7 @@ def test_ablation_switches():
     var = no_aw.variance(x, mask)
     assert torch.allclose(no_aw.weights(x, mask), local_weights(None, var, mask))
     no_gw = create("linet-no-gw", 10, embedding_dim=6, hidden_size=6).net.local
-    assert torch.allclose(no_gw.weights(x, mask), no_gw.attention_logits(x).softmax(-1))
+    assert torch.allclose(no_gw.weights(x, mask), no_gw.attention_logits(x, mask).softmax(-1))
     assert create("linet-no-le", 10).net.local is None
     no_ge = create("linet-no-ge", 10).net
     assert not hasattr(no_ge, "gru") and no_ge.g.in_features == 200

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sessionrec.errors import ConfigError
+from sessionrec.graph.fogcn import numba_available
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.layers import (
     AttentionReadout,
@@ -83,6 +84,30 @@ def gaussian_variance(
     raise ConfigError(f"unknown variance kind '{kind}' (softplus or clamp)")
 
 
+def additive_logits(
+    a: torch.Tensor, b: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, backend: str = "auto"
+) -> torch.Tensor:
+    """e_ij = vᵀ tanh(a_i + b_j) (B, T, T) for real clicks i and j (Eq. 5; other pairs are
+    masked later). "auto": fused numba kernels for float32/float64 CPU tensors when numba is
+    installed (docs/linet.md#cost-on-cpu), else the (B, T, T, H) torch form."""
+    if _use_kernels(a, backend):
+        from sessionrec.models.additive_kernels import AdditiveScores
+
+        return AdditiveScores.apply(a, b, v, mask)
+    return torch.tanh(a.unsqueeze(2) + b.unsqueeze(1)) @ v
+
+
+def _use_kernels(a: torch.Tensor, backend: str) -> bool:
+    if backend not in ("auto", "numba", "torch"):
+        raise ConfigError(f"unknown attention backend {backend!r}; choose auto, numba or torch")
+    fits = a.device.type == "cpu" and a.dtype in (torch.float32, torch.float64)
+    fits = fits and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
+    fits = fits and not torch.compiler.is_compiling()
+    if backend == "numba" and not (fits and numba_available()):
+        raise ConfigError("the numba attention backend needs numba and float32/float64 CPU tensors")
+    return backend != "torch" and fits and numba_available()
+
+
 def local_weights(
     e: torch.Tensor | None, variance: torch.Tensor | None, mask: torch.Tensor
 ) -> torch.Tensor:
@@ -115,6 +140,7 @@ class LocalEncoder(nn.Module):
         self.w_i = nn.Linear(d, p.hidden_size, bias=False)
         self.w_j = nn.Linear(d, p.hidden_size, bias=False)
         self.v = nn.Linear(p.hidden_size, 1, bias=False)
+        self.backend = "auto"  # additive_logits' kernels: "torch" forces the torch form
         rho = math.log(math.expm1(p.k_init))  # k = softplus(ρ) > 0
         if p.learn_k:
             self.rho = nn.Parameter(torch.tensor(rho))
@@ -125,10 +151,9 @@ class LocalEncoder(nn.Module):
     def k(self) -> torch.Tensor:
         return F.softplus(self.rho)
 
-    def attention_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """e_ij (B, T, T) of Eq. 5, vectorised over all (i, j)."""
-        a, b = self.w_i(x), self.w_j(x)
-        return self.v(torch.tanh(a.unsqueeze(2) + b.unsqueeze(1))).squeeze(-1)
+    def attention_logits(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """e_ij (B, T, T) of Eq. 5 for real clicks i and j."""
+        return additive_logits(self.w_i(x), self.w_j(x), self.v.weight[0], mask, self.backend)
 
     def variance(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """σ_i² (B, T) of Eq. 7."""
@@ -137,7 +162,7 @@ class LocalEncoder(nn.Module):
 
     def weights(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """w (B, T, T) of Eq. 3–4 (or of an ablation)."""
-        e = self.attention_logits(x) if self.p.attention_weights else None
+        e = self.attention_logits(x, mask) if self.p.attention_weights else None
         var = self.variance(x, mask) if self.p.gaussian_weights else None
         return local_weights(e, var, mask)
 
