@@ -1,7 +1,8 @@
 """Training step with and without encoding by length groups (`models.layers.by_length`).
 
 Usage: python benchmarks/length_groups.py [--dataset diginetica] [--models linet,focol]
-       [--batch-size 100] [--steps 10] [--rounds 3] [--threads 1] [--json FILE]
+       [--batch-size 100] [--steps 10] [--rounds 3] [--threads 1] [--set key=value]...
+       [--json FILE]
 Runs the Trainer's step (collate, `batch_loss`, backward, Adam) on uniform batches, as the
 Trainer draws them, alternating rounds of `--steps` batches with the model's length groups
 on (GROUP_ROWS) and off (one padded pass), after one warm-up round of each. Prints the
@@ -12,6 +13,7 @@ shared machine.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -36,9 +38,21 @@ def time_steps(net: torch.nn.Module, opt: torch.optim.Optimizer, data, batches) 
     return (time.perf_counter() - t) / len(batches), (time.process_time() - c) / len(batches)
 
 
+def hparams(pairs: list[str]) -> dict:
+    """--set key=value pairs as model hyper-parameters (numbers parsed, else strings)."""
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def compare(name: str, data, args: argparse.Namespace) -> dict:
     """Per-step seconds of model `name` with groups on and off, alternating rounds."""
-    model = create(name, data.num_items, seed=0)
+    model = create(name, data.num_items, seed=0, **hparams(args.set))
     model.prepare(data)
     net = model.net.train()
     opt = adam(net.parameters(), 1e-3, 1e-5, model.device)
@@ -76,6 +90,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="steps per round")
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds of each")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], help="model hyper-parameter k=v")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -91,7 +106,8 @@ def main() -> None:
         f"{layers.MAX_GROUPS}; {machine_line(args.threads)}"
     )
     rows = {name: compare(name, data, args) for name in args.models.split(",") if name}
-    write_summary(args.json, {"dataset": args.dataset, "batch_size": args.batch_size, **rows})
+    summary = {"dataset": args.dataset, "batch_size": args.batch_size, "set": args.set}
+    write_summary(args.json, {**summary, **rows})
 
 
 if __name__ == "__main__":

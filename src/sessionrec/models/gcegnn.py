@@ -23,6 +23,7 @@ from sessionrec.errors import ConfigError
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.layers import (
     PositionAwareReadout,
+    by_length,
     linear_cross_entropy,
     masked_mean,
     score_all_items,
@@ -176,6 +177,8 @@ class GlobalAggregator(nn.Module):
 
 
 class GCEGNN(nn.Module):
+    length_groups = True  # session_vectors does not depend on the padding (right, masked)
+
     def __init__(self, num_items: int, p: GCEGNNParams) -> None:
         super().__init__()
         d, self.p = p.embedding_dim, p
@@ -257,11 +260,18 @@ class GCEGNN(nn.Module):
         h_click = h_node.gather(1, alias.unsqueeze(-1).expand(-1, -1, h_node.shape[-1]))
         return self.readout(h_click, lengths, mask)  # S (Eqs. 11-14)
 
+    def encode(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """S for a batch: a training batch by length groups (`by_length`), since every hop
+        multiplies the padded nodes by 12 neighbours (docs/performance.md#length-groups)."""
+        if self.training and self.length_groups:
+            return by_length(self.session_vectors, items, lengths)
+        return self.session_vectors(items, lengths)
+
     def item_vectors(self) -> torch.Tensor:
         return self.item_emb.weight
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        s_final = self.session_vectors(items, lengths)
+        s_final = self.encode(items, lengths)
         logits = score_all_items(s_final, self.item_vectors())  # ẑ_i = Sᵀ h_vi (Eq. 15)
         return logits.index_fill_(
             1, torch.zeros(1, dtype=torch.long, device=items.device), -torch.inf
@@ -269,7 +279,7 @@ class GCEGNN(nn.Module):
 
     def training_loss(self, batch: Batch) -> torch.Tensor:
         """Cross-entropy of `forward`'s logits (Eq. 16), without holding them."""
-        s_final = self.session_vectors(batch.items, batch.lengths)
+        s_final = self.encode(batch.items, batch.lengths)
         return linear_cross_entropy(s_final, self.item_vectors(), batch.targets, skip_padding=True)
 
 
