@@ -19,8 +19,8 @@ from torch.autograd.function import once_differentiable
 
 from sessionrec.graph.fogcn import _numba_threads as numba_threads
 
-# No nnan/ninf: a saturated tanh goes through w = inf or 0 and must keep IEEE semantics.
-_FM = {"nsz", "arcp", "contract", "reassoc"}
+# FOGCN's fastmath flags: no nnan/ninf, so a saturated tanh (w = inf or 0) keeps IEEE semantics
+from sessionrec.graph.fogcn_kernels import _FM
 
 
 @njit(inline="always")
