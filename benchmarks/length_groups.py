@@ -38,6 +38,24 @@ def time_steps(net: torch.nn.Module, opt: torch.optim.Optimizer, data, batches) 
     return (time.perf_counter() - t) / len(batches), (time.process_time() - c) / len(batches)
 
 
+def alternate(modes: dict, net, opt, data, batches, args: argparse.Namespace) -> dict:
+    """Median wall and CPU seconds per step of each mode (a name and a function that sets it
+    up), in alternating rounds of `args.steps` batches after one warm-up round of each."""
+    figures: dict[str, list] = {name: [] for name in modes}
+    for r in range(args.rounds + 1):
+        for i, (name, set_up) in enumerate(modes.items()):
+            set_up()
+            k = (len(modes) * r + i) * args.steps
+            got = time_steps(net, opt, data, batches[k : k + args.steps])
+            if r:  # round 0 warms up every mode
+                figures[name].append(got)
+    return {
+        f"{name}_{kind}_s": statistics.median(x[j] for x in runs)
+        for name, runs in figures.items()
+        for j, kind in enumerate(("wall", "cpu"))
+    }
+
+
 def hparams(pairs: list[str]) -> dict:
     """--set key=value pairs as model hyper-parameters (numbers parsed, else strings)."""
     out = {}
@@ -57,22 +75,15 @@ def compare(name: str, data, args: argparse.Namespace) -> dict:
     net = model.net.train()
     opt = adam(net.parameters(), 1e-3, 1e-5, model.device)
     batches = batch_indices(data.train, args.batch_size, shuffle=True, seed=0)
-    grouped_rows, figures = layers.GROUP_ROWS, {"grouped": [], "padded": []}
+    grouped_rows = layers.GROUP_ROWS
+    modes = {
+        "padded": lambda: setattr(layers, "GROUP_ROWS", 10**9),
+        "grouped": lambda: setattr(layers, "GROUP_ROWS", grouped_rows),
+    }
     try:
-        for r in range(args.rounds + 1):
-            for mode, rows in (("padded", 10**9), ("grouped", grouped_rows)):
-                layers.GROUP_ROWS = rows
-                k = (2 * r + (mode == "grouped")) * args.steps
-                got = time_steps(net, opt, data, batches[k : k + args.steps])
-                if r:  # round 0 warms up both
-                    figures[mode].append(got)
+        row = alternate(modes, net, opt, data, batches, args)
     finally:
         layers.GROUP_ROWS = grouped_rows
-    row = {
-        f"{mode}_{kind}_s": statistics.median(x[i] for x in runs)
-        for mode, runs in figures.items()
-        for i, kind in enumerate(("wall", "cpu"))
-    }
     row["cpu_speedup"] = row["padded_cpu_s"] / row["grouped_cpu_s"]
     print(
         f"{name:<8} padded {row['padded_wall_s']:.3f} s/step wall {row['padded_cpu_s']:.3f} CPU;"

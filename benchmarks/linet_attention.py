@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import torch
 from common import machine_line, write_summary
-from length_groups import time_steps
+from length_groups import alternate
 
 from sessionrec.data.batching import batch_indices
 from sessionrec.data.sources import load_dataset
@@ -56,19 +57,8 @@ def time_training(data, args: argparse.Namespace) -> dict:
     net = model.net.train()
     opt = adam(net.parameters(), 1e-3, 0.0, model.device)
     batches = batch_indices(data.train, args.batch_size, shuffle=True, seed=0)
-    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in BACKENDS}
-    for r in range(args.rounds + 1):
-        for i, name in enumerate(BACKENDS):
-            net.local.backend = name
-            k = (2 * r + i) * args.steps
-            got = time_steps(net, opt, data, batches[k : k + args.steps])
-            if r:
-                figures[name].append(got)
-    row = {
-        f"{name}_{kind}_s": statistics.median(x[j] for x in runs)
-        for name, runs in figures.items()
-        for j, kind in enumerate(("wall", "cpu"))
-    }
+    modes = {name: partial(setattr, net.local, "backend", name) for name in BACKENDS}
+    row = alternate(modes, net, opt, data, batches, args)
     row["cpu_speedup"] = row["torch_cpu_s"] / row["numba_cpu_s"]
     print(
         f"LINet step, {data.name}, batch {args.batch_size}: torch {row['torch_wall_s']:.3f} s "
