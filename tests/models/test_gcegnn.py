@@ -204,3 +204,55 @@ def test_global_graph_matches_a_plain_loop(tiny):
         assert nb[item, : len(top)].tolist() == [v for v, _ in top]
         assert w[item, : len(top)].tolist() == [c for _, c in top]
         assert not nb[item, len(top) :].any()
+
+
+@pytest.mark.parametrize("hops", [1, 2])
+def test_learned_padding_gives_items_without_neighbours_the_padding_row(hops):
+    """`learned_padding` (the code): row 0 is a trained parameter and a node whose neighbour
+    list is empty aggregates S copies of it, h_n = e_0; masked (the paper), h_n = 0."""
+    train = Sessions.from_lists(TOY)
+    test = Sessions.from_lists([[5, 6], [6, 5]]).as_examples(np.array([6, 5]))
+    data = build_dataset("toy", train, test, valid_fraction=0.0)
+    got = {}
+    for learned in (False, True):
+        model = create("gcegnn", data.num_items, epsilon=2, hops=hops, learned_padding=learned,
+                       neighbor_fill="sample", seed=0)  # fmt: skip
+        model.prepare(data)
+        net = model.net.eval()
+        assert (net.item_emb.weight[0].abs().sum() > 0) == learned
+        assert (net.item_emb.padding_idx is None) == learned
+        items = torch.tensor([[5, 6]])  # items 5 and 6 never appear in training: no neighbours
+        ids = [torch.tensor([[5, 6]])] + [torch.zeros(1, 2 * 12**k, dtype=torch.long)
+                                          for k in range(1, hops + 1)]  # fmt: skip
+        vecs = [net.item_emb(i) for i in ids]
+        s = net.item_emb(items).mean(1)
+        got[learned] = (net.global_level(ids, vecs, s), net, vecs, s)
+    out, net, vecs, s = got[True]
+    e0, agg = net.item_emb.weight[0], net.global_agg[0]
+    if hops == 1:  # h_n = e_0 exactly: uniform attention over 12 copies
+        expected = torch.relu(agg.w_2(torch.cat([vecs[0], e0.expand_as(vecs[0])], -1)))
+        torch.testing.assert_close(out, expected)
+    for agg in net.global_agg:  # every level attends to all 12 (padding) slots, weight 0
+        vecs = [agg(vecs[h], vecs[h + 1].view(1, -1, 12, 100), torch.zeros(1, vecs[h].shape[1], 12),
+                    torch.ones(1, vecs[h].shape[1], 12, dtype=torch.bool), s)
+                for h in range(len(vecs) - 1)]  # fmt: skip
+    torch.testing.assert_close(out, vecs[0])
+    out_m, net_m, vecs_m, _ = got[False]
+    if hops == 1:  # masked: h_n = 0
+        agg = net_m.global_agg[0]
+        expected = torch.relu(agg.w_2(torch.cat([vecs_m[0], torch.zeros_like(vecs_m[0])], -1)))
+        torch.testing.assert_close(out_m, expected)
+
+
+def test_learned_padding_row_is_trained_and_readout_bias_can_be_left_out(tiny):
+    model = create("gcegnn", tiny.num_items, learned_padding=True, readout_bias=False, seed=0)
+    assert model.net.readout.w_z.bias is None
+    model.prepare(tiny)
+    net = model.net.train()
+    batch_items = torch.tensor([[1, 2, 3], [4, 0, 0]])
+    before = net.item_emb.weight[0].detach().clone()
+    net.neighbors[4] = 0  # item 4 without neighbours: its global vector is e_0's
+    loss = net(batch_items, torch.tensor([3, 1]))[:, 1:].logsumexp(1).sum()
+    loss.backward()
+    assert net.item_emb.weight.grad[0].abs().sum() > 0
+    assert torch.equal(net.item_emb.weight[0], before)

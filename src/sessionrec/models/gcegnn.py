@@ -52,6 +52,11 @@ class GCEGNNParams:
     # paper's softmax over N_ε(v)); "sample" fills the slots as the code's utils.handle_adj
     # does, drawing the real neighbours with replacement once at start-up
     neighbor_fill: Literal["mask", "sample"] = "mask"
+    # the code's item table has no padding row: row 0 is learned (under L2, from its uniform
+    # init) and an item without global neighbours aggregates 12 copies of it (h_n = e_0, Eq. 4),
+    # where the paper's softmax over an empty N_ε(v) gives h_n = 0
+    learned_padding: bool = False
+    readout_bias: bool = True  # b_3 of Eq. 11 (paper); the code's z-transform w_1 has none
 
     def validate(self) -> None:
         if min(self.embedding_dim, self.epsilon, self.num_neighbors, self.hops) < 1:
@@ -182,20 +187,21 @@ class GCEGNN(nn.Module):
     def __init__(self, num_items: int, p: GCEGNNParams) -> None:
         super().__init__()
         d, self.p = p.embedding_dim, p
-        self.item_emb = nn.Embedding(num_items + 1, d, padding_idx=0)
+        self.item_emb = nn.Embedding(num_items + 1, d, padding_idx=None if p.learned_padding else 0)
         self.a = nn.Parameter(torch.empty(4, d))  # a_self, a_in, a_out, a_in-out (Eq. 7)
         self.global_agg = nn.ModuleList(
             GlobalAggregator(d, p.dropout_gcn, p.leaky_slope) for _ in range(p.hops)
         )
-        self.readout = PositionAwareReadout(d, p.max_position)
+        self.readout = PositionAwareReadout(d, p.max_position, z_bias=p.readout_bias)
         shape = (num_items + 1, p.num_neighbors)
         self.register_buffer("neighbors", torch.zeros(shape, dtype=torch.long))
         self.register_buffer("neighbor_weights", torch.zeros(shape))
         bound = d**-0.5
         for w in self.parameters():
             nn.init.uniform_(w, -bound, bound)
-        with torch.no_grad():
-            self.item_emb.weight[0].zero_()
+        if not p.learned_padding:
+            with torch.no_grad():
+                self.item_emb.weight[0].zero_()
 
     def prepare(self, dataset: SessionDataset) -> None:
         """Build the global graph from the training sessions into buffers."""
@@ -227,13 +233,16 @@ class GCEGNN(nn.Module):
         """
         bsz, s, d = ids[0].shape[0], self.p.num_neighbors, vecs[0].shape[-1]
         weights = [self.neighbor_weights[i] for i in ids[:-1]]
+        masks = [i.view(bsz, -1, s) > 0 for i in ids[1:]]
+        if self.p.learned_padding:  # an empty neighbour list attends to S copies of e_0
+            masks = [m | ~m.any(-1, keepdim=True) for m in masks]
         for agg in self.global_agg:  # hop k combines level h with level h + 1 (Eq. 6)
             vecs = [
                 agg(
                     vecs[h],
                     vecs[h + 1].view(bsz, -1, s, d),
                     weights[h],
-                    ids[h + 1].view(bsz, -1, s) > 0,
+                    masks[h],
                     session,
                 )
                 for h in range(len(vecs) - 1)

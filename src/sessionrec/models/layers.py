@@ -244,13 +244,15 @@ class PositionAwareReadout(nn.Module):
 
     z_i = tanh(W_z [h_i ; p_i] + b_z), β_i = qᵀ σ(W_1 z_i + W_2 mean(h) + b_1) (unnormalised),
     out = Σ_i β_i h_i; p_i embeds the distance from the last click. `use_position=False`
-    gives z_i = tanh(h_i) (DHCN's Tmall variant).
+    gives z_i = tanh(h_i) (DHCN's Tmall variant); `z_bias=False` leaves b_z out.
     """
 
-    def __init__(self, dim: int, max_len: int = 200, use_position: bool = True) -> None:
+    def __init__(
+        self, dim: int, max_len: int = 200, use_position: bool = True, z_bias: bool = True
+    ) -> None:
         super().__init__()
         self.positions = ReversePositionEmbedding(max_len, dim) if use_position else None
-        self.w_z = nn.Linear(2 * dim, dim) if use_position else None
+        self.w_z = nn.Linear(2 * dim, dim, bias=z_bias) if use_position else None
         self.w_1 = nn.Linear(dim, dim, bias=True)
         self.w_2 = nn.Linear(dim, dim, bias=False)
         self.q = nn.Linear(dim, 1, bias=False)
