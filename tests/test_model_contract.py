@@ -112,8 +112,14 @@ def _behaviour(model, tiny) -> dict[str, float]:
     }
 
 
-def _machine() -> str:
-    return f"{torch.backends.cpu.get_cpu_capability()}-{torch.get_num_threads()}threads"
+def _machine(cpu: bool = False) -> str:
+    """SIMD level and threads; with `cpu`, also the vendor and AMX, which pick other kernels."""
+    kind = f"{torch.backends.cpu.get_cpu_capability()}-{torch.get_num_threads()}threads"
+    if not cpu:
+        return kind  # how the file-wide "machine" was written
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    vendor = next((ln.split(":")[1].strip() for ln in info.splitlines() if "vendor_id" in ln), "")
+    return f"{kind}-{vendor or 'unknown'}" + ("-amx" if " amx_tile" in info else "")
 
 
 @pytest.mark.parametrize("name", list(available()))
@@ -123,18 +129,21 @@ def test_training_behaviour_is_unchanged(name, fitted, tiny):
     On the machine kind they were recorded on (same SIMD level and thread count) training is
     bit-reproducible, so the values must agree to rounding; elsewhere torch's kernels round
     differently and only the metrics are compared, within 0.05. Record again (after a change
-    that is meant to change training) with SESSIONREC_RECORD_GOLDEN=1.
+    that is meant to change training) with SESSIONREC_RECORD_GOLDEN=1 and `-k` for the
+    models concerned: an entry recorded on another machine kind than the file's carries its
+    own, vendor and AMX included.
     """
     got = _behaviour(fitted(name), tiny)
     golden = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
-    if os.environ.get(RECORD_ENV):
-        golden.setdefault("machine", _machine())
-        golden.setdefault("models", {})[name] = got
+    if os.environ.get(RECORD_ENV):  # an entry recorded elsewhere names its own machine
+        same = golden.setdefault("machine", _machine()) == _machine()
+        golden.setdefault("models", {})[name] = got if same else {**got, "machine": _machine(True)}
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
         return
-    want = golden["models"][name]
-    if golden["machine"] == _machine():
+    want = dict(golden["models"][name])
+    recorded_on = want.pop("machine", None)
+    if (recorded_on or golden["machine"]) == _machine(cpu=recorded_on is not None):
         assert got == pytest.approx(want, rel=1e-9, abs=1e-9), name
     else:
         assert got["hr@20"] == pytest.approx(want["hr@20"], abs=0.05), name

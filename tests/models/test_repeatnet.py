@@ -127,3 +127,37 @@ def test_training_loss_by_length_groups_equals_the_padded_pass(monkeypatch):
     assert len(widths) == 4 and widths[0] < width and widths[-1] == width  # 3 groups, 1 pass
     for grouped, padded in zip(*results, strict=True):
         torch.testing.assert_close(grouped, padded, atol=1e-5, rtol=1e-5)
+
+
+def test_attentions_have_no_bias_as_eqs_3_5_7_and_the_code():
+    """e_τ = vᵀ tanh(W h_t + U h_τ), computed by hand from the GRU states, with no b."""
+    net = _net()
+    attentions = (net.mode_attention, net.repeat_attention, net.explore_attention)
+    assert all(a.w_query.bias is None for a in attentions)
+    states, _ = net.gru(net.item_emb(ITEMS))
+    h_t = states[torch.arange(2), LENGTHS - 1]
+    a = net.repeat_attention
+    e = a.v.weight @ torch.tanh(a.w_query.weight @ h_t[:, :, None] + a.w_key.weight @ states.mT)
+    e = e.squeeze(1).masked_fill(ITEMS == 0, float("-inf"))
+    torch.testing.assert_close(net.heads(ITEMS, LENGTHS)[1], e.log_softmax(1))
+    with_bias = create("repeatnet", 6, seed=0, embedding_dim=8, hidden_size=8, attention_bias=True)
+    assert all(
+        a.w_query.bias is not None
+        for a in (with_bias.net.mode_attention, with_bias.net.repeat_attention)
+    )
+
+
+def test_a_model_saved_before_attention_bias_loads_with_its_biases(tmp_path):
+    """model.json written before the option existed has no `attention_bias`: it had biases."""
+    import json
+
+    from sessionrec.models import Recommender
+
+    old = create("repeatnet", 6, seed=0, embedding_dim=8, hidden_size=8, attention_bias=True)
+    old.save(tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    del meta["params"]["attention_bias"]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    loaded = Recommender.load(tmp_path)
+    assert loaded.params.attention_bias
+    torch.testing.assert_close(loaded.net.eval()(ITEMS, LENGTHS), old.net.eval()(ITEMS, LENGTHS))

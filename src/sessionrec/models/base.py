@@ -24,7 +24,7 @@ from sessionrec.data.batching import Batch, collate
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, RunError
 from sessionrec.io import atomic_write_json
-from sessionrec.models.params import build_params, params_dict
+from sessionrec.models.params import as_recorded, build_params, params_dict
 from sessionrec.rundir import MODEL_FILE, WEIGHTS_FILE, read_weights, write_weights
 from sessionrec.training import distributed
 from sessionrec.training.config import TrainConfig
@@ -204,7 +204,7 @@ class Recommender(ABC):
             raise RunError(f"{directory}: holds a '{name}' model, not '{cls.name}'")
         if num_items < 1:
             raise RunError(f"{meta_path}: corrupted model description (num_items={num_items})")
-        hparams = build_params(model_cls.Params, params, name)
+        hparams = build_params(model_cls.Params, as_recorded(model_cls.Params, params), name)
         try:
             model = model_cls(num_items, hparams).to(device)
         except (RuntimeError, MemoryError, ValueError, OverflowError) as e:

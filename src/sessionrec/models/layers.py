@@ -212,7 +212,7 @@ class AttentionReadout(nn.Module):
     """Additive attention pooling: e_j = vᵀ act(W_k k_j + W_q q + b), out = Σ_j a_j k_j.
 
     `normalize=False` keeps the raw weights (NARM, STAMP, SR-GNN); `True` applies a masked
-    softmax over positions.
+    softmax over positions. `bias=False` leaves b out.
     """
 
     def __init__(
@@ -222,10 +222,11 @@ class AttentionReadout(nn.Module):
         hidden_dim: int,
         activation: str = "sigmoid",
         normalize: bool = False,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         self.w_key = nn.Linear(key_dim, hidden_dim, bias=False)
-        self.w_query = nn.Linear(query_dim, hidden_dim, bias=True)
+        self.w_query = nn.Linear(query_dim, hidden_dim, bias=bias)
         self.v = nn.Linear(hidden_dim, 1, bias=False)
         self.act = {"sigmoid": torch.sigmoid, "tanh": torch.tanh}[activation]
         self.normalize = normalize

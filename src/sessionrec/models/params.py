@@ -97,3 +97,9 @@ def params_dict(params: Any) -> dict[str, Any]:
     return {
         k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(params).items()
     }
+
+
+def as_recorded(cls: type, saved: Mapping[str, Any]) -> dict[str, Any]:
+    """Hyper-parameters read back from a saved model or run, where a field added since they
+    were written takes the value that reproduces them (`cls.ADDED_SINCE`), not its default."""
+    return {**getattr(cls, "ADDED_SINCE", {}), **saved}

@@ -10,7 +10,7 @@ Spec: docs/baselines-neural.md#repeatnet--ren-et-al-aaai-2019
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -34,15 +34,19 @@ class RepeatNetParams:
     # GRU biases, as the code's GlorotNormal initialisers; "torch": PyTorch's defaults
     # (item table N(0, 1)).
     init: Literal["glorot", "torch"] = "glorot"
+    # b in the three attentions' vᵀ tanh(W h_t + U h_τ + b): none in Eqs. 3, 5 and 7 nor in the
+    # code (attention.py); models saved before this option had one (ADDED_SINCE).
+    attention_bias: bool = False
+    ADDED_SINCE: ClassVar[dict[str, Any]] = {"attention_bias": True}
 
 
 class AdditiveScores(nn.Module):
-    """Attention logits e_τ = vᵀ tanh(W q + U k_τ) with padding at -∞ (B, T)."""
+    """Attention logits e_τ = vᵀ tanh(W q + U k_τ [+ b]) with padding at -∞ (B, T)."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, bias: bool = False) -> None:
         super().__init__()
         self.w_key = nn.Linear(dim, dim, bias=False)
-        self.w_query = nn.Linear(dim, dim)
+        self.w_query = nn.Linear(dim, dim, bias=bias)
         self.v = nn.Linear(dim, 1, bias=False)
 
     def forward(self, keys: torch.Tensor, query: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -58,10 +62,11 @@ class RepeatNet(nn.Module):
         self.dropout = nn.Dropout(p.dropout)
         self.embedding_dropout = nn.Dropout(p.embedding_dropout)
         self.gru = nn.GRU(p.embedding_dim, d, batch_first=True)
-        self.mode_attention = AttentionReadout(d, d, d, "tanh", normalize=True)  # α^c (Eq. 3)
+        b = p.attention_bias
+        self.mode_attention = AttentionReadout(d, d, d, "tanh", True, bias=b)  # α^c (Eq. 3)
         self.mode = nn.Linear(d, 2, bias=False)  # W^re (Eq. 4)
-        self.repeat_attention = AdditiveScores(d)  # α^r (Eq. 5)
-        self.explore_attention = AttentionReadout(d, d, d, "tanh", normalize=True)  # α^e (Eq. 7)
+        self.repeat_attention = AdditiveScores(d, bias=b)  # α^r (Eq. 5)
+        self.explore_attention = AttentionReadout(d, d, d, "tanh", True, bias=b)  # α^e (Eq. 7)
         self.explore = nn.Linear(2 * d, num_items + 1, bias=False)  # W^e (Eq. 9)
         if p.init == "glorot":
             for module in (self.item_emb, *(m for m in self.modules() if isinstance(m, nn.Linear))):

@@ -24,8 +24,8 @@ from sessionrec.errors import ConfigError, RunError
 from sessionrec.evaluation import evaluate_splits
 from sessionrec.io import atomic_write_json
 from sessionrec.models.base import NeuralRecommender, Recommender
-from sessionrec.models.params import build_params, params_dict
-from sessionrec.models.registry import create, load_run
+from sessionrec.models.params import as_recorded, build_params, params_dict
+from sessionrec.models.registry import create, get, load_run
 from sessionrec.progress import shown
 from sessionrec.provenance import provenance
 from sessionrec.rundir import (
@@ -230,7 +230,8 @@ def prepare_resume(
     if config.get("model") != model_name:
         raise RunError(f"{run_dir}: holds a '{config.get('model')}' run, not '{model_name}'")
     recorded = {"bucket_batches": BUCKETED_BEFORE, **config["train"]}
-    changes = _actual_changes(model_name, config["params"], recorded, changes or {})
+    params = as_recorded(get(model_name).Params, config["params"])
+    changes = _actual_changes(model_name, params, recorded, changes or {})
     bad = sorted(set(changes) - set(RESUMABLE_CHANGES))
     if bad:
         raise ConfigError(
@@ -240,7 +241,7 @@ def prepare_resume(
     train = build_params(TrainConfig, {**recorded, **(changes or {})}, "training")
     if record and changes and distributed.env_world().is_main:  # a later --resume too
         record_train_settings(run_dir, params_dict(train), starting=True)
-    model = create(model_name, int(config["num_items"]), seed=train.seed, **config["params"])
+    model = create(model_name, int(config["num_items"]), seed=train.seed, **params)
     return model, reload_dataset(config["dataset"]), train
 
 
