@@ -20,8 +20,9 @@ class STAMPParams:
     embedding_dim: int = 100  # paper: 100
     emb_init_std: float = 0.002  # paper: N(0, 0.002) for embeddings
     weight_init_std: float = 0.05  # paper: N(0, 0.05) for the other weights
-    # The authors' code (STAMP_cikm.py) adds m_s to the attention output (m_a = Σ α_i x_i + m_s)
-    # and looks the session's items up with max_norm 1.5; the paper's Eq. 8 has neither.
+    # The authors' code adds m_s to the attention output (m_a = Σ α_i x_i + m_s) and looks
+    # the session's items up with max_norm 1.5 (STAMP_cikm.py; 1 in STAMP_rsc.py for
+    # YooChoose); the paper's Eq. 8 has neither.
     add_ms: bool = True
     input_max_norm: float | None = 1.5
 
@@ -73,4 +74,7 @@ class STAMPRecommender(NeuralRecommender):
     Params = STAMPParams
     Module = STAMP
     train_defaults = {"lr": 3e-3, "batch_size": 512, "weight_decay": 0.0}
-    train_source = "STAMP code, config/nn_param.conf [stamp_cikm]: lr 0.003, batch 512; no L2"
+    train_source = (
+        "STAMP code, config/nn_param.conf [stamp_cikm]: lr 0.003, batch 512, no L2 (the code "
+        "also clips each variable's gradient of the summed loss to norm 110: not done here)"
+    )
