@@ -15,8 +15,10 @@ session_lists = st.lists(
 def test_batches_cover_every_example_once(seqs, batch_size, seed):
     ex = Sessions.from_lists(seqs).prefixes()
     assert len(ex) == sum(len(s) - 1 for s in seqs)
-    for shuffle, bucket in ((False, 64), (True, 64), (True, 0)):
-        idx = batch_indices(ex, batch_size, shuffle=shuffle, seed=seed, bucket_batches=bucket)
+    for shuffle, bucket, by_session in ((False, 64, 0), (True, 64, 0), (True, 0, 0), (True, 0, 1)):
+        idx = batch_indices(
+            ex, batch_size, shuffle=shuffle, seed=seed, bucket_batches=bucket, sessions=by_session
+        )
         flat = np.concatenate(idx) if idx else np.array([], dtype=int)
         assert sorted(flat.tolist()) == list(range(len(ex)))
         assert all(len(b) <= batch_size for b in idx)
@@ -72,3 +74,22 @@ def test_runs_from_before_bucket_batches_resume_bucketed_as_they_were(tiny, tmp_
     del recorded["train"]["bucket_batches"]  # as config.json was written before 2026-12-04
     (run / "config.json").write_text(json.dumps(recorded))
     assert prepare_resume(run, "pop")[2].bucket_batches == 64
+
+
+def test_session_chunks_give_each_chunk_its_prefixes_in_turn():
+    """STAMP's code: sessions with equally many examples, in chunks of `batch_size` sessions;
+    a chunk's j-th batch holds its sessions' inputs of length j + 1, none padded."""
+    seqs = [[1, 2, 3], [4, 5, 6], [7, 8], [9, 10, 11, 12], [13, 14, 15], [16, 17]]
+    ex = Sessions.from_lists(seqs).prefixes()
+    batches = batch_indices(ex, 2, shuffle=True, seed=5, sessions=True)
+    starts = [sorted(set(ex.start[b].tolist())) for b in batches]
+    lengths = [ex.length[b].tolist() for b in batches]
+    assert all(len(set(n)) == 1 for n in lengths)  # one input length a batch: no padding
+    # 3 sessions of 2 examples: chunks of 2 and 1 sessions, 2 batches each; 2 sessions of 1
+    # example: 1 batch; the 4-click session: 3 batches. 4 + 1 + 3 = 8 batches
+    assert len(batches) == 8 and sorted(len(b) for b in batches) == [1] * 5 + [2] * 3
+    for i in range(len(batches)):  # a chunk's batches are consecutive, lengths 1, 2, ...
+        if lengths[i][0] > 1:
+            assert starts[i - 1] == starts[i] and lengths[i - 1][0] == lengths[i][0] - 1
+    again = batch_indices(ex, 2, shuffle=True, seed=5, sessions=True)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))

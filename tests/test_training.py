@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sessionrec.errors import RunError
+from sessionrec.errors import ConfigError, RunError
 from sessionrec.models import create
 from sessionrec.training import trainer as trainer_module
 from sessionrec.training.config import TrainConfig
@@ -186,3 +186,59 @@ def test_resume_on_another_thread_count_says_it_is_not_bit_identical(tiny, tmp_p
             assert ("resuming with 2 threads where the run used 1" in err) is noted, err
     finally:
         torch.set_num_threads(before)
+
+
+def _first_step_grads(tiny, **settings):
+    """The gradients the optimiser receives at the Trainer's first step."""
+    model = create("stamp", tiny.num_items, seed=0)
+    trainer = trainer_module.Trainer(model, TrainConfig(batch_size=16, lr=1e-3, **settings))
+    trainer.optimizer = trainer.setup(tiny)
+    grads = {}
+    trainer.optimizer.step = lambda: grads.update(
+        {n: p.grad.clone() for n, p in model.net.named_parameters() if p.grad is not None}
+    )
+    next(trainer.train_steps(tiny, 0, 0))
+    return grads
+
+
+def test_summed_loss_and_per_parameter_clipping_as_stamps_code(tiny):
+    """loss_reduction=sum: the batch's summed loss (16 × the mean's gradients); with
+    grad_clip_per_param each parameter's gradient is scaled to norm ≤ grad_clip on its own,
+    as tf.clip_by_norm, where the global clip scales all of them by one factor."""
+    mean = _first_step_grads(tiny)
+    summed = _first_step_grads(tiny, loss_reduction="sum")
+    for name, g in mean.items():
+        torch.testing.assert_close(summed[name], 16 * g, rtol=1e-4, atol=1e-9)
+    norms = {n: g.norm().item() for n, g in summed.items()}
+    clip = sorted(norms.values())[len(norms) // 2]  # binds for about half of them
+    each = _first_step_grads(tiny, loss_reduction="sum", grad_clip=clip, grad_clip_per_param=True)
+    for name, g in summed.items():
+        want = g * min(1.0, clip / (norms[name] + 1e-6))
+        torch.testing.assert_close(each[name], want, rtol=1e-4, atol=1e-9)
+    together = _first_step_grads(tiny, loss_reduction="sum", grad_clip=clip)
+    factor = min(1.0, clip / (sum(n**2 for n in norms.values()) ** 0.5 + 1e-6))
+    for name, g in summed.items():
+        torch.testing.assert_close(together[name], g * factor, rtol=1e-4, atol=1e-9)
+
+
+def test_a_trainer_with_its_own_steps_refuses_the_step_settings(tiny):
+    for name, setting in (("gru4rec", {"batching": "sessions"}), ("bprmf", {"grad_clip": 5.0})):
+        model = create(name, tiny.num_items, seed=0)
+        with pytest.raises(ConfigError, match="does not apply"):
+            model.fit(tiny, TrainConfig(epochs=1, **setting))
+    with pytest.raises(ConfigError, match="bucket_batches"):
+        TrainConfig(batching="sessions", bucket_batches=64).validate()
+
+
+def test_stamps_code_batches_run_through_the_trainer(tiny):
+    from sessionrec.data.batching import batch_indices
+
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=3e-3, weight_decay=0.0, batching="sessions")
+    model = create("stamp", tiny.num_items, seed=0)
+    trainer = trainer_module.Trainer(model, cfg)
+    trainer.fit(tiny)
+    seed = trainer_module.epoch_seed(cfg.seed, 0)
+    chunks = batch_indices(tiny.train, 64, shuffle=True, seed=seed, sessions=True)
+    epoch = next(r for r in trainer.history if r["event"] == "epoch")
+    assert epoch["steps"] == epoch["steps_done"] == len(chunks) > len(tiny.train) / 64
+    assert all(torch.isfinite(v).all() for v in model.net.state_dict().values())

@@ -42,20 +42,24 @@ def batch_indices(
     shuffle: bool = False,
     seed: int = 0,
     bucket_batches: int = 0,
+    sessions: bool = False,
 ) -> list[np.ndarray]:
     """Split examples into batches of similar length.
 
     Training order (`shuffle`) is a seeded permutation cut into batches (`bucket_batches=0`:
     uniform batches, as every reference code draws them) or sorted by length inside windows
-    of `bucket_batches` batches with the batch order shuffled again; the result depends only
-    on the seed, so an interrupted epoch can be replayed exactly. Without `shuffle`, examples
-    are sorted by length (the fastest order for evaluation).
+    of `bucket_batches` batches with the batch order shuffled again, or (`sessions`)
+    `session_chunks`; the result depends only on the seed, so an interrupted epoch can be
+    replayed exactly. Without `shuffle`, examples are sorted by length (the fastest order for
+    evaluation).
     """
     n = len(examples)
     if not shuffle:
         order = np.argsort(examples.length, kind="stable")
         return [order[i : i + batch_size] for i in range(0, n, batch_size)]
     rng = np.random.default_rng(seed)
+    if sessions:
+        return session_chunks(examples, batch_size, rng)
     perm = rng.permutation(n)
     if bucket_batches == 0:
         return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
@@ -65,6 +69,26 @@ def batch_indices(
         perm[s : s + window] = chunk[np.argsort(examples.length[chunk], kind="stable")]
     batches = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def session_chunks(
+    examples: Examples, batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """STAMP's code's batches: the sessions with k examples, shuffled, in chunks of at most
+    `batch_size` sessions; chunk c gives k consecutive batches, the j-th holding its sessions'
+    examples of input length j + 1 (so none is padded). The groups of equal k come in random
+    order. A session is the examples sharing an input start (`SessionSet.prefixes`)."""
+    order = np.lexsort((examples.length, examples.start))  # by session, then input length
+    start = examples.start[order]
+    first = np.flatnonzero(np.r_[True, start[1:] != start[:-1]])  # each session's first
+    count = np.diff(np.r_[first, len(order)])
+    batches = []
+    for k in rng.permutation(np.unique(count)):
+        chosen = rng.permutation(np.flatnonzero(count == k))
+        rows = order[first[chosen][:, None] + np.arange(k)]  # (sessions, k) example indices
+        for c in range(0, len(rows), batch_size):
+            batches.extend(rows[c : c + batch_size].T)
+    return batches
 
 
 def shard_batches(

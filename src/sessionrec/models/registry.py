@@ -14,6 +14,7 @@ from sessionrec.models.base import Recommender
 from sessionrec.models.params import build_params
 from sessionrec.rundir import read_config
 from sessionrec.training.config import TrainConfig, resolve_device
+from sessionrec.training.trainer import Trainer
 
 
 def register(cls: type[Recommender]) -> type[Recommender]:
@@ -78,19 +79,30 @@ def split_settings(
     cls = get(name)
     params = set(cls.Params.__dataclass_fields__)
     usable = set(TrainConfig.__dataclass_fields__) - set(cls.own_train_settings)
+    usable -= set(not_applied(name))
     model_hp = {k: v for k, v in values.items() if k in params}
     train_hp = {k: v for k, v in values.items() if k not in params and k in usable}
     return model_hp, train_hp, [k for k in values if k not in model_hp and k not in train_hp]
 
 
+def not_applied(name: str) -> tuple[str, ...]:
+    """Training settings only the shared Trainer's steps read (`Trainer.STEP_SETTINGS`), where
+    model `name` trains with steps of its own (GRU4Rec, BPR-MF): there they do not apply."""
+    trainer = getattr(get(name), "trainer_class", None)
+    own_steps = trainer is not None and trainer.train_steps is not Trainer.train_steps
+    return Trainer.STEP_SETTINGS if own_steps else ()
+
+
 def unused_setting_error(name: str, key: str) -> ConfigError:
-    """The error for a setting model `name` does not use: its own, or unknown."""
+    """The error for a setting model `name` does not use: its own, not applied, or unknown."""
     cls = get(name)
     params = ", ".join(sorted(cls.Params.__dataclass_fields__)) or "none"
     if key in cls.own_train_settings:
         return ConfigError(
             f"{name} sets '{key}' through its own hyper-parameters (see its Params: {params})"
         )
+    if key in not_applied(name):
+        return ConfigError(f"'{key}' does not apply to {name}: it trains with steps of its own")
     return ConfigError(
         f"unknown setting '{key}' for {name}; model hyper-parameters: {params}; "
         f"training settings: {', '.join(TrainConfig.__dataclass_fields__)}"

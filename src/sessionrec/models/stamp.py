@@ -75,6 +75,20 @@ class STAMPRecommender(NeuralRecommender):
     Module = STAMP
     train_defaults = {"lr": 3e-3, "batch_size": 512, "weight_decay": 0.0}
     train_source = (
-        "STAMP code, config/nn_param.conf [stamp_cikm]: lr 0.003, batch 512, no L2 (the code "
-        "also clips each variable's gradient of the summed loss to norm 110: not done here)"
+        "STAMP code, config/nn_param.conf [stamp_cikm]: lr 0.003, batch 512, no L2 (its batches, "
+        "summed loss and per-variable clipping: --recipe code)"
     )
+    dataset_presets = {
+        "yoochoose1_64": {"input_max_norm": 1.0},
+        "yoochoose1_4": {"input_max_norm": 1.0},
+    }
+    presets_source = "STAMP code: max_norm 1.5 in STAMP_cikm.py (Diginetica), 1 in STAMP_rsc.py"
+    # `--recipe code`: the code's training as well (docs/baselines-neural.md#stamp)
+    recipes = {
+        "code": {
+            "batching": "sessions",
+            "loss_reduction": "sum",
+            "grad_clip": 110.0,
+            "grad_clip_per_param": True,
+        }
+    }

@@ -11,7 +11,7 @@ import numpy as np
 
 from sessionrec.data.dataset import DEFAULT_VALID_FRACTION
 from sessionrec.errors import ConfigError, RunError, SessionrecError
-from sessionrec.models.registry import get
+from sessionrec.models.registry import get, not_applied
 from sessionrec.progress import bar
 from sessionrec.reproduce.budget import Budget
 from sessionrec.reproduce.experiments import (
@@ -109,6 +109,9 @@ def reproduce(
                 f"note: {model} sets {', '.join(owned)} through its own hyper-parameters; "
                 f"--set {', '.join(owned)} does not apply to it"
             )
+        steps = [k for k in budget.sets if k in not_applied(model)]
+        if steps:
+            say(f"note: {model} trains with steps of its own; --set {', '.join(steps)} skipped")
     check_significance_metric(options.significance_metric, budget)
     datasets = resolve_datasets(experiment, options.datasets, options.data_root)
     runner = Runner(options.runs_dir, say, False, options.rerun)  # the rows' bar is the one shown

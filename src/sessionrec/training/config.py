@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -28,9 +29,14 @@ class TrainConfig:
     lr_horizon: str = "epochs"
     lr_warmup_steps: int = 0  # linear warm-up over this many optimiser steps (any schedule)
     grad_clip: float | None = None  # max gradient norm (RepeatNet's code: 5)
+    grad_clip_per_param: bool = False  # clip each parameter's norm apart (STAMP's code)
+    loss_reduction: Literal["mean", "sum"] = "mean"  # sum: the batch's total (STAMP's code)
     # 0: uniform batches, as the reference codes (sorting by length within windows of this
     # many batches cost SR-GNN 0.8 HR@20 after 2 epochs: docs/results.md, batch composition)
     bucket_batches: int = 0
+    # examples: batches of examples (as above); sessions: STAMP's code, sessions of one
+    # length in chunks of batch_size, each chunk's prefixes as consecutive batches
+    batching: Literal["examples", "sessions"] = "examples"
     patience: int = 3  # epochs without validation improvement before stopping
     metric: str = "mrr@20"  # validation metric for early stopping and model selection
     seed: int = 0
@@ -54,6 +60,12 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.bucket_batches < 0:
             raise ConfigError(f"bucket_batches must be >= 0, got {self.bucket_batches}")
+        if self.batching not in ("examples", "sessions"):
+            raise ConfigError(f"batching must be examples or sessions, got {self.batching!r}")
+        if self.batching == "sessions" and self.bucket_batches:
+            raise ConfigError("bucket_batches applies to batching=examples only")
+        if self.loss_reduction not in ("mean", "sum"):
+            raise ConfigError(f"loss_reduction must be mean or sum, got {self.loss_reduction!r}")
         for name in ("max_len", "num_threads"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sessionrec.data.batching import Batch, batch_indices, collate, shard_batches
-from sessionrec.errors import RunError
+from sessionrec.errors import ConfigError, RunError
 from sessionrec.evaluation import evaluate_splits
 from sessionrec.io import append_jsonl, atomic_write
 from sessionrec.progress import shown
@@ -106,6 +106,14 @@ class Trainer:
     """Mini-batch training of `model.net` on `dataset.train`, selecting on `dataset.valid`."""
 
     multi_process: ClassVar[bool] = True  # whether `train_steps` can train on many ranks
+    # Settings only this class's `train_steps` reads: a trainer with steps of its own (GRU4Rec,
+    # BPR-MF) refuses them away from their defaults rather than ignore them.
+    STEP_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "grad_clip",
+        "grad_clip_per_param",
+        "loss_reduction",
+        "batching",
+    )
 
     def __init__(
         self,
@@ -117,6 +125,7 @@ class Trainer:
         self.model = model
         self.config = config or TrainConfig(**type(model).train_defaults)
         self.config.validate()
+        self._refuse_unused_step_settings()
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
         self.history: list[dict[str, Any]] = []
@@ -127,6 +136,16 @@ class Trainer:
         self.console = Console(stderr=True)
 
     # --- hooks -----------------------------------------------------------------------------
+    def _refuse_unused_step_settings(self) -> None:
+        if type(self).train_steps is Trainer.train_steps:
+            return
+        default = TrainConfig()
+        for name in self.STEP_SETTINGS:
+            if getattr(self.config, name) != getattr(default, name):
+                raise ConfigError(
+                    f"{self.model.name} trains with its own steps: {name} does not apply to it"
+                )
+
     def setup(self, dataset: SessionDataset) -> torch.optim.Optimizer:
         """Build what the steps need once, before any checkpoint is loaded; return the optimiser.
 
@@ -156,6 +175,7 @@ class Trainer:
             shuffle=True,
             seed=epoch_seed(cfg.seed, epoch),
             bucket_batches=cfg.bucket_batches,
+            sessions=cfg.batching == "sessions",
         )
         n = len(batches)
         for k, mine in enumerate(shard_batches(batches, self.world.rank, w, start)):
@@ -170,14 +190,25 @@ class Trainer:
                 n_step = sum(len(b) for b in batches[pos : pos + w])
                 n_mine = 0 if mine is None else len(mine)
                 weight = n_mine * w / n_step
-                (loss if weight == 1.0 else loss * weight).backward()
             else:
                 n_step = n_mine = len(batch.targets)
-                loss.backward()
+                weight = 1.0
+            if cfg.loss_reduction == "sum":  # the mean over the step's examples, times them
+                weight *= n_step
+            (loss if weight == 1.0 else loss * weight).backward()
             if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.grad_clip)
+                self.clip_gradients(cfg.grad_clip, cfg.grad_clip_per_param)
             self.optimizer.step()
             yield Step(min(pos + w, n), n, n_step, loss.item(), n_mine)
+
+    def clip_gradients(self, max_norm: float, per_param: bool) -> None:
+        """Scale the gradients to norm `max_norm`: all together, or each parameter's apart."""
+        params = [p for p in self.model.net.parameters() if p.grad is not None]
+        if not per_param:
+            torch.nn.utils.clip_grad_norm_(params, max_norm)
+            return
+        for p in params:  # tf.clip_by_norm on each variable
+            p.grad.mul_((max_norm / (p.grad.norm() + 1e-6)).clamp(max=1.0))
 
     def extra_state(self) -> dict[str, Any]:
         """What the checkpoint must hold besides weights, optimiser, RNG and the loop's state."""
