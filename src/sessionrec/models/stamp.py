@@ -83,7 +83,7 @@ class STAMPRecommender(NeuralRecommender):
         "yoochoose1_4": {"input_max_norm": 1.0},
     }
     presets_source = "STAMP code: max_norm 1.5 in STAMP_cikm.py (Diginetica), 1 in STAMP_rsc.py"
-    # `--recipe code`: the code's training as well (docs/baselines-neural.md#stamp)
+    # `--recipe code`: the code's training too (docs/baselines-neural.md#stamp--liu-et-al-kdd-2018)
     recipes = {
         "code": {
             "batching": "sessions",
