@@ -14,7 +14,6 @@ from sessionrec.models.base import Recommender
 from sessionrec.models.params import build_params
 from sessionrec.rundir import read_config
 from sessionrec.training.config import TrainConfig, resolve_device
-from sessionrec.training.trainer import Trainer
 
 
 def register(cls: type[Recommender]) -> type[Recommender]:
@@ -86,11 +85,10 @@ def split_settings(
 
 
 def not_applied(name: str) -> tuple[str, ...]:
-    """Training settings only the shared Trainer's steps read (`Trainer.STEP_SETTINGS`), where
-    model `name` trains with steps of its own (GRU4Rec, BPR-MF): there they do not apply."""
+    """Training settings model `name` does not read because its trainer's steps are its own
+    (GRU4Rec, BPR-MF: `Trainer.not_applied`)."""
     trainer = getattr(get(name), "trainer_class", None)
-    own_steps = trainer is not None and trainer.train_steps is not Trainer.train_steps
-    return Trainer.STEP_SETTINGS if own_steps else ()
+    return trainer.not_applied() if trainer is not None else ()
 
 
 def unused_setting_error(name: str, key: str) -> ConfigError:

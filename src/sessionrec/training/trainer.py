@@ -136,11 +136,14 @@ class Trainer:
         self.console = Console(stderr=True)
 
     # --- hooks -----------------------------------------------------------------------------
+    @classmethod
+    def not_applied(cls) -> tuple[str, ...]:
+        """The STEP_SETTINGS, where this trainer's `train_steps` is its own; else none."""
+        return () if cls.train_steps is Trainer.train_steps else cls.STEP_SETTINGS
+
     def _refuse_unused_step_settings(self) -> None:
-        if type(self).train_steps is Trainer.train_steps:
-            return
         default = TrainConfig()
-        for name in self.STEP_SETTINGS:
+        for name in self.not_applied():
             if getattr(self.config, name) != getattr(default, name):
                 raise ConfigError(
                     f"{self.model.name} trains with its own steps: {name} does not apply to it"
