@@ -14,6 +14,7 @@ from sessionrec.models.base import Recommender
 from sessionrec.models.params import build_params
 from sessionrec.rundir import read_config
 from sessionrec.training.config import TrainConfig, resolve_device
+from sessionrec.training.trainer import not_applied_error
 
 
 def register(cls: type[Recommender]) -> type[Recommender]:
@@ -100,7 +101,7 @@ def unused_setting_error(name: str, key: str) -> ConfigError:
             f"{name} sets '{key}' through its own hyper-parameters (see its Params: {params})"
         )
     if key in not_applied(name):
-        return ConfigError(f"'{key}' does not apply to {name}: it trains with steps of its own")
+        return not_applied_error(name, key)
     return ConfigError(
         f"unknown setting '{key}' for {name}; model hyper-parameters: {params}; "
         f"training settings: {', '.join(TrainConfig.__dataclass_fields__)}"

@@ -102,6 +102,11 @@ def _fresh_state(threads: int) -> dict[str, Any]:
     }
 
 
+def not_applied_error(model: str, key: str) -> ConfigError:
+    """The one error for a step setting a trainer with steps of its own does not read."""
+    return ConfigError(f"'{key}' does not apply to {model}: it trains with steps of its own")
+
+
 class Trainer:
     """Mini-batch training of `model.net` on `dataset.train`, selecting on `dataset.valid`."""
 
@@ -145,9 +150,7 @@ class Trainer:
         default = TrainConfig()
         for name in self.not_applied():
             if getattr(self.config, name) != getattr(default, name):
-                raise ConfigError(
-                    f"{self.model.name} trains with its own steps: {name} does not apply to it"
-                )
+                raise not_applied_error(self.model.name, name)
 
     def setup(self, dataset: SessionDataset) -> torch.optim.Optimizer:
         """Build what the steps need once, before any checkpoint is loaded; return the optimiser.
