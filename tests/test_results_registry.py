@@ -36,8 +36,21 @@ def test_an_entry_carries_metrics_epochs_and_provenance(run_dir, tmp_path):
     assert entry["valid_curve"][0]["epoch"] == 1 and "hr@20" in entry["valid_curve"][0]
     with pytest.raises(RunError, match="already registered"):
         results.add(run_dir, "reduced", tmp_path)
+    with pytest.raises(RunError, match="already registered"):  # one entry per run
+        results.add(run_dir, "full", tmp_path)
     with pytest.raises(ConfigError, match="protocol"):
         results.add(run_dir, "Full Run", tmp_path)
+
+
+def test_replacing_a_runs_entry_under_another_protocol_supersedes_it(run_dir, tmp_path):
+    """A REDUCED entry of a run since resumed to its end gives way to its full entry."""
+    reduced = results.add(run_dir, "reduced", tmp_path, note="cut")
+    other = results.add(run_dir, "reduced", tmp_path / "elsewhere")
+    full = results.add(run_dir, "full", tmp_path, note="to early stopping", replace=True)
+    assert sorted(tmp_path.glob("*.json")) == [full] and not reduced.exists()
+    assert json.loads(full.read_text())["note"] == "to early stopping"
+    assert other.exists()  # another registry is not touched
+    assert results.add(run_dir, "full", tmp_path, replace=True) == full
 
 
 def test_a_test_curve_is_kept_and_set_beside_the_authors_selection(tiny, tmp_path):

@@ -198,16 +198,32 @@ def add(
     replace: bool = False,
     command: str = "",
 ) -> Path:
-    """Write the entry of `run_dir` into `registry`; an existing entry needs `replace`."""
+    """Write the entry of `run_dir` into `registry`. A run has one entry: an existing one,
+    under any protocol (a REDUCED entry of a run since resumed to its end), needs `replace`,
+    which removes it."""
     entry = entry_from_run(run_dir, protocol, note, command)
     if not entry["command"]:
         raise RunError(f"{run_dir}: records no command (a run from before provenance): --command")
     path = registry / entry_name(entry)
-    if path.exists() and not replace:
-        raise RunError(f"{path}: already registered (--replace to overwrite)")
+    same_run = _entries_of_run(registry, entry)
+    if same_run and not replace:
+        raise RunError(f"{same_run[0]}: already registered (--replace to overwrite)")
     registry.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, entry)
+    for old in same_run:
+        if old != path:
+            old.unlink()
     return path
+
+
+def _entries_of_run(registry: Path, entry: dict[str, Any]) -> list[Path]:
+    """The registry's files for the same run (dataset, model and run directory name)."""
+    key = ("dataset", "model", "run")
+    return [
+        path
+        for path in sorted(registry.glob("*.json"))
+        if all((read_json_object(path) or {}).get(k) == entry.get(k) for k in key)
+    ]
 
 
 def load(registry: Path = REGISTRY_DIR) -> list[dict[str, Any]]:

@@ -18,7 +18,9 @@ def add(
     ],
     note: Annotated[str, typer.Option(help="One line on what the run shows.")] = "",
     registry: Registry = Path("results/registry"),
-    replace: Annotated[bool, typer.Option(help="Overwrite an existing entry.")] = False,
+    replace: Annotated[
+        bool, typer.Option(help="Overwrite the run's existing entry, under any protocol.")
+    ] = False,
     command: Annotated[
         str, typer.Option(help="The command that made the run, if its config.json has none.")
     ] = "",
