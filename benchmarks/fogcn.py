@@ -1,11 +1,15 @@
 """FOG build and FOGCN cost on a real benchmark: build time and size, 3-layer forward+backward.
 
 Usage: python benchmarks/fogcn.py [--dataset diginetica] [--layers 3] [--dim 100] [--repeats 5]
-       [--threads 2] [--alpha normalized,softmax] [--torch]
+       [--threads 2] [--alpha normalized,softmax] [--torch] [--bounds]
 Times the numba kernels (the CPU default) for each α variant; `--torch` also times the torch
-fallback afterwards (its peak RSS then includes the numba runs). Prints medians of wall time
-and of process CPU time (CPU ≈ threads × wall on an idle machine; less means the cores were
-shared), with the load average; run with the machine otherwise idle for comparable figures.
+fallback afterwards (its peak RSS then includes the numba runs). `--bounds` times one
+normalized forward layer as built and on two altered graphs that bound what a lever can gain:
+every gather to one row (perfect locality: a relabelling or smaller rows gain less) and each
+group's weight vector cut to one slot (cheaper s_g sums); the altered outputs are discarded.
+Prints medians of wall time and of process CPU time (CPU ≈ threads × wall on an idle machine;
+less means the cores were shared), with the load average; run with the machine otherwise idle
+for comparable figures.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import os
 import statistics
 import time
 
+import numpy as np
 import torch
 from common import peak_rss_gb, write_summary
 
 from sessionrec.data.sources import load_dataset
 from sessionrec.graph.fog import build_fog
-from sessionrec.graph.fogcn import FOGOperator, fogcn, numba_available
+from sessionrec.graph.fogcn import FOGOperator, _kernels, fogcn, numba_available
 
 
 def time_fogcn(
@@ -43,6 +48,35 @@ def time_fogcn(
     return statistics.median(fwd), statistics.median(total), statistics.median(cpu)
 
 
+def time_bounds(op: FOGOperator, dim: int, repeats: int) -> dict[str, float]:
+    """Median seconds of one normalized forward layer on the graph as built and altered."""
+    kernels = _kernels()
+    arrays = op.kernel_graph().incoming.arrays()
+    node_ptr, group_ptr, mult, vec_ptr, vec_slot, vec_count, member, chunk_ptr = arrays
+    first = vec_ptr[:-1]
+    graphs = {
+        "as built": arrays,
+        "gathers to one row": (*arrays[:6], np.zeros_like(member), chunk_ptr),
+        "one slot per group": (
+            node_ptr, group_ptr, mult, np.arange(len(vec_ptr), dtype=vec_ptr.dtype),
+            vec_slot[first].copy(), vec_count[first].copy(), member, chunk_ptr,
+        ),
+    }  # fmt: skip
+    h = np.random.default_rng(0).standard_normal((op.num_nodes, dim)).astype(np.float32)
+    q = np.full((op.width, dim), 1.0 / op.width, np.float32)
+    out, den = np.empty_like(h), np.empty_like(h)
+    threads = torch.get_num_threads()
+    scratch, counter = np.empty((threads, dim), np.float32), np.zeros(1, np.int64)
+    times: dict[str, list[float]] = {name: [] for name in graphs}
+    for r in range(repeats + 1):  # interleaved, so a busy machine slows all alike
+        for name, groups in graphs.items():
+            t = time.perf_counter()
+            kernels.normalized_forward(h, q, groups, counter, scratch, out, den)
+            if r:
+                times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="diginetica")
@@ -53,6 +87,7 @@ def main() -> None:
     parser.add_argument("--max-distance", type=int, default=None)
     parser.add_argument("--alpha", default="normalized,softmax")
     parser.add_argument("--torch", action="store_true", help="also time the torch fallback")
+    parser.add_argument("--bounds", action="store_true", help="time the lever bounds too")
     parser.add_argument("--json", help="also write the figures here (used by run_all.py)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -107,6 +142,12 @@ def main() -> None:
                 f"(medians of {args.repeats}); peak RSS so far {peak_rss_gb():.2f} GiB; "
                 f"load average {os.getloadavg()[0]:.1f}"
             )
+    if args.bounds and "numba" in backends:
+        bounds = time_bounds(op, args.dim, args.repeats)
+        summary["normalized_forward_layer_s"] = bounds
+        base = bounds["as built"]
+        for name, sec in bounds.items():
+            print(f"normalized forward, 1 layer, {name}: {sec * 1e3:.0f} ms ({base / sec:.2f}×)")
     summary["peak_rss_gb"] = peak_rss_gb()
     write_summary(args.json, summary)
 

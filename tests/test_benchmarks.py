@@ -216,3 +216,23 @@ def test_graph_locality_times_both_orders(tmp_path: Path) -> None:
         o: res[f"{o}_forward_s"] + res[f"{o}_backward_s"] for o in ("own_order", "locality_order")
     }
     assert res["speedup"] == total["own_order"] / total["locality_order"]
+
+
+def test_fogcn_times_the_kernels_and_the_lever_bounds(tmp_path: Path) -> None:
+    res = run_script(
+        "fogcn.py",
+        "--dataset",
+        "synthetic",
+        "--alpha",
+        "normalized",
+        "--repeats",
+        "1",
+        "--threads",
+        "1",
+        "--bounds",
+        tmp_path=tmp_path,
+    )
+    assert res["numba_normalized"]["fwd_bwd_s"] >= res["numba_normalized"]["forward_s"] > 0
+    bounds = res["normalized_forward_layer_s"]
+    assert set(bounds) == {"as built", "gathers to one row", "one slot per group"}
+    assert all(sec > 0 for sec in bounds.values())
