@@ -218,11 +218,12 @@ def add(
 
 def _entries_of_run(registry: Path, entry: dict[str, Any]) -> list[Path]:
     """The registry's files for the same run (dataset, model and run directory name)."""
-    key = ("dataset", "model", "run")
+
+    def key(e: dict[str, Any]) -> tuple[Any, ...]:
+        return e.get("dataset"), e.get("model"), e.get("run")
+
     return [
-        path
-        for path in sorted(registry.glob("*.json"))
-        if all((read_json_object(path) or {}).get(k) == entry.get(k) for k in key)
+        p for p in sorted(registry.glob("*.json")) if key(read_json_object(p) or {}) == key(entry)
     ]
 
 
