@@ -222,16 +222,19 @@ def _entries_of_run(registry: Path, entry: dict[str, Any]) -> list[Path]:
     def key(e: dict[str, Any]) -> tuple[Any, ...]:
         return e.get("dataset"), e.get("model"), e.get("run")
 
-    return [
-        p for p in sorted(registry.glob("*.json")) if key(read_json_object(p) or {}) == key(entry)
-    ]
+    return [path for path, other in _files(registry) if key(other) == key(entry)]
+
+
+def _files(registry: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Each registry file with its entry, in file-name order ({} when it vanished since the
+    listing)."""
+    return [(path, read_json_object(path) or {}) for path in sorted(registry.glob("*.json"))]
 
 
 def load(registry: Path = REGISTRY_DIR) -> list[dict[str, Any]]:
     """Every entry, checked, in file-name order."""
     entries = []
-    for path in sorted(registry.glob("*.json")):
-        entry = read_json_object(path) or {}  # {} when it vanished since the listing
+    for path, entry in _files(registry):
         missing = [k for k in REQUIRED if k not in entry]
         if missing:
             raise RunError(f"{path}: missing key '{missing[0]}'")
