@@ -10,7 +10,8 @@ a virtual environment that has DGL (benchmarks/peers/README.md). Their graph is 
 our fitting sessions (their `all_train_seq.txt`: `dataset.fit_sessions()`, what our FOCOL
 builds its graph from), they train on exactly our fitting examples with their defaults, one
 thread, and score our validation examples (their `test.txt`) after every epoch, ranking our
-whole catalogue. What the child changes, none of it numerical, is in its docstring. Compare
+whole catalogue. What the child changes is in its docstring (a self-loop on items absent
+from the fitting sessions, which their data never has). Compare
 with `sessionrec train focol --dataset diginetica --train-fraction F --epochs E --set
 num_threads=1`. Their code is run, never imported into sessionrec.
 """

@@ -6,7 +6,8 @@ with their argparse defaults (batch 100, lr 1e-3, L2 1e-5, 3 FOGCN and 3 Transfo
 CSRL with β 0.03 and 32 negatives) and their `train` loop, evaluating their test file (our
 validation examples) after every epoch. Around their loop it prints one RESULT line per
 epoch (their HR@20 and MRR@20 in %, the mean training loss, seconds) and a PROGRESS line
-every 25 training steps. What differs from running it as published, none of it numerical:
+every 25 training steps. What differs from running it as published (none of it changes a
+number for an item their own data can hold):
 `--device -1` (their own option: the CPU); `--patience` past the last epoch, so their early
 stopping (and their choice of what to report) never cuts the curve; their item count N is our
 catalogue's size (their `read_dataset` takes the largest id in train.txt), so they rank the
