@@ -16,12 +16,11 @@ docstring. Compare with `sessionrec train dhcn --dataset diginetica --train-frac
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from reference_run import add_budget, run_child, write_splits
+from reference_run import add_budget, run_child, unpack, write_splits
 
 from sessionrec.data.sources import load_dataset
 
@@ -46,11 +45,7 @@ def main() -> None:
         work = Path(tmp)
         code = work / "code"
         code.mkdir()
-        archive = subprocess.run(
-            ["git", f"--git-dir={args.repo}", "archive", "HEAD", "main.py", "model.py", "util.py"],
-            check=True, capture_output=True,
-        ).stdout  # fmt: skip
-        subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
+        unpack(args.repo, code, "main.py", "model.py", "util.py")
         folder = work / "datasets" / args.dataset
         folder.mkdir(parents=True)
         write_splits(folder, data)

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from reference_run import add_budget, run_child, write_splits
+from reference_run import add_budget, run_child, unpack, write_splits
 
 from sessionrec.data.sources import load_dataset
 
@@ -56,11 +55,7 @@ def main() -> None:
         work = Path(tmp)
         code = work / "code"
         code.mkdir()
-        archive = subprocess.run(
-            ["git", f"--git-dir={args.repo}", "archive", "HEAD", "expts", "utils"],
-            check=True, capture_output=True,
-        ).stdout  # fmt: skip
-        subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
+        unpack(args.repo, code, "expts", "utils")
         write_their_files(work / "datasets" / data.name, data)
         command = [args.focol_python, str(CHILD.resolve()), data.name, str(args.epochs)]
         command += [str(args.seed), str(data.num_items)]

@@ -23,21 +23,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from reference_run import ONE_THREAD, add_budget, run_child, write_splits
+from reference_run import ONE_THREAD, add_budget, run_child, unpack, write_splits
 
 from sessionrec.data.sources import load_dataset
 
 CHILD = Path(__file__).with_name("gcegnn_reference_child.py")
 THEIR_NODES = {"diginetica": 43098}  # build_graph.py and main.py fix the item count per name
-
-
-def unpack(repo: Path, work: Path) -> None:
-    """Their repository's files, without its bundled datasets, into `work`."""
-    names = ["aggregator.py", "build_graph.py", "main.py", "model.py", "utils.py"]
-    archive = subprocess.run(
-        ["git", f"--git-dir={repo}", "archive", "HEAD", *names], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+THEIR_FILES = ("aggregator.py", "build_graph.py", "main.py", "model.py", "utils.py")  # no datasets
 
 
 def main() -> None:
@@ -55,7 +47,7 @@ def main() -> None:
         raise SystemExit(f"{data.num_items} items do not fit their fixed {args.dataset} size")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        unpack(args.repo, work)
+        unpack(args.repo, work, *THEIR_FILES)
         folder = work / "datasets" / args.dataset
         folder.mkdir(parents=True)
         with open(folder / "all_train_seq.txt", "wb") as f:

@@ -1,5 +1,6 @@
-"""What the reference-curve drivers share: their pickle layout, a one-thread environment for
-the authors' code, and streaming the child's RESULT lines into the JSON curve they write."""
+"""What the reference-curve drivers share: unpacking the authors' files, their pickle layout,
+a one-thread environment for their code, and streaming the child's RESULT lines into the
+JSON curve they write."""
 
 from __future__ import annotations
 
@@ -16,6 +17,14 @@ from pathlib import Path
 from typing import Any
 
 ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+
+
+def unpack(repo: Path, work: Path, *paths: str) -> None:
+    """`paths` of a fetched git directory's HEAD into `work` (`git archive`, never a checkout)."""
+    archive = subprocess.run(
+        ["git", f"--git-dir={repo}", "archive", "HEAD", *paths], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
 
 
 def as_their_pickle(examples) -> tuple[list[list[int]], list[int]]:

@@ -15,12 +15,11 @@ epoch. Their code is run, never imported into sessionrec.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from reference_run import add_budget, run_child, write_splits
+from reference_run import add_budget, run_child, unpack, write_splits
 
 from sessionrec.data.sources import load_dataset
 
@@ -40,11 +39,7 @@ def main() -> None:
     data = load_dataset(args.dataset, valid_fraction=0.1, train_fraction=args.train_fraction)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        archive = subprocess.run(
-            ["git", f"--git-dir={args.repo}", "archive", "HEAD", "pytorch_code"],
-            check=True, capture_output=True,
-        ).stdout  # fmt: skip
-        subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+        unpack(args.repo, work, "pytorch_code")
         (work / "datasets" / "run").mkdir(parents=True)
         write_splits(work / "datasets" / "run", data)
         command = [sys.executable, str(CHILD.resolve()), str(args.epochs)]
