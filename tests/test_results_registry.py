@@ -276,3 +276,26 @@ def test_status_says_per_paper_row_whether_it_reproduces():
     (line,) = [x for x in best.splitlines() if x.startswith("| yoochoose1_4 | linet |")]
     assert line.endswith("| no run yet (optional data) |")
     assert "67 without a run and 9 on optional data (yoochoose1_4: " in total
+
+
+def test_ablations_are_redrawn_against_the_full_model_within_one_protocol():
+    def entry(model, hr, mrr, protocol="full", run="r"):
+        test = {"hr@20": hr / 100, "mrr@20": mrr / 100}
+        return {"model": model, "dataset": "yoochoose1_64", "protocol": protocol, "test": test,
+                "run": run, "command": "c"}  # fmt: skip
+
+    # LINet Table II, YooChoose 1/64: LINet 71.23 / 31.12, No-LE 68.36 / 28.86
+    runs = [entry("linet", 70.0, 30.0, run="base"), entry("linet-no-le", 69.5, 30.25, run="le"),
+            entry("linet-no-ge", 71.0, 31.0, "reduced"), entry("linet-no-aw", 72.0, 32.0, "paper"),
+            entry("linet", 69.0, 29.0, run="worse")]  # fmt: skip
+    text = results.ablations(runs)
+    assert "#### LINet paper, Table II: yoochoose1_64, protocol full" in text
+    assert (
+        "| linet-no-le | 68.36 / 28.86 | -2.87 / -2.26 | 69.50 / 30.25 | -0.50 / +0.25 | `le` |"
+        in text
+    )
+    assert "| linet-no-ge | 68.58 / 29.27 | -2.65 / -1.85 | – / – | – | no full run yet |" in text
+    assert "| linet | 71.23 / 31.12 | – | 70.00 / 30.00 | – | `base` |" in text
+    assert "protocol paper" not in text  # a paper-protocol variant without its full model
+    assert results.ablations([entry("linet", 70.0, 30.0)]) == ""  # no variant: no table
+    assert "### The papers' ablations, redrawn" in results.render(runs)
