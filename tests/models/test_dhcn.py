@@ -116,7 +116,12 @@ def test_ssl_loss_stays_finite_when_the_sigmoid_saturates():
     assert torch.isfinite(grad_theta.grad).all()
 
 
-def test_training_loss_adds_beta_times_ssl():
+@pytest.mark.parametrize(
+    ("ssl_batch", "weight"),
+    [(None, 0.5), (2, 0.5), (100, 0.5 * 100 / 2)],  # β·L_S with L_S summed over B = 2 sessions
+)
+def test_training_loss_adds_beta_times_ssl_per_example_of_the_tuned_batch(ssl_batch, weight):
+    """The code sums L_S over its batches of 100: at B sessions each example weighs β·100/B."""
     items, lengths, targets = (
         torch.tensor([[1, 2], [3, 4]]),
         torch.tensor([2, 2]),
@@ -126,7 +131,7 @@ def test_training_loss_adds_beta_times_ssl():
     plain.train()
     ce = F.cross_entropy(plain(items, lengths), targets)
     torch.testing.assert_close(plain.training_loss(Batch(items, lengths, targets)), ce)
-    net = toy_model(beta=0.5).net
+    net = toy_model(beta=0.5, ssl_batch=ssl_batch).net
     net.train()
     torch.manual_seed(3)
     loss = net.training_loss(Batch(items, lengths, targets))
@@ -134,7 +139,22 @@ def test_training_loss_adds_beta_times_ssl():
     theta_h = net.session_embedding(table, items, lengths)
     torch.manual_seed(3)
     ssl = ssl_loss(theta_h, net.line_channel(items, lengths))
-    torch.testing.assert_close(loss, ce + 0.5 * ssl)
+    torch.testing.assert_close(loss, ce + weight * ssl)
+
+
+def test_a_model_saved_before_ssl_batch_keeps_the_plain_sum(tmp_path):
+    """A run written before the option existed summed L_S at any batch: it resumes so."""
+    import json
+
+    from sessionrec.models import Recommender
+
+    toy_model().save(tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["params"].pop("ssl_batch") == 100
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    assert Recommender.load(tmp_path).params.ssl_batch is None
+    with pytest.raises(ConfigError, match="ssl_batch"):
+        toy_model(ssl_batch=0)
 
 
 def test_item_table_cache_follows_the_weights():

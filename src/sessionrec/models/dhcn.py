@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,10 +47,17 @@ class DHCNParams:
     # What a hyperedge is: "sessions" (the paper: each fitting session) or "prefixes" (the
     # code: each training input, i.e. every prefix without its last click, nested).
     hyperedges: str = "sessions"
+    # The batch β was tuned at: the code sums L_S over its batches of 100, so each example's
+    # SSL weight is β·100/B at any batch B, as in the code at 100. None: the sum at any batch
+    # (each example weighs β; models saved before this option).
+    ssl_batch: int | None = 100
+    ADDED_SINCE: ClassVar[dict[str, Any]] = {"ssl_batch": None}
 
     def validate(self) -> None:
         if self.embedding_dim < 1 or self.layers < 0 or self.beta < 0:
             raise ConfigError("embedding_dim must be >= 1, layers >= 0 and beta >= 0")
+        if self.ssl_batch is not None and self.ssl_batch < 1:
+            raise ConfigError(f"ssl_batch must be >= 1 or none, got {self.ssl_batch}")
         if self.hyperedges not in ("sessions", "prefixes"):
             raise ConfigError(
                 f"hyperedges must be 'sessions' or 'prefixes', got '{self.hyperedges}'"
@@ -270,13 +277,17 @@ class DHCN(nn.Module):
         return self.item_table()
 
     def training_loss(self, batch: Batch) -> torch.Tensor:
-        """Cross-entropy over all items + β · SSL between the two channels."""
+        """Cross-entropy over all items + β · SSL between the two channels (L_S summed over the
+        batch, as the code, and scaled by ssl_batch / B)."""
         items, lengths, targets = batch.items, batch.lengths, batch.targets
         table = self.item_table()
         theta_h = self.session_embedding(table, items, lengths)
         loss = linear_cross_entropy(theta_h, table, targets, skip_padding=True)  # as _scores
         if self.p.beta > 0:
-            loss = loss + self.p.beta * ssl_loss(theta_h, self.line_channel(items, lengths))
+            beta = self.p.beta
+            if self.p.ssl_batch is not None:
+                beta *= self.p.ssl_batch / len(lengths)
+            loss = loss + beta * ssl_loss(theta_h, self.line_channel(items, lengths))
         return loss
 
 
