@@ -301,6 +301,10 @@ class DHCNRecommender(NeuralRecommender):
     Module = DHCN
     train_defaults = {"lr": 1e-3, "batch_size": 100, "weight_decay": 0.0}
     train_source = "DHCN code, main.py and model.py: batch 100, Adam lr 1e-3 without weight decay"
+    dataset_presets = {"tmall": {"beta": 0.02, "use_position": False}}
+    presets_source = (
+        "DHCN code: model.py's Tmall branch (no position embeddings); README: best β 0.02 on Tmall"
+    )
     # What each setting rests on: docs/baselines-graph.md, "CPU recipe".
     recipes = {
         "cpu": {
