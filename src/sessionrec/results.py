@@ -269,13 +269,18 @@ def paper_rows() -> dict[str, list[tuple[str, str]]]:
     rows: dict[str, list[tuple[str, str]]] = {}
     for name in PAPER_TABLES:
         experiment = EXPERIMENTS[name]
-        for dataset in sorted({d for values in experiment.paper.values() for d in values}):
+        for dataset in _paper_datasets(experiment):
             listed = rows.setdefault(dataset, [])
             for row in experiment.rows:
                 known = {m for m, _ in listed}
                 if row.model not in known and paper_number(row.model, dataset, "hr@20")[0]:
                     listed.append((row.model, paper_number(row.model, dataset, "hr@20")[1]))
     return rows
+
+
+def _paper_datasets(experiment: Any) -> list[str]:
+    """The datasets a paper table prints numbers for, sorted."""
+    return sorted({d for values in experiment.paper.values() for d in values})
 
 
 def optional_datasets() -> set[str]:
@@ -358,7 +363,7 @@ def ablations(entries: list[dict[str, Any]]) -> str:
     blocks = []
     for name, base in ABLATIONS.items():
         experiment = EXPERIMENTS[name]
-        for dataset in sorted({d for values in experiment.paper.values() for d in values}):
+        for dataset in _paper_datasets(experiment):
             for protocol in COMPLETE:
                 best = {}
                 for row in experiment.rows:
