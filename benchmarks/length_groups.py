@@ -2,10 +2,12 @@
 
 Usage: python benchmarks/length_groups.py [--dataset diginetica] [--models linet,focol]
        [--batch-size 100] [--steps 10] [--rounds 3] [--threads 1] [--set key=value]...
-       [--json FILE]
+       [--lookups] [--json FILE]
 Runs the Trainer's step (collate, `batch_loss`, backward, Adam) on uniform batches, as the
 Trainer draws them, alternating rounds of `--steps` batches with the model's length groups
-on (GROUP_ROWS) and off (one padded pass), after one warm-up round of each. Prints the
+on (GROUP_ROWS) and off (one padded pass), after one warm-up round of each. `--lookups`
+instead keeps the groups and alternates the item-table lookups' gradient: dense (one zero
+(N+1, d) table per group) and sparse (`models.layers.lookup_rows`, the default). Prints the
 median wall and process-CPU seconds per step of each; only their ratio means anything on a
 shared machine.
 """
@@ -20,6 +22,7 @@ import time
 import torch
 from common import machine_line, write_summary
 
+import sessionrec.models.focol as focol
 import sessionrec.models.layers as layers
 from sessionrec.data.batching import batch_indices, collate
 from sessionrec.data.sources import load_dataset
@@ -68,27 +71,46 @@ def hparams(pairs: list[str]) -> dict:
     return out
 
 
+def dense_lookup(table: torch.Tensor, ids: torch.Tensor, padding_idx: int | None = None):
+    """`lookup_rows` as it was: a dense gradient per lookup."""
+    return torch.nn.functional.embedding(ids, table, padding_idx)
+
+
+def use_lookup(fn) -> None:
+    layers.lookup_rows = focol.lookup_rows = fn
+
+
 def compare(name: str, data, args: argparse.Namespace) -> dict:
-    """Per-step seconds of model `name` with groups on and off, alternating rounds."""
+    """Per-step seconds of model `name` in two modes (groups off / on, or dense / sparse
+    lookups), alternating rounds."""
     model = create(name, data.num_items, seed=0, **hparams(args.set))
     model.prepare(data)
     net = model.net.train()
     opt = adam(net.parameters(), 1e-3, 1e-5, model.device)
     batches = batch_indices(data.train, args.batch_size, shuffle=True, seed=0)
-    grouped_rows = layers.GROUP_ROWS
-    modes = {
-        "padded": lambda: setattr(layers, "GROUP_ROWS", 10**9),
-        "grouped": lambda: setattr(layers, "GROUP_ROWS", grouped_rows),
-    }
+    grouped_rows, sparse_lookup = layers.GROUP_ROWS, layers.lookup_rows
+    if args.lookups:
+        modes = {
+            "dense": lambda: use_lookup(dense_lookup),
+            "sparse": lambda: use_lookup(sparse_lookup),
+        }
+    else:
+        modes = {
+            "padded": lambda: setattr(layers, "GROUP_ROWS", 10**9),
+            "grouped": lambda: setattr(layers, "GROUP_ROWS", grouped_rows),
+        }
     try:
         row = alternate(modes, net, opt, data, batches, args)
     finally:
         layers.GROUP_ROWS = grouped_rows
-    row["cpu_speedup"] = row["padded_cpu_s"] / row["grouped_cpu_s"]
+        use_lookup(sparse_lookup)
+    before, after = modes
+    row["cpu_speedup"] = row[f"{before}_cpu_s"] / row[f"{after}_cpu_s"]
     print(
-        f"{name:<8} padded {row['padded_wall_s']:.3f} s/step wall {row['padded_cpu_s']:.3f} CPU;"
-        f" grouped {row['grouped_wall_s']:.3f} wall {row['grouped_cpu_s']:.3f} CPU;"
-        f" {row['cpu_speedup']:.2f}x (CPU, medians of {args.rounds} rounds of {args.steps})"
+        f"{name:<8} {before} {row[f'{before}_wall_s']:.3f} s/step wall"
+        f" {row[f'{before}_cpu_s']:.3f} CPU; {after} {row[f'{after}_wall_s']:.3f} wall"
+        f" {row[f'{after}_cpu_s']:.3f} CPU; {row['cpu_speedup']:.2f}x"
+        f" (CPU, medians of {args.rounds} rounds of {args.steps})"
     )
     return row
 
@@ -102,6 +124,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds of each")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], help="model hyper-parameter k=v")
+    ap.add_argument(
+        "--lookups", action="store_true", help="compare dense and sparse lookups, groups on"
+    )
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -117,7 +142,12 @@ def main() -> None:
         f"{layers.MAX_GROUPS}; {machine_line(args.threads)}"
     )
     rows = {name: compare(name, data, args) for name in args.models.split(",") if name}
-    summary = {"dataset": args.dataset, "batch_size": args.batch_size, "set": args.set}
+    summary = {
+        "dataset": args.dataset,
+        "batch_size": args.batch_size,
+        "set": args.set,
+        "compared": "lookups" if args.lookups else "groups",
+    }
     write_summary(args.json, {**summary, **rows})
 
 

@@ -173,3 +173,33 @@ def test_trains_under_bf16_autocast(name, small, monkeypatch):
     for key, value in model.net.state_dict().items():
         assert not value.is_floating_point() or torch.isfinite(value).all(), key
     assert not torch.isnan(model.score_batch(collate(small.test, np.arange(32)))).any()
+
+
+@pytest.mark.parametrize("name", list(available()))
+def test_a_training_step_leaves_dense_gradients(name, fitted, tiny):
+    """A loss's gradients reach Adam dense, whatever sparse lookups (`lookup_rows`) they add up
+    from, except for tables that declare sparse gradients (`nn.Embedding(sparse=True)`, whose
+    models train with their own optimiser). A batch of 64 runs in length groups where a model
+    opts in, so each group's lookup adds its sparse rows."""
+    from sessionrec.models.base import NeuralRecommender
+    from sessionrec.training.trainer import batch_loss
+
+    model = fitted(name)
+    if not isinstance(model, NeuralRecommender):
+        pytest.skip(f"{name} has no gradient step")
+    net = model.net
+    declared = {
+        id(m.weight) for m in net.modules() if isinstance(m, torch.nn.Embedding) and m.sparse
+    }
+    with torch.random.fork_rng():
+        net.train()
+        try:
+            batch_loss(net, collate(tiny.train, np.arange(64))).backward()
+            grads = {n: p.grad for n, p in net.named_parameters() if id(p) not in declared}
+        finally:
+            net.eval()
+            net.zero_grad(set_to_none=True)
+    if not grads:
+        pytest.skip(f"{name}: every table declares sparse gradients")
+    sparse = [n for n, g in grads.items() if g is not None and g.layout != torch.strided]
+    assert not sparse, (name, sparse)

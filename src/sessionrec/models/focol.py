@@ -30,6 +30,7 @@ from sessionrec.models.layers import (
     by_length,
     gather_last,
     linear_cross_entropy,
+    lookup_rows,
     weights_key,
 )
 from sessionrec.models.registry import register
@@ -198,7 +199,7 @@ class FOCOL(nn.Module):
         noise: torch.Tensor | None,
         drop: torch.Tensor | None,
     ) -> torch.Tensor:
-        x = eg[items]  # E_s
+        x = lookup_rows(eg, items)  # E_s
         if noise is not None:
             x = x + noise  # Corrupt
         if drop is not None:

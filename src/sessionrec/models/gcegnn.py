@@ -22,6 +22,7 @@ from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError
 from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.layers import (
+    ItemEmbedding,
     PositionAwareReadout,
     by_length,
     linear_cross_entropy,
@@ -174,10 +175,15 @@ class GlobalAggregator(nn.Module):
         mask: torch.Tensor,  # (B, M, S) real neighbours
         session: torch.Tensor,  # (B, d) s of Eq. 2
     ) -> torch.Tensor:
-        x = torch.cat([session[:, None, None, :] * neigh_vec, weight.unsqueeze(-1)], -1)
-        pi = self.q_1(F.leaky_relu(self.w_1(x), self.slope)).squeeze(-1)  # Eq. 1
+        # W1 [s ⊙ h_vj ; w_ij] = h_vj (W1ₛ diag(s))ᵀ + w_ij W1_w: one product per session,
+        # without the (B, M, S, d + 1) concatenation (Eq. 1)
+        w_s, w_w = self.w_1.weight[:, :-1], self.w_1.weight[:, -1]
+        per_session = (w_s * session[:, None, :]).transpose(1, 2)  # (B, d, d)
+        z = (neigh_vec.flatten(1, 2) @ per_session).view_as(neigh_vec)
+        z = z + weight.unsqueeze(-1) * w_w
+        pi = self.q_1(F.leaky_relu(z, self.slope)).squeeze(-1)  # Eq. 1
         pi = pi.masked_fill(~mask, -1e9).softmax(-1) * mask  # Eq. 3; no neighbours -> 0
-        h_n = (pi.unsqueeze(-1) * neigh_vec).sum(-2)  # Eq. 4
+        h_n = (pi.unsqueeze(-2) @ neigh_vec).squeeze(-2)  # Eq. 4
         return torch.relu(self.w_2(self.dropout(torch.cat([self_vec, h_n], -1))))  # Eq. 5
 
 
@@ -187,7 +193,9 @@ class GCEGNN(nn.Module):
     def __init__(self, num_items: int, p: GCEGNNParams) -> None:
         super().__init__()
         d, self.p = p.embedding_dim, p
-        self.item_emb = nn.Embedding(num_items + 1, d, padding_idx=None if p.learned_padding else 0)
+        self.item_emb = ItemEmbedding(
+            num_items + 1, d, padding_idx=None if p.learned_padding else 0
+        )
         self.a = nn.Parameter(torch.empty(4, d))  # a_self, a_in, a_out, a_in-out (Eq. 7)
         self.global_agg = nn.ModuleList(
             GlobalAggregator(d, p.dropout_gcn, p.leaky_slope) for _ in range(p.hops)

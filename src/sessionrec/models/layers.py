@@ -59,6 +59,31 @@ def by_length(
     return torch.cat(parts).index_select(0, torch.argsort(order))
 
 
+def lookup_rows(
+    table: torch.Tensor, ids: torch.Tensor, padding_idx: int | None = None
+) -> torch.Tensor:
+    """table[ids]; under autograd with a sparse gradient that holds only the looked-up rows.
+
+    A model that looks its item table up in each of `by_length`'s groups would otherwise
+    allocate a zero (N+1, d) gradient per group and add them all up (Diginetica, NARM at
+    batch 512: 8 zero fills and 8 adds of 17 MB per step); sparse, each group's rows add
+    straight into the dense gradient of the output layer. So the same loss must also use
+    `table` densely (the scores h·tableᵀ), or its .grad stays sparse, which Adam refuses:
+    `tests/test_model_contract.py` checks every model's gradients after a step.
+    """
+    sparse = table.requires_grad and torch.is_grad_enabled()
+    return nn.functional.embedding(ids, table, padding_idx, sparse=sparse)
+
+
+class ItemEmbedding(nn.Embedding):
+    """The item table of a model that trains by length groups and scores with the table:
+    lookups through `lookup_rows` (sparse gradient). The same parameter and state as
+    `nn.Embedding`, whose `sparse` flag (and DDP's expectation of a sparse .grad) stays off."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return lookup_rows(self.weight, ids, self.padding_idx)
+
+
 def score_all_items(h: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
     """Full-softmax logits: inner product of each session vector with every item row (B, N+1)."""
     return h @ item_table.t()

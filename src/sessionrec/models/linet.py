@@ -24,6 +24,7 @@ from sessionrec.models.base import NeuralRecommender
 from sessionrec.models.layers import (
     AttentionReadout,
     DotProductScorer,
+    ItemEmbedding,
     gather_last,
     masked_mean,
 )
@@ -179,7 +180,7 @@ class LINet(DotProductScorer):
         super().__init__()
         d = p.embedding_dim
         self.p = p
-        self.item_emb = nn.Embedding(num_items + 1, d, padding_idx=0)
+        self.item_emb = ItemEmbedding(num_items + 1, d, padding_idx=0)
         nn.init.normal_(self.item_emb.weight, std=p.emb_init_std)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import AttentionReadout, DotProductScorer, gather_last
+from sessionrec.models.layers import AttentionReadout, DotProductScorer, ItemEmbedding, gather_last
 from sessionrec.models.registry import register
 
 
@@ -35,7 +35,7 @@ class NARM(DotProductScorer):
 
     def __init__(self, num_items: int, p: NARMParams) -> None:
         super().__init__()
-        self.item_emb = nn.Embedding(num_items + 1, p.embedding_dim, padding_idx=0)
+        self.item_emb = ItemEmbedding(num_items + 1, p.embedding_dim, padding_idx=0)
         std = p.emb_init_std if p.emb_init_std is not None else (2 / (num_items + 1)) ** 0.5
         with torch.no_grad():
             self.item_emb.weight.normal_(0.0, std)
