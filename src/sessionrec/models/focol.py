@@ -29,6 +29,7 @@ from sessionrec.models.layers import (
     ReversePositionEmbedding,
     by_length,
     gather_last,
+    gradient_sum,
     linear_cross_entropy,
     lookup_rows,
     weights_key,
@@ -229,10 +230,11 @@ class FOCOL(nn.Module):
         drop = None
         if op == "dropout":  # the released code's Dropout reaches the anchors too
             drop = self._dropout_mask(len(lengths), items.shape[1], items.device)
-        h = self.encode(eg, items, lengths, None, drop)
+        rows = gradient_sum(eg)  # the encodings' lookups of E^g: one sparse gradient
+        h = self.encode(rows, items, lengths, None, drop)
         loss = linear_cross_entropy(h, eg, targets)  # Eq. 9-10
         if csrl:
-            loss = loss + self.p.beta * self.contrastive_loss(eg, h, targets, index, op)
+            loss = loss + self.p.beta * self.contrastive_loss(rows, h, targets, index, op)
         return loss
 
     # --- CSRL (Sec. 3.3.2) ----------------------------------------------------------------

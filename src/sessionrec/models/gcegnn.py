@@ -27,6 +27,7 @@ from sessionrec.models.layers import (
     by_length,
     linear_cross_entropy,
     masked_mean,
+    one_gradient,
     score_all_items,
 )
 from sessionrec.models.registry import register
@@ -281,7 +282,8 @@ class GCEGNN(nn.Module):
         """S for a batch: a training batch by length groups (`by_length`), since every hop
         multiplies the padded nodes by 12 neighbours (docs/performance.md#length-groups)."""
         if self.training and self.length_groups:
-            return by_length(self.session_vectors, items, lengths)
+            with one_gradient(self.item_emb):
+                return by_length(self.session_vectors, items, lengths)
         return self.session_vectors(items, lengths)
 
     def item_vectors(self) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -66,13 +67,33 @@ def lookup_rows(
 
     A model that looks its item table up in each of `by_length`'s groups would otherwise
     allocate a zero (N+1, d) gradient per group and add them all up (Diginetica, NARM at
-    batch 512: 8 zero fills and 8 adds of 17 MB per step); sparse, each group's rows add
-    straight into the dense gradient of the output layer. So the same loss must also use
-    `table` densely (the scores h·tableᵀ), or its .grad stays sparse, which Adam refuses:
-    `tests/test_model_contract.py` checks every model's gradients after a step.
+    batch 512: 8 zero fills and 8 adds of 17 MB per step). Sparse, the groups' gradients add
+    up among themselves when their lookups read one `gradient_sum(table)`, and reach the
+    table once, where the output layer's dense gradient of it takes them. So the same loss
+    must also use `table` densely (the scores h·tableᵀ), or its .grad stays sparse, which
+    Adam refuses: `tests/test_model_contract.py` checks every model's gradients after a step.
     """
     sparse = table.requires_grad and torch.is_grad_enabled()
     return nn.functional.embedding(ids, table, padding_idx, sparse=sparse)
+
+
+class _GradientSum(torch.autograd.Function):
+    """The identity; its backward hands on the sum of its uses' gradients as it is."""
+
+    @staticmethod
+    def forward(ctx: Any, table: torch.Tensor) -> torch.Tensor:
+        return table.view_as(table)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+def gradient_sum(table: torch.Tensor) -> torch.Tensor:
+    """`table` as one autograd node for many `lookup_rows`: their sparse gradients add up
+    there (index lists joined), and reach `table` as one sum. Without it each lookup's
+    gradient meets the output layer's dense one on its own, a copy of the table each."""
+    return _GradientSum.apply(table) if table.requires_grad and torch.is_grad_enabled() else table
 
 
 class ItemEmbedding(nn.Embedding):
@@ -80,8 +101,25 @@ class ItemEmbedding(nn.Embedding):
     lookups through `lookup_rows` (sparse gradient). The same parameter and state as
     `nn.Embedding`, whose `sparse` flag (and DDP's expectation of a sparse .grad) stays off."""
 
+    _shared: torch.Tensor | None = None
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return lookup_rows(self.weight, ids, self.padding_idx)
+        table = self.weight if self._shared is None else self._shared
+        return lookup_rows(table, ids, self.padding_idx)
+
+
+@contextmanager
+def one_gradient(embedding: nn.Embedding) -> Iterator[None]:
+    """An `ItemEmbedding`'s lookups inside read one `gradient_sum` of its table: for a forward
+    pass that looks it up once per length group (another embedding: as it is)."""
+    if not isinstance(embedding, ItemEmbedding):
+        yield
+        return
+    embedding._shared = gradient_sum(embedding.weight)
+    try:
+        yield
+    finally:
+        embedding._shared = None
 
 
 def score_all_items(h: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
@@ -207,7 +245,8 @@ class DotProductScorer(nn.Module):
         without holding the logits (`linear_cross_entropy`), as nanoGPT's forward."""
         table = self.item_vectors()  # v_i, (N+1, d)
         if self.training and self.length_groups:
-            h = by_length(self.session_vectors, items, lengths)
+            with one_gradient(self.item_emb):
+                h = by_length(self.session_vectors, items, lengths)
         else:
             h = self.session_vectors(items, lengths)
         if targets is not None:
