@@ -60,6 +60,11 @@ def by_length(
     return torch.cat(parts).index_select(0, torch.argsort(order))
 
 
+def _tracked(table: torch.Tensor) -> bool:
+    """Whether autograd records operations on `table` here."""
+    return table.requires_grad and torch.is_grad_enabled()
+
+
 def lookup_rows(
     table: torch.Tensor, ids: torch.Tensor, padding_idx: int | None = None
 ) -> torch.Tensor:
@@ -73,8 +78,7 @@ def lookup_rows(
     must also use `table` densely (the scores h·tableᵀ), or its .grad stays sparse, which
     Adam refuses: `tests/test_model_contract.py` checks every model's gradients after a step.
     """
-    sparse = table.requires_grad and torch.is_grad_enabled()
-    return nn.functional.embedding(ids, table, padding_idx, sparse=sparse)
+    return nn.functional.embedding(ids, table, padding_idx, sparse=_tracked(table))
 
 
 class _GradientSum(torch.autograd.Function):
@@ -93,7 +97,7 @@ def gradient_sum(table: torch.Tensor) -> torch.Tensor:
     """`table` as one autograd node for many `lookup_rows`: their sparse gradients add up
     there (index lists joined), and reach `table` as one sum. Without it each lookup's
     gradient meets the output layer's dense one on its own, a copy of the table each."""
-    return _GradientSum.apply(table) if table.requires_grad and torch.is_grad_enabled() else table
+    return _GradientSum.apply(table) if _tracked(table) else table
 
 
 class ItemEmbedding(nn.Embedding):
