@@ -100,6 +100,19 @@ def test_augment_anchors_needs_one_operation_a_batch(toy):
         create("focol", toy.num_items, augment_anchors=True, augment_policy="sample", **SMALL)
 
 
+def test_emb_init_std_sets_the_item_table_only():
+    num_items, big = 2000, {**SMALL, "embedding_dim": 50}
+    code = create("focol", num_items, seed=0, **big).net
+    small = create("focol", num_items, seed=0, emb_init_std=0.05, **big).net
+    assert code.item_emb.weight.std().item() == pytest.approx(1.0, abs=0.02)  # N(0, 1)
+    assert small.item_emb.weight.std().item() == pytest.approx(0.05, abs=0.001)
+    for (name, a), (_, b) in zip(code.named_parameters(), small.named_parameters(), strict=True):
+        if name != "item_emb.weight":
+            assert torch.equal(a, b), name
+    with pytest.raises(ConfigError, match="emb_init_std must be > 0"):
+        create("focol", num_items, emb_init_std=0.0, **SMALL)
+
+
 def test_global_embeddings_computed_once_for_inference(toy, monkeypatch):
     model = create("focol", toy.num_items, **SMALL)
     model.prepare(toy)

@@ -64,6 +64,9 @@ class FOCOLParams:
     # for both losses (the released code); False: only the sampled sessions' (the paper).
     augment_anchors: bool = False
     init: Literal["code", "paper"] = "code"
+    # Std of E^(0)'s N(0, σ²) init, overriding `init` for the item table only (None: as
+    # `init` says: code N(0, 1), paper N(0, 0.1)); a training choice, as STAMP's
+    emb_init_std: float | None = None
 
     def validate(self) -> None:
         unknown = set(self.augmentations) - set(AUGMENTATIONS)
@@ -75,6 +78,8 @@ class FOCOLParams:
             raise ConfigError("embedding_dim must be divisible by heads")
         if self.max_distance is not None and self.max_distance < 1:
             raise ConfigError("max_distance must be at least 1")
+        if self.emb_init_std is not None and self.emb_init_std <= 0:
+            raise ConfigError(f"emb_init_std must be > 0 or none, got {self.emb_init_std}")
         if self.augment_anchors and self.augment_policy != "batch":
             raise ConfigError("augment_anchors needs augment_policy=batch (one operation a batch)")
 
@@ -103,6 +108,8 @@ class FOCOL(nn.Module):
             for param in self.parameters():
                 if param.requires_grad:
                     nn.init.normal_(param, std=0.1)
+        if p.emb_init_std is not None:
+            nn.init.normal_(self.item_emb.weight, std=p.emb_init_std)
         self.graph: FOGOperator | None = None
         self.examples: Any = None  # training examples, for CSRL sampling
         self._stale = True
