@@ -75,6 +75,16 @@ def test_cli_groups_add_up_to_the_runs_test_metrics(two_runs, tiny, tmp_path):
     assert "narm" in proc.stdout and ">=20" in proc.stdout
 
 
+def test_valid_split_groups_add_up_to_the_runs_validation_metrics(two_runs, tiny):
+    result = long_tail([two_runs / "narm"], [2, 5, 20], split="valid")
+    assert result["split"] == "valid" and sum(result["cases"]) == len(tiny.valid.target) > 0
+    valid = json.loads((two_runs / "narm" / "metrics.json").read_text())["valid"]
+    entry = result["runs"]["narm"]
+    for metric in ("hr@20", "mrr@20"):
+        whole = sum(s * (v or 0.0) for s, v in zip(result["share"], entry[metric], strict=True))
+        assert whole == pytest.approx(valid[metric], abs=1e-9)
+
+
 def test_cli_rejects_bad_input(two_runs, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
@@ -85,6 +95,7 @@ def test_cli_rejects_bad_input(two_runs, tmp_path):
         ([two_runs / "narm", other], "trained on"),
         ([two_runs / "narm", "--edges", "3,1"], "increasing"),
         ([two_runs / "narm", "--k", "0"], "--k must be"),
+        ([two_runs / "narm", "--split", "train"], "split must be"),
     ):
         proc = run_cli("analyze", "long-tail", *extra, timeout=300)
         assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr

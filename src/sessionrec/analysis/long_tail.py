@@ -57,24 +57,33 @@ def median_norms(vectors: np.ndarray, groups: np.ndarray, n_groups: int) -> list
     return [float(np.median(norms[g == i])) if (g == i).any() else None for i in range(n_groups)]
 
 
-def long_tail(run_dirs: Sequence[str | Path], edges: Sequence[int], k: int = 20) -> dict[str, Any]:
-    """Each run's HR@k / MRR@k per group of test cases, and the groups' sizes."""
+def long_tail(
+    run_dirs: Sequence[str | Path], edges: Sequence[int], k: int = 20, split: str = "test"
+) -> dict[str, Any]:
+    """Each run's HR@k / MRR@k per group of the split's cases ("test" or "valid"), and the
+    groups' sizes."""
     from sessionrec.analysis.runs import runs_on_one_dataset
     from sessionrec.evaluation import evaluate
     from sessionrec.models.params import build_params
     from sessionrec.models.registry import load_run
     from sessionrec.training.config import TrainConfig
 
+    if split not in ("test", "valid"):
+        raise ConfigError(f"split must be 'test' or 'valid', got '{split}'")
     configs, dataset = runs_on_one_dataset(run_dirs)
+    cases = dataset.test if split == "test" else dataset.valid
+    if len(cases.target) == 0:
+        raise ConfigError(f"the runs' dataset has no {split} cases")
     source = configs[0]["dataset"]
     counts = np.bincount(dataset.train.target, minlength=dataset.num_items + 1)
     groups = item_groups(counts, edges)
     n_groups = len(edges) + 1
-    case_groups = groups[dataset.test.target]
+    case_groups = groups[cases.target]
     case_counts = np.bincount(case_groups, minlength=n_groups)
     result: dict[str, Any] = {
         "dataset": source,
         "k": k,
+        "split": split,
         "edges": list(edges),
         "groups": group_labels(edges),
         "items": np.bincount(groups[1:], minlength=n_groups).tolist(),
@@ -86,7 +95,7 @@ def long_tail(run_dirs: Sequence[str | Path], edges: Sequence[int], k: int = 20)
         model, _ = load_run(run_dir)
         train = build_params(TrainConfig, config["train"], "training")
         per_case = evaluate(
-            model, dataset.test, (k,), train.eval_batch_size, max_len=train.max_len
+            model, cases, (k,), train.eval_batch_size, max_len=train.max_len
         ).per_case
         vectors = model.item_vectors()
         label = model.name if model.name not in result["runs"] else Path(run_dir).name
@@ -119,7 +128,7 @@ def plot(result: dict[str, Any], path: str | Path) -> Path:
         if r["median_norm"] is not None:
             norms = [np.nan if v is None else v for v in r["median_norm"]]
             bottom.plot(x, norms, marker="o", label=name)
-    top.set_ylabel(f"test HR@{k} (%)")
+    top.set_ylabel(f"{result.get('split', 'test')} HR@{k} (%)")
     top.legend(fontsize=8)
     top.set_title(f"{result['dataset']['dataset']}: accuracy by the next item's training count")
     bottom.set_ylabel("median item-vector norm")

@@ -123,15 +123,18 @@ def long_tail(
         str, typer.Option(help="Target counts where a new group starts, comma-separated.")
     ] = "1,3,10,30,100",
     k: TopK = 20,
+    split: Annotated[
+        str, typer.Option(help="Cases to group: test, or valid (the runs' validation split).")
+    ] = "test",
     out_dir: InvarianceOut = None,
 ) -> None:
-    """Test accuracy by how often the next item was a training target, to PNG and JSON."""
+    """Accuracy by how often the next item was a training target, to PNG and JSON."""
     from sessionrec.analysis import long_tail as lt
     from sessionrec.io import atomic_write_json
 
     if k < 1:
         raise ConfigError("--k must be >= 1")
-    result = lt.long_tail(run_dirs, lt.parse_edges(edges), k)
+    result = lt.long_tail(run_dirs, lt.parse_edges(edges), k, split)
     where = out_dir or run_dirs[0].parent / "long-tail"
     where.mkdir(parents=True, exist_ok=True)
     atomic_write_json(where / "long_tail.json", result)
