@@ -152,7 +152,8 @@ def long_tail(
 
 
 def _long_tail_table(result: dict, k: int) -> Table:
-    table = Table(title=f"test HR@{k} / MRR@{k} (%) by the next item's count as a training target")
+    title = f"{result['split']} HR@{k} / MRR@{k} (%) by the next item's count as a training target"
+    table = Table(title=title)
     for col in ("count", "items", "cases (%)", *result["runs"]):
         table.add_column(col, justify="right")
     for i, label in enumerate(result["groups"]):
