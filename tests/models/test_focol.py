@@ -113,6 +113,35 @@ def test_emb_init_std_sets_the_item_table_only():
         create("focol", num_items, emb_init_std=0.0, **SMALL)
 
 
+def test_item_lr_scale_moves_the_item_table_that_much_faster(toy):
+    """The Trainer's own optimiser: Adam's first step moves an element by lr·g/(|g| + ε), so
+    lr at most, and about lr where the gradient is not tiny."""
+    from sessionrec.training.config import TrainConfig
+    from sessionrec.training.trainer import Trainer
+
+    model = create("focol", toy.num_items, seed=0, item_lr_scale=4.0, **SMALL)
+    model.prepare(toy)
+    trainer = Trainer(model, TrainConfig(batch_size=8, lr=1e-3))
+    trainer.optimizer = trainer.setup(toy)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [4e-3, 1e-3]
+    before = {n: p.detach().clone() for n, p in model.net.named_parameters()}
+    next(trainer.train_steps(toy, 0, 0))
+    after = dict(model.net.named_parameters())
+    moved = {n: (after[n].detach() - b).abs().max().item() for n, b in before.items()}
+    assert moved.pop("item_emb.weight") == pytest.approx(4e-3, rel=1e-3)
+    assert max(moved.values()) == pytest.approx(1e-3, rel=1e-3)
+    with pytest.raises(ConfigError, match="item_lr_scale must be > 0"):
+        create("focol", toy.num_items, item_lr_scale=0.0, **SMALL)
+
+
+def test_item_lr_scale_one_keeps_one_parameter_group(toy):
+    """Scale 1 (the paper's one lr): one group, so older checkpoints' optimiser state loads."""
+    net = create("focol", toy.num_items, seed=0, **SMALL).net
+    opt = adam(net.optimizer_groups(1e-3), 1e-3, 0.0, torch.device("cpu"))
+    assert len(opt.param_groups) == 1
+    assert opt.param_groups[0]["params"] == list(net.parameters())
+
+
 def test_global_embeddings_computed_once_for_inference(toy, monkeypatch):
     model = create("focol", toy.num_items, **SMALL)
     model.prepare(toy)

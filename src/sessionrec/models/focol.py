@@ -67,6 +67,9 @@ class FOCOLParams:
     # Std of E^(0)'s N(0, σ²) init, overriding `init` for the item table only (None: as
     # `init` says: code N(0, 1), paper N(0, 0.1)); a training choice, as STAMP's
     emb_init_std: float | None = None
+    # E^(0)'s Adam learning rate as a multiple of the run's (1: the paper's one lr for all);
+    # a training choice for the rare items' rows (docs/focol.md#tmall-levers)
+    item_lr_scale: float = 1.0
 
     def validate(self) -> None:
         unknown = set(self.augmentations) - set(AUGMENTATIONS)
@@ -80,6 +83,8 @@ class FOCOLParams:
             raise ConfigError("max_distance must be at least 1")
         if self.emb_init_std is not None and self.emb_init_std <= 0:
             raise ConfigError(f"emb_init_std must be > 0 or none, got {self.emb_init_std}")
+        if self.item_lr_scale <= 0:
+            raise ConfigError(f"item_lr_scale must be > 0, got {self.item_lr_scale}")
         if self.augment_anchors and self.augment_policy != "batch":
             raise ConfigError("augment_anchors needs augment_policy=batch (one operation a batch)")
 
@@ -114,6 +119,15 @@ class FOCOL(nn.Module):
         self.examples: Any = None  # training examples, for CSRL sampling
         self._stale = True
         self._eg_key: tuple[int, ...] = ()
+
+    def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Adam's parameter groups: E^(0) at `item_lr_scale` × lr, the rest at lr (one group at
+        scale 1, so that checkpoints from before the option still resume)."""
+        if self.p.item_lr_scale == 1.0:
+            return [{"params": list(self.parameters())}]
+        table = self.item_emb.weight
+        rest = [q for q in self.parameters() if q is not table]
+        return [{"params": [table], "lr": lr * self.p.item_lr_scale}, {"params": rest, "lr": lr}]
 
     # --- global item embeddings (Sec. 3.2) ------------------------------------------------
     def prepare(self, dataset: Any) -> None:
