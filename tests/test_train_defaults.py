@@ -197,10 +197,10 @@ def test_a_recipe_applies_above_the_authors_settings_and_below_the_users_own():
         "step",
     )
     cpu = settings()
-    assert (cpu.batch_size, cpu.lr, cpu.weight_decay, cpu.amp) == (512, 2e-3, 0.0, True)
+    assert (cpu.batch_size, cpu.lr, cpu.weight_decay, cpu.amp) == (512, 2e-3, 0.0, "auto")
     assert (cpu.lr_schedule, cpu.lr_decay, cpu.max_minutes) == ("step", 1.0, 150.0)  # constant
     assert said[-1] == (
-        "recipe cpu: batch_size=512 lr=0.002 weight_decay=0.0 amp=True max_minutes=150.0"
+        "recipe cpu: batch_size=512 lr=0.002 weight_decay=0.0 amp=auto max_minutes=150.0"
     )
     mine = settings(["max_minutes=60", "lr_final=0.1"], lr=1e-3)
     assert (mine.max_minutes, mine.lr_final, mine.lr, mine.batch_size) == (60.0, 0.1, 1e-3, 512)

@@ -242,3 +242,58 @@ def test_stamps_code_batches_run_through_the_trainer(tiny):
     epoch = next(r for r in trainer.history if r["event"] == "epoch")
     assert epoch["steps"] == epoch["steps_done"] == len(chunks) > len(tiny.train) / 64
     assert all(torch.isfinite(v).all() for v in model.net.state_dict().values())
+
+
+def test_amp_auto_that_picks_float32_trains_as_amp_false(tiny, monkeypatch):
+    """amp=auto times real forward + backward passes before training, yet leaves weights,
+    gradients and the RNG as they were: where float32 wins, the run equals amp=false bit for
+    bit. The choice is logged with its timings."""
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
+    real = trainer_module.Trainer.time_precisions
+    timed = []
+
+    def measured_then_float32(self, dataset, rounds=4):
+        timed.append(real(self, dataset, rounds))
+        return {"float32": 1.0, "bf16": 0.96}  # not 5% faster: float32
+
+    monkeypatch.setattr(trainer_module.Trainer, "time_precisions", measured_then_float32)
+    plain = create("narm", tiny.num_items, seed=0).fit(tiny, TrainConfig(**FAST))
+    auto = create("narm", tiny.num_items, seed=0).fit(tiny, TrainConfig(**FAST, amp="auto"))
+    assert len(timed) == 1 and all(t > 0 for t in timed[0].values())
+    for k, v in _weights(plain).items():
+        assert torch.equal(v, _weights(auto)[k]), k
+    (event,) = [r for r in auto.fit_history if r["event"] == "precision"]
+    assert event == {
+        "event": "precision",
+        "bf16": False,
+        "step_seconds": {"float32": 1.0, "bf16": 0.96},
+    }
+
+
+def test_amp_auto_choice_is_kept_on_resume(tiny, tmp_path, monkeypatch):
+    """bf16 measured faster: the steps run under autocast; a resumed run does not measure
+    again and keeps the choice, even where a new measurement would say otherwise."""
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
+    speeds = iter([{"float32": 1.0, "bf16": 0.5}, {"float32": 0.5, "bf16": 1.0}])
+    monkeypatch.setattr(trainer_module.Trainer, "time_precisions", lambda *a, **k: next(speeds))
+    cfg = TrainConfig(**dict(FAST, epochs=1), amp="auto")
+    model = create("narm", tiny.num_items, seed=0)
+    trainer = trainer_module.Trainer(model, cfg, tmp_path / "run")
+    trainer.fit(tiny)
+    assert trainer.autocast.fast_dtype == torch.bfloat16 and trainer.autocast._enabled
+    again = trainer_module.Trainer(
+        create("narm", tiny.num_items, seed=0), TrainConfig(**FAST, amp="auto"), tmp_path / "run"
+    )
+    again.fit(tiny, resume=True)
+    assert again.autocast._enabled and next(speeds) == {"float32": 0.5, "bf16": 1.0}
+
+
+def test_amp_setting_takes_true_false_or_auto():
+    from sessionrec.models.params import build_params
+
+    assert build_params(TrainConfig, {"amp": "auto"}).amp == "auto"
+    assert build_params(TrainConfig, {"amp": "true"}).amp is True
+    with pytest.raises(ConfigError, match="'amp' of TrainConfig must be true, false or auto"):
+        build_params(TrainConfig, {"amp": "fast"})
+    with pytest.raises(ConfigError, match="amp must be true, false or auto, got 'fast'"):
+        TrainConfig(amp="fast").validate()

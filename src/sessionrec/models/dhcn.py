@@ -310,7 +310,7 @@ class DHCNRecommender(NeuralRecommender):
         "cpu": {
             "batch_size": 512,
             "lr": 2e-3,
-            "amp": True,
+            "amp": "auto",
             "max_minutes": 150.0,
         }
     }

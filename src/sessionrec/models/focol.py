@@ -68,7 +68,7 @@ class FOCOLParams:
     # `init` says: code N(0, 1), paper N(0, 0.1)); a training choice, as STAMP's
     emb_init_std: float | None = None
     # E^(0)'s Adam learning rate as a multiple of the run's (1: the paper's one lr for all);
-    # a training choice for the rare items' rows (docs/focol.md#tmall-levers)
+    # a training choice for the rare items' rows (docs/focol.md, "Tmall: where the 6 missing")
     item_lr_scale: float = 1.0
 
     def validate(self) -> None:
@@ -363,7 +363,7 @@ class FOCOLRecommender(NeuralRecommender):
             "batch_size": 512,
             "lr": 2e-3,
             "weight_decay": 0.0,
-            "amp": True,
+            "amp": "auto",
             "max_minutes": 150.0,
         }
     }

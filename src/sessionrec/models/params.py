@@ -19,9 +19,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        if len(args) < len(typing.get_args(tp)) and (
+            value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        ):
             return None
-        return _coerce(value, args[0], where)
+        return _coerce_any(value, args, where)
     if origin is typing.Literal:
         choices = typing.get_args(tp)
         if value not in choices:
@@ -56,6 +58,22 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be a string, got {value!r}")
         return value
     return value
+
+
+def _coerce_any(value: Any, types_: list[Any], where: str) -> Any:
+    """The first of `types_` that takes `value` (a union such as `bool | Literal["auto"]`)."""
+    wanted: list[str] = []
+    for tp in types_:
+        try:
+            return _coerce(value, tp, where)
+        except ConfigError as e:
+            if tp is bool:
+                wanted += ["true", "false"]
+            elif typing.get_origin(tp) is typing.Literal:
+                wanted += map(str, typing.get_args(tp))
+            else:
+                wanted.append(str(e).removeprefix(f"{where} must be ").rsplit(", got ", 1)[0])
+    raise ConfigError(f"{where} must be {', '.join(wanted[:-1])} or {wanted[-1]}, got {value!r}")
 
 
 def build_params(

@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -113,6 +114,7 @@ def _fresh_state(threads: int) -> dict[str, Any]:
         "epoch_steps": None,  # batches in an epoch, once an epoch has reported it
         "finished": False,
         "threads": threads,
+        "amp": None,  # amp=auto: bf16 chosen (True) or not (False); None until measured
     }
 
 
@@ -176,8 +178,8 @@ class Trainer:
             self.step_loss = distributed.ddp_loss(model.net, batch_loss, model.device)
         else:
             self.step_loss = partial(batch_loss, model.net)
-        amp = cfg.amp and native_bf16(model.device)
-        if cfg.amp and not amp and self.world.is_main:
+        amp = cfg.amp is True and native_bf16(model.device)
+        if cfg.amp and not native_bf16(model.device) and self.world.is_main:
             self.console.print(
                 f"note: amp: {model.device.type} has no native bf16 (no AMX or AVX-512 BF16); "
                 "training in float32",
@@ -221,6 +223,54 @@ class Trainer:
             self.optimizer.step()
             yield Step(min(pos + w, n), n, n_step, loss.item(), n_mine)
 
+    def _choose_precision(self, dataset: SessionDataset, state: dict[str, Any]) -> None:
+        """amp=auto: train under bf16 autocast only where it measured faster than float32 here
+        (bf16 steps were 1.1-1.6x faster on an AMD EPYC with AVX-512 BF16, 0.9x on an Intel
+        Xeon with AMX at 2 threads: docs/performance.md#bf16-on-cpu). Measured once per run;
+        a resumed run keeps its choice; every rank takes rank 0's."""
+        device = self.model.device
+        if self.config.amp != "auto" or not native_bf16(device):
+            return
+        if state["amp"] is None:
+            times = self.time_precisions(dataset)
+            choice = times["bf16"] < 0.95 * times["float32"]
+            if self.world.enabled:
+                choice = distributed.all_gather_objects(choice)[0]
+            state["amp"] = choice
+            self._log({"event": "precision", "bf16": choice, "step_seconds": times})
+            if self.world.is_main:
+                self.console.print(
+                    f"amp=auto: a step takes {times['float32']:.3f} s in float32, "
+                    f"{times['bf16']:.3f} s under bf16 autocast: training in "
+                    f"{'bf16' if choice else 'float32'}",
+                    highlight=False,
+                )
+        self.autocast = torch.autocast(device.type, torch.bfloat16, enabled=state["amp"])
+
+    def time_precisions(self, dataset: SessionDataset, rounds: int = 4) -> dict[str, float]:
+        """The fastest of `rounds` − 1 forward + backward passes (after one warm-up) on the
+        same training batch in float32 and under bf16 autocast, alternately. No optimiser
+        step is taken and the RNG is restored: training starts as if this had not run."""
+        cfg, model = self.config, self.model
+        order = np.random.default_rng(cfg.seed).permutation(len(dataset.train))
+        batch = collate(dataset.train, order[: cfg.batch_size], cfg.max_len).to(model.device)
+        best = {"float32": math.inf, "bf16": math.inf}
+        devices = [device] if (device := model.device).type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            for r in range(rounds):
+                for name in best:
+                    start = time.perf_counter()
+                    with torch.autocast(device.type, torch.bfloat16, enabled=name == "bf16"):
+                        loss = self.step_loss(batch)
+                    loss.backward()
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    seconds = time.perf_counter() - start
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if r:
+                        best[name] = min(best[name], seconds)
+        return best
+
     def clip_gradients(self, max_norm: float, per_param: bool) -> None:
         """Scale the gradients to norm `max_norm`: all together, or each parameter's apart."""
         params = [p for p in self.model.net.parameters() if p.grad is not None]
@@ -244,6 +294,7 @@ class Trainer:
         self.optimizer = self.setup(dataset)
         self.initial_lrs = [group["lr"] for group in self.optimizer.param_groups]
         state = self._start(resume)
+        self._choose_precision(dataset, state)
         self.started = time.monotonic() - state["elapsed"]
         self.budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
         if resume:  # the budget may have been extended: a cut epoch then goes on
