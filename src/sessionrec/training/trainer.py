@@ -224,10 +224,10 @@ class Trainer:
             yield Step(min(pos + w, n), n, n_step, loss.item(), n_mine)
 
     def _choose_precision(self, dataset: SessionDataset, state: dict[str, Any]) -> None:
-        """amp=auto: train under bf16 autocast only where it measured faster than float32 here
-        (bf16 steps were 1.1-1.6x faster on an AMD EPYC with AVX-512 BF16, 0.9x on an Intel
-        Xeon with AMX at 2 threads: docs/performance.md#bf16-on-cpu). Measured once per run;
-        a resumed run keeps its choice; every rank takes rank 0's."""
+        """amp=auto: train under bf16 autocast only where it measured faster than float32 here,
+        since native bf16 is a gain on some CPUs and a loss on others
+        (docs/performance.md#bf16-on-cpu). Measured once per run; a resumed run keeps its
+        choice; every rank takes rank 0's."""
         device = self.model.device
         if self.config.amp != "auto" or not native_bf16(device):
             return
