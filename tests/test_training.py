@@ -297,3 +297,6 @@ def test_amp_setting_takes_true_false_or_auto():
         build_params(TrainConfig, {"amp": "fast"})
     with pytest.raises(ConfigError, match="amp must be true, false or auto, got 'fast'"):
         TrainConfig(amp="fast").validate()
+    # a one-type union (`int | None`) keeps its type's own error
+    with pytest.raises(ConfigError, match="'max_len' of TrainConfig must be int, got 'abc'"):
+        build_params(TrainConfig, {"max_len": "abc"})

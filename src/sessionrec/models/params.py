@@ -62,6 +62,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 def _coerce_any(value: Any, types_: list[Any], where: str) -> Any:
     """The first of `types_` that takes `value` (a union such as `bool | Literal["auto"]`)."""
+    if len(types_) == 1:  # `X | None`: X's own error
+        return _coerce(value, types_[0], where)
     wanted: list[str] = []
     for tp in types_:
         try:

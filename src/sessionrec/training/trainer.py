@@ -178,14 +178,16 @@ class Trainer:
             self.step_loss = distributed.ddp_loss(model.net, batch_loss, model.device)
         else:
             self.step_loss = partial(batch_loss, model.net)
-        amp = cfg.amp is True and native_bf16(model.device)
-        if cfg.amp and not native_bf16(model.device) and self.world.is_main:
+        native = native_bf16(model.device)
+        if cfg.amp and not native and self.world.is_main:
             self.console.print(
                 f"note: amp: {model.device.type} has no native bf16 (no AMX or AVX-512 BF16); "
                 "training in float32",
                 highlight=False,
             )
-        self.autocast = torch.autocast(model.device.type, torch.bfloat16, enabled=amp)
+        # amp=auto starts disabled; `_choose_precision` decides before the first step
+        enabled = cfg.amp is True and native
+        self.autocast = torch.autocast(model.device.type, torch.bfloat16, enabled=enabled)
         return adam(optimizer_params(model.net, cfg.lr), cfg.lr, cfg.weight_decay, model.device)
 
     def train_steps(self, dataset: SessionDataset, epoch: int, start: int) -> Iterator[Step]:
@@ -251,12 +253,11 @@ class Trainer:
         """The fastest of `rounds` − 1 forward + backward passes (after one warm-up) on the
         same training batch in float32 and under bf16 autocast, alternately. No optimiser
         step is taken and the RNG is restored: training starts as if this had not run."""
-        cfg, model = self.config, self.model
+        cfg, device = self.config, self.model.device
         order = np.random.default_rng(cfg.seed).permutation(len(dataset.train))
-        batch = collate(dataset.train, order[: cfg.batch_size], cfg.max_len).to(model.device)
+        batch = collate(dataset.train, order[: cfg.batch_size], cfg.max_len).to(device)
         best = {"float32": math.inf, "bf16": math.inf}
-        devices = [device] if (device := model.device).type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             for r in range(rounds):
                 for name in best:
                     start = time.perf_counter()
