@@ -2,12 +2,14 @@
 
 Usage: python benchmarks/length_groups.py [--dataset diginetica] [--models linet,focol]
        [--batch-size 100] [--steps 10] [--rounds 3] [--threads 1] [--set key=value]...
-       [--lookups] [--json FILE]
+       [--lookups | --splits] [--json FILE]
 Runs the Trainer's step (collate, `batch_loss`, backward, Adam) on uniform batches, as the
 Trainer draws them, alternating rounds of `--steps` batches with the model's length groups
 on (GROUP_ROWS) and off (one padded pass), after one warm-up round of each. `--lookups`
 instead keeps the groups and alternates the item-table lookups' gradient: dense (one zero
-(N+1, d) table per group) and sparse (`models.layers.lookup_rows`, the default). Prints the
+(N+1, d) table per group) and sparse (`models.layers.lookup_rows`, the default). `--splits`
+alternates how the sorted batch is cut: into equal runs (the way until 2026-12-07) and into
+the runs with the fewest padded positions (`models.layers.length_group_sizes`). Prints the
 median wall and process-CPU seconds per step of each; only their ratio means anything on a
 shared machine.
 """
@@ -19,6 +21,7 @@ import json
 import statistics
 import time
 
+import numpy as np
 import torch
 from common import machine_line, write_summary
 
@@ -76,20 +79,49 @@ def dense_lookup(table: torch.Tensor, ids: torch.Tensor, padding_idx: int | None
     return torch.nn.functional.embedding(ids, table, padding_idx)
 
 
+def equal_sizes(sorted_lengths, groups: int, min_rows: int) -> list[int]:
+    """Equal runs, as `by_length` cut until 2026-12-07."""
+    parts = min(groups, len(sorted_lengths) // min_rows)
+    return [len(p) for p in np.array_split(sorted_lengths, parts)]
+
+
+def padded_positions(data, sample) -> str:
+    """Mean positions per batch: real, and padded by equal and by fewest-padding runs."""
+    figures = {"real": [], "equal": [], "fewest": []}
+    for idx in sample:
+        lengths = np.sort(data.train.length[idx])
+        figures["real"].append(lengths.sum())
+        for name, split in (("equal", equal_sizes), ("fewest", layers.length_group_sizes)):
+            sizes = split(lengths, layers.MAX_GROUPS, layers.GROUP_ROWS)
+            ends = np.cumsum(sizes)
+            figures[name].append(int((np.array(sizes) * lengths[ends - 1]).sum()))
+    real, equal, fewest = (statistics.mean(v) for v in figures.values())
+    return (
+        f"positions per batch: {real:.0f} real, padded {equal:.0f} in equal runs, "
+        f"{fewest:.0f} in the fewest-padding runs ({equal / fewest:.2f}x fewer)"
+    )
+
+
 def use_lookup(fn) -> None:
     layers.lookup_rows = focol.lookup_rows = fn
 
 
 def compare(name: str, data, args: argparse.Namespace) -> dict:
-    """Per-step seconds of model `name` in two modes (groups off / on, or dense / sparse
-    lookups), alternating rounds."""
+    """Per-step seconds of model `name` in two modes (groups off / on, dense / sparse
+    lookups, or equal / fewest-padding runs), alternating rounds."""
     model = create(name, data.num_items, seed=0, **hparams(args.set))
     model.prepare(data)
     net = model.net.train()
     opt = adam(net.parameters(), 1e-3, 1e-5, model.device)
     batches = batch_indices(data.train, args.batch_size, shuffle=True, seed=0)
     grouped_rows, sparse_lookup = layers.GROUP_ROWS, layers.lookup_rows
-    if args.lookups:
+    fewest = layers.length_group_sizes
+    if args.splits:
+        modes = {
+            "equal": lambda: setattr(layers, "length_group_sizes", equal_sizes),
+            "fewest": lambda: setattr(layers, "length_group_sizes", fewest),
+        }
+    elif args.lookups:
         modes = {
             "dense": lambda: use_lookup(dense_lookup),
             "sparse": lambda: use_lookup(sparse_lookup),
@@ -102,7 +134,7 @@ def compare(name: str, data, args: argparse.Namespace) -> dict:
     try:
         row = alternate(modes, net, opt, data, batches, args)
     finally:
-        layers.GROUP_ROWS = grouped_rows
+        layers.GROUP_ROWS, layers.length_group_sizes = grouped_rows, fewest
         use_lookup(sparse_lookup)
     before, after = modes
     row["cpu_speedup"] = row[f"{before}_cpu_s"] / row[f"{after}_cpu_s"]
@@ -127,14 +159,15 @@ def main() -> None:
     ap.add_argument(
         "--lookups", action="store_true", help="compare dense and sparse lookups, groups on"
     )
+    ap.add_argument("--splits", action="store_true", help="compare equal and fewest-padding runs")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset)
-    widths = [
-        int(data.train.length[idx].max())
-        for idx in batch_indices(data.train, args.batch_size, shuffle=True, seed=0)[:200]
-    ]
+    sample = batch_indices(data.train, args.batch_size, shuffle=True, seed=0)[:200]
+    widths = [int(data.train.length[idx].max()) for idx in sample]
+    if args.splits:
+        print(padded_positions(data, sample))
     print(
         f"{data.name}: batch {args.batch_size}, uniform batches padded to "
         f"{statistics.mean(widths):.1f} clicks on average (mean length "
@@ -146,7 +179,7 @@ def main() -> None:
         "dataset": args.dataset,
         "batch_size": args.batch_size,
         "set": args.set,
-        "compared": "lookups" if args.lookups else "groups",
+        "compared": "splits" if args.splits else "lookups" if args.lookups else "groups",
     }
     write_summary(args.json, {**summary, **rows})
 

@@ -1,7 +1,9 @@
 """`linear_cross_entropy`: the blocked full-softmax loss equals the plain one."""
 
+import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sessionrec.data.batching import Batch
-from sessionrec.models.layers import linear_cross_entropy
+from sessionrec.models.layers import length_group_sizes, linear_cross_entropy
 from sessionrec.models.narm import NARM, NARMParams
 
 
@@ -142,3 +144,59 @@ def test_training_by_length_groups_gives_the_padded_pass_results(name):
     assert len(widths) == 4 and widths[0] < width and widths[-1] == width  # 3 groups, 1 pass
     for grouped, padded in zip(*results, strict=True):
         assert torch.allclose(grouped, padded, atol=1e-5)
+
+
+def _padded(lengths: list[int], sizes: list[int]) -> int:
+    """Σ rows × longest of consecutive runs of sorted `lengths`."""
+    ends = list(itertools.accumulate(sizes))
+    return sum(n * lengths[e - 1] for n, e in zip(sizes, ends, strict=True))
+
+
+def test_length_groups_give_the_long_tail_a_run_of_its_own():
+    """Hand-worked: 20 sessions each of lengths 1, 2 and 3 and 16 of length 50, runs of at
+    least 16: 20·1 + 20·2 + 20·3 + 16·50 = 920 padded positions. Equal runs of 19 would
+    pad 19·1 + 19·2 + 19·3 + 19·50 = 1,064."""
+    lengths = [1] * 20 + [2] * 20 + [3] * 20 + [50] * 16
+    sizes = length_group_sizes(np.array(lengths), 4, 16)
+    assert sizes == [20, 20, 20, 16]
+    assert _padded(lengths, sizes) == 920
+
+
+def test_length_groups_cut_inside_equal_lengths_where_the_minimum_run_needs_it():
+    """Lengths 1, 2, 2, 2, 5, 5 in runs of at least 3: no cut where the length changes
+    leaves two such runs (1 | 2 2 2 5 5, 1 2 2 2 | 5 5), one cut between the 2s does:
+    [1, 2, 2] + [2, 5, 5] pads 3·2 + 3·5 = 21 positions against 6·5 = 30 for one run."""
+    lengths = [1, 2, 2, 2, 5, 5]
+    sizes = length_group_sizes(np.array(lengths), 3, 3)
+    assert sizes == [3, 3]
+    assert _padded(lengths, sizes) == 21
+
+
+def _fewest_padded(lengths: list[int], groups: int, min_rows: int) -> float:
+    n, best = len(lengths), math.inf
+    for k in range(1, groups + 1):
+        for cuts in itertools.combinations(range(1, n), k - 1):
+            bounds = [0, *cuts, n]
+            sizes = [b - a for a, b in itertools.pairwise(bounds)]
+            if min(sizes) >= min_rows:
+                best = min(best, _padded(lengths, sizes))
+    return best
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(1, 9), min_size=1, max_size=14),
+    st.integers(1, 4),
+    st.integers(1, 5),
+)
+def test_length_groups_have_the_fewest_padded_positions(lengths, groups, min_rows):
+    """Against every way to cut the sorted lengths into at most `groups` runs of at least
+    `min_rows`; one run when none is possible."""
+    lengths = sorted(lengths)
+    sizes = length_group_sizes(np.array(lengths), groups, min_rows)
+    assert sum(sizes) == len(lengths) and len(sizes) <= groups
+    best = _fewest_padded(lengths, groups, min_rows)
+    if math.isinf(best):
+        assert sizes == [len(lengths)]
+    else:
+        assert min(sizes) >= min_rows and _padded(lengths, sizes) == best
