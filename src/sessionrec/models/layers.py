@@ -54,10 +54,10 @@ def by_length(
     if len(lengths) < 2 * GROUP_ROWS:
         return encode(items, lengths, *per_session)
     order = torch.argsort(lengths, stable=True)
-    sizes = length_group_sizes(lengths[order].cpu().numpy(), MAX_GROUPS, GROUP_ROWS)
+    ordered = lengths[order].cpu().numpy()
+    sizes = length_group_sizes(ordered, MAX_GROUPS, GROUP_ROWS)
     parts = []
-    for part in order.split(sizes):
-        w = int(lengths[part].max())
+    for part, w in zip(order.split(sizes), ordered[np.cumsum(sizes) - 1].tolist(), strict=True):
         cut = (None if x is None else x[part, :w] if x.dim() > 1 else x[part] for x in per_session)
         parts.append(encode(items[part, :w], lengths[part], *cut))
     return torch.cat(parts).index_select(0, torch.argsort(order))
