@@ -206,16 +206,16 @@ def test_serve_benchmark_answers_through_an_ann_index_in_process_and_over_http(
     assert "ann int8" in proc.stdout
 
 
-def test_graph_locality_times_both_orders(tmp_path: Path) -> None:
+def test_graph_locality_times_both_orders_and_both_products(tmp_path: Path) -> None:
     res = run_script(
         "graph_locality.py", "--dataset", "synthetic", "--repeats", "2", tmp_path=tmp_path
     )
-    for order in ("own_order", "locality_order"):
-        assert res[f"{order}_forward_s"] > 0 and res[f"{order}_backward_s"] > 0
-    total = {
-        o: res[f"{o}_forward_s"] + res[f"{o}_backward_s"] for o in ("own_order", "locality_order")
-    }
+    variants = ("own_order", "locality_order", "numba_locality_order")
+    for v in variants:
+        assert res[f"{v}_forward_s"] > 0 and res[f"{v}_backward_s"] > 0
+    total = {v: res[f"{v}_forward_s"] + res[f"{v}_backward_s"] for v in variants}
     assert res["speedup"] == total["own_order"] / total["locality_order"]
+    assert res["numba_speedup"] == total["locality_order"] / total["numba_locality_order"]
 
 
 def test_fogcn_times_the_kernels_and_the_lever_bounds(tmp_path: Path) -> None:

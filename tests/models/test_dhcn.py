@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from torch.nn import functional as F
 
@@ -208,3 +209,29 @@ def test_products_run_in_locality_order():
     np.testing.assert_allclose(a.to_dense().numpy(), permute(adj, perm.numpy()).toarray())
     np.testing.assert_allclose(a_t.to_dense().numpy(), permute(adj, perm.numpy()).T.toarray())
     assert perm.tolist() != list(range(6))  # the toy graph is relabelled, not left as it was
+
+
+def test_item_table_is_the_same_on_either_product():
+    """The numba kernel (graph/spmm.py) and torch's CSR product give the same table and
+    gradients, whichever `adjacency` chose on this CPU."""
+    from sessionrec.graph.spmm import CSRMatrix
+    from sessionrec.models.dhcn import _to_torch_csr
+
+    net = toy_model(layers=2).net
+    net.train()
+    a, a_t, perm, inv = net.adjacency()
+    assert net.product in ("numba", "torch")
+    adj, cpu = sp.csr_matrix(a.to_dense().numpy()), torch.device("cpu")
+    kinds = {
+        "numba": (CSRMatrix(adj), CSRMatrix(adj.T)),
+        "torch": (_to_torch_csr(adj, cpu), _to_torch_csr(adj.T.tocsr(), cpu)),
+    }
+    g = torch.randn(6, net.p.embedding_dim)
+    results = {}
+    for name, (a_k, a_t_k) in kinds.items():
+        net._adj = (net._adj[0], a_k, a_t_k, perm, inv)
+        table = net.item_table()
+        (grad,) = torch.autograd.grad((table * g).sum(), net.item_emb.weight)
+        results[name] = (table.detach(), grad)
+    torch.testing.assert_close(results["numba"][0], results["torch"][0])
+    torch.testing.assert_close(results["numba"][1], results["torch"][1])

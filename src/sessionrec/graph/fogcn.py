@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -268,18 +267,10 @@ def numba_available() -> bool:
     return _kernels() is not None
 
 
-@contextlib.contextmanager
-def _numba_threads() -> Iterator[int]:
-    """Run kernels on as many threads as torch uses (capped by numba's pool)."""
-    import numba
+def _numba_threads() -> contextlib.AbstractContextManager[int]:
+    from sessionrec.graph.kernel_tools import numba_threads  # numba is imported on first use
 
-    before = numba.get_num_threads()
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(threads)
-    try:
-        yield threads
-    finally:
-        numba.set_num_threads(before)
+    return numba_threads()
 
 
 def _array(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:

@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit, prange
+
+from sessionrec.graph.kernel_tools import PREFETCH_AHEAD as _PREFETCH_AHEAD
+from sessionrec.graph.kernel_tools import next_task as _next_task
+from sessionrec.graph.kernel_tools import prefetch_read as _prefetch_read
+from sessionrec.graph.kernel_tools import prefetch_write as _prefetch_write
 
 # No nnan/ninf: isolated rows and clamped logits must keep IEEE semantics.
 _FM = {"nsz", "arcp", "contract", "reassoc"}
@@ -228,64 +230,6 @@ def build_kernel_graph(
     inc = groups[0]
     deg = _in_degrees(inc.node_ptr, inc.group_mult, inc.vec_ptr, inc.vec_slot, inc.vec_count, width)
     return KernelGraph(*groups, *deg, has_in=np.diff(inc.node_ptr) > 0)
-
-
-# --- prefetch and exp ---------------------------------------------------------------------
-
-_PREFETCH_AHEAD = 8  # edges; gathers of random rows are latency-bound without it
-
-
-def _prefetch_codegen(rw: int):
-    """Code that prefetches the first 1 KiB of arr[row] (rw = 1: for writing) into the caches."""
-
-    def codegen(context, builder, signature, args):
-        arr_t, row_t = signature.args
-        ary = context.make_array(arr_t)(context, builder, args[0])
-        row = context.cast(builder, args[1], row_t, types.intp)
-        i64, i32, i8p = ir.IntType(64), ir.IntType(32), ir.IntType(8).as_pointer()
-        start = cgutils.get_item_pointer(
-            context, builder, arr_t, ary, [row, i64(0)], wraparound=False
-        )
-        base = builder.bitcast(start, i8p)
-        size = builder.mul(builder.extract_value(ary.shape, 1), i64(arr_t.dtype.bitwidth // 8))
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch")
-        for offset in range(0, 1024, 64):
-            with builder.if_then(builder.icmp_signed("<", i64(offset), size)):
-                line = builder.gep(base, [i64(offset)])
-                builder.call(fn, [line, i32(rw), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return codegen
-
-
-def _is_row_major(arr) -> bool:
-    return isinstance(arr, types.Array) and arr.ndim == 2 and arr.layout == "C"
-
-
-@intrinsic
-def _prefetch_read(typingctx, arr, row):  # pragma: no cover - compiled
-    """Prefetch arr[row] for reading (arr a C-contiguous 2-D array)."""
-    return (types.void(arr, row), _prefetch_codegen(0)) if _is_row_major(arr) else None
-
-
-@intrinsic
-def _prefetch_write(typingctx, arr, row):  # pragma: no cover - compiled
-    """Prefetch arr[row] for writing."""
-    return (types.void(arr, row), _prefetch_codegen(1)) if _is_row_major(arr) else None
-
-
-@intrinsic
-def _next_task(typingctx, counter):  # pragma: no cover - compiled
-    """Atomically take the next task (chunk or block) index from counter[0] (int64 array)."""
-    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
-        return None
-
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        return builder.atomic_rmw("add", ary.data, ir.IntType(64)(1), "monotonic")
-
-    return types.int64(counter), codegen
 
 
 # --- exp ----------------------------------------------------------------------------------

@@ -116,7 +116,8 @@ def _to_torch_csr(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
 
 
 class SparseMM(torch.autograd.Function):
-    """A·X with a constant sparse A; the gradient is Aᵀ·G with a precomputed Aᵀ.
+    """A·X with a constant sparse A; the gradient is Aᵀ·G with a precomputed Aᵀ. A and Aᵀ are
+    torch CSR tensors or `graph.spmm.CSRMatrix`es (the numba kernel).
 
     Both products run in A's dtype (float32): torch has no bf16 sparse CSR product, so under
     bf16 autocast X and G are cast up and the gradient back to X's dtype.
@@ -187,6 +188,7 @@ class DHCN(nn.Module):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
         self._adj: tuple[Any, ...] | None = None
+        self.product = "torch"  # A·X on torch's CSR product or "numba" (graph/spmm.py)
         self._table: tuple[Any, torch.Tensor] | None = None
 
     def prepare(self, dataset: SessionDataset) -> None:
@@ -214,14 +216,35 @@ class DHCN(nn.Module):
             perm = locality_order(adj)
             adj = permute(adj, perm)
             inv = np.argsort(perm)  # the inverse permutation
+            a, a_t = _to_torch_csr(adj, inc.device), _to_torch_csr(adj.T.tocsr(), inc.device)
+            if inc.device.type == "cpu":
+                a, a_t = self._faster_cpu_products(adj, a, a_t)
             self._adj = (
                 key,
-                _to_torch_csr(adj, inc.device),
-                _to_torch_csr(adj.T.tocsr(), inc.device),
+                a,
+                a_t,
                 torch.from_numpy(perm).to(inc.device),
                 torch.from_numpy(inv).to(inc.device),
             )
         return self._adj[1:]
+
+    def _faster_cpu_products(
+        self, adj: sp.csr_matrix, a: torch.Tensor, a_t: torch.Tensor
+    ) -> tuple[Any, Any]:
+        """A and Aᵀ as torch's CSR tensors or as the numba kernel's matrices, whichever
+        multiplies faster on this CPU (graph/spmm.py); `self.product` says which."""
+        self.product = "torch"
+        try:
+            from sessionrec.graph.spmm import CSRMatrix, faster_product
+        except ImportError:  # numba missing: torch's product
+            return a, a_t
+        numba_a = CSRMatrix(adj)
+        rng = np.random.default_rng(0)  # a probe that leaves torch's RNG alone
+        probe = torch.from_numpy(rng.standard_normal((adj.shape[1], self.p.embedding_dim)))
+        self.product = faster_product(numba_a, a, probe.float())
+        if self.product == "torch":
+            return a, a_t
+        return numba_a, CSRMatrix(adj.T)
 
     def item_table(self) -> torch.Tensor:
         """X_h = 1/(L+1) Σ_l (D⁻¹HWB⁻¹Hᵀ)^l X⁽⁰⁾ over all items; cached in eval mode."""
