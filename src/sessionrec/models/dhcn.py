@@ -101,6 +101,9 @@ def hypergraph_adjacency(incidence: np.ndarray, num_items: int) -> sp.csr_matrix
     return adj.astype(np.float32).tocsr()
 
 
+_MEASURED_NNZ = 100_000  # A with fewer non-zeros keeps torch's product (_faster_cpu_products)
+
+
 def _to_torch_csr(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     m.sort_indices()
     with warnings.catch_warnings():  # "sparse CSR support is in beta"
@@ -232,8 +235,12 @@ class DHCN(nn.Module):
         self, adj: sp.csr_matrix, a: torch.Tensor, a_t: torch.Tensor
     ) -> tuple[Any, Any]:
         """A and Aᵀ as torch's CSR tensors or as the numba kernel's matrices, whichever
-        multiplies faster on this CPU (graph/spmm.py); `self.product` says which."""
+        multiplies faster on this CPU (graph/spmm.py); `self.product` says which. Small
+        matrices keep torch's: there timing noise would decide, and a resumed run could
+        switch products."""
         self.product = "torch"
+        if adj.nnz < _MEASURED_NNZ:
+            return a, a_t
         try:
             from sessionrec.graph.spmm import CSRMatrix, faster_product
         except ImportError:  # numba missing: torch's product
