@@ -17,7 +17,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-PREFETCH_AHEAD = 8  # edges; gathers of random rows are latency-bound without it
+PREFETCH_AHEAD = 8  # entries (edges, non-zeros); random row gathers are latency-bound without it
 
 
 def _prefetch_codegen(rw: int):
