@@ -101,7 +101,7 @@ def hypergraph_adjacency(incidence: np.ndarray, num_items: int) -> sp.csr_matrix
     return adj.astype(np.float32).tocsr()
 
 
-_MEASURED_NNZ = 100_000  # A with fewer non-zeros keeps torch's product (_faster_cpu_products)
+_MEASURED_NNZ = 100_000  # A with fewer non-zeros keeps torch's product (DHCN._products)
 
 
 def _to_torch_csr(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
@@ -219,9 +219,7 @@ class DHCN(nn.Module):
             perm = locality_order(adj)
             adj = permute(adj, perm)
             inv = np.argsort(perm)  # the inverse permutation
-            a, a_t = _to_torch_csr(adj, inc.device), _to_torch_csr(adj.T.tocsr(), inc.device)
-            if inc.device.type == "cpu":
-                a, a_t = self._faster_cpu_products(adj, a, a_t)
+            a, a_t = self._products(adj, inc.device)
             self._adj = (
                 key,
                 a,
@@ -231,27 +229,26 @@ class DHCN(nn.Module):
             )
         return self._adj[1:]
 
-    def _faster_cpu_products(
-        self, adj: sp.csr_matrix, a: torch.Tensor, a_t: torch.Tensor
-    ) -> tuple[Any, Any]:
-        """A and Aᵀ as torch's CSR tensors or as the numba kernel's matrices, whichever
-        multiplies faster on this CPU (graph/spmm.py); `self.product` says which. Small
-        matrices keep torch's: there timing noise would decide, and a resumed run could
-        switch products."""
+    def _products(self, adj: sp.csr_matrix, device: torch.device) -> tuple[Any, Any]:
+        """A and Aᵀ as torch's CSR tensors or, on a CPU where it multiplies A faster, as the
+        numba kernel's matrices (graph/spmm.py); `self.product` says which. Small matrices
+        keep torch's: there timing noise would decide, and a resumed run could switch."""
+        adj_t = adj.T.tocsr()
+        a = _to_torch_csr(adj, device)
         self.product = "torch"
-        if adj.nnz < _MEASURED_NNZ:
-            return a, a_t
-        try:
-            from sessionrec.graph.spmm import CSRMatrix, faster_product
-        except ImportError:  # numba missing: torch's product
-            return a, a_t
-        numba_a = CSRMatrix(adj)
-        rng = np.random.default_rng(0)  # a probe that leaves torch's RNG alone
-        probe = torch.from_numpy(rng.standard_normal((adj.shape[1], self.p.embedding_dim)))
-        self.product = faster_product(numba_a, a, probe.float())
-        if self.product == "torch":
-            return a, a_t
-        return numba_a, CSRMatrix(adj.T)
+        if device.type == "cpu" and adj.nnz >= _MEASURED_NNZ:
+            try:
+                from sessionrec.graph.spmm import CSRMatrix, faster_product
+            except ImportError:  # numba missing: torch's product
+                pass
+            else:
+                numba_a = CSRMatrix(adj)
+                rng = np.random.default_rng(0)  # a probe that leaves torch's RNG alone
+                probe = rng.standard_normal((adj.shape[1], self.p.embedding_dim), np.float32)
+                self.product = faster_product(numba_a, a, torch.from_numpy(probe))
+                if self.product == "numba":
+                    return numba_a, CSRMatrix(adj_t)
+        return a, _to_torch_csr(adj_t, device)
 
     def item_table(self) -> torch.Tensor:
         """X_h = 1/(L+1) Σ_l (D⁻¹HWB⁻¹Hᵀ)^l X⁽⁰⁾ over all items; cached in eval mode."""
