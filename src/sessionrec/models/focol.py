@@ -32,6 +32,7 @@ from sessionrec.models.layers import (
     gradient_sum,
     linear_cross_entropy,
     lookup_rows,
+    score_all_items,
     weights_key,
 )
 from sessionrec.models.registry import register
@@ -233,7 +234,7 @@ class FOCOL(nn.Module):
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         eg = self.global_embeddings()
-        return self.encode(eg, items, lengths) @ eg.t()  # z = h_sᵀ E^g (Eq. 8)
+        return score_all_items(self.encode(eg, items, lengths), eg)  # z = h_sᵀ E^g (Eq. 8)
 
     def session_vectors(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """h_s (B, d); the scores are h_sᵀ E^g (Eq. 8)."""
