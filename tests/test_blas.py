@@ -32,13 +32,28 @@ def test_numpy_matches_torch_on_a_catalogue():
     assert torch.allclose(a, b, rtol=1e-5, atol=1e-4)
 
 
-def test_products_autograd_records_stay_in_torch():
-    h = torch.randn(4, 3, requires_grad=True)
-    table = torch.randn(5, 3)
+def test_gradients_match_torch():
+    g = torch.Generator().manual_seed(1)
+    h0, t0 = torch.randn(7, 5, generator=g), torch.randn(11, 5, generator=g)
+    weight = torch.randn(7, 11, generator=g)  # a loss that weights every score differently
+    grads = {}
+    for backend in ("numpy", "torch"):
+        h, table = h0.clone().requires_grad_(), t0.clone().requires_grad_()
+        out = blas.scores(h, table, backend)
+        (out * weight).sum().backward()
+        grads[backend] = (h.grad, table.grad)
+    assert torch.allclose(grads["numpy"][0], weight @ t0, atol=1e-5)  # ∂h = W·table
+    assert torch.allclose(grads["numpy"][1], weight.t() @ h0, atol=1e-5)  # ∂table = Wᵀ·h
+    for a, b in zip(grads["numpy"], grads["torch"], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_gradient_to_one_input_only():
+    h, table = torch.randn(3, 4), torch.randn(6, 4, requires_grad=True)
     out = blas.scores(h, table, "numpy")
     assert out.grad_fn is not None
     out.sum().backward()
-    assert torch.allclose(h.grad, table.sum(0).expand(4, 3))
+    assert torch.allclose(table.grad, h.sum(0).expand(6, 4), atol=1e-6)
     with torch.no_grad():  # a trained model's parameters, scored for evaluation
         assert blas.scores(h, table, "numpy").grad_fn is None
 
@@ -116,3 +131,21 @@ def test_evaluation_ranks_alike_on_either_gemm(tiny, monkeypatch):
         results[backend] = evaluate(model, tiny.test, ks=(5, 20))
     assert results["torch"].metrics["hr@20"] > 0
     assert results["numpy"].metrics == pytest.approx(results["torch"].metrics, abs=1e-9)
+
+
+def test_traces_record_torchs_product():
+    """A traced module must hold the matrix product itself, not a constant NumPy result."""
+
+    class Scorer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = torch.nn.Parameter(torch.randn(6, 4))
+
+        def forward(self, h: torch.Tensor) -> torch.Tensor:
+            return blas.scores(h, self.table, "numpy")
+
+    scorer = Scorer()
+    with torch.no_grad():  # torch.export: what `sessionrec export --format onnx` traces with
+        exported = torch.export.export(scorer, (torch.randn(3, 4),)).module()
+        other = torch.randn(3, 4)
+        assert torch.allclose(exported(other), other @ scorer.table.t(), atol=1e-6)

@@ -5,8 +5,10 @@ product (hundreds of session vectors against every item row, inner dimension 50�
 40% of OpenBLAS, which NumPy ships; on Intel processors the two are level. The first large
 product of a process times both on its own operands and keeps NumPy's only where it is at
 least 25% faster, so that where the two are close the choice stays torch's, run after run.
-Products that autograd records, that run under autocast, or that are small (one session
-against the catalogue: a matrix-vector product) always run in torch.
+Products that run under autocast or in a trace (ONNX export, torch.compile), or that are
+small (one session against the catalogue: a matrix-vector product) always run in torch;
+where autograd records the product, NumPy's GEMM computes both gradients too (RepeatNet's
+explore decoder trains through it).
 
 Spec: docs/performance.md#full-ranking-scores
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 BACKENDS = ("auto", "numpy", "torch")
 MIN_MACS = 1 << 26  # B·N·d below this (one session, small catalogues): torch, never timed
@@ -47,27 +50,51 @@ def torch_scores(h: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return h @ table.t()
 
 
+class _NumpyScores(torch.autograd.Function):
+    """h @ tableᵀ with both gradients by NumPy's GEMM: ∂h = G·table, ∂table = Gᵀ·h."""
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(h, table)
+        return numpy_scores(h, table)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        h, table = ctx.saved_tensors
+        g = grad.contiguous().numpy()
+        grad_h = grad_table = None
+        with _openblas_threads():
+            if ctx.needs_input_grad[0]:
+                grad_h = torch.from_numpy(g @ table.detach().numpy())
+            if ctx.needs_input_grad[1]:
+                grad_table = torch.from_numpy(g.T @ h.detach().contiguous().numpy())
+        return grad_h, grad_table
+
+
 def faster_backend(h: torch.Tensor, table: torch.Tensor, rounds: int = 3) -> str:
     """ "numpy" or "torch": which computed h @ tableᵀ faster, best of `rounds` alternating
     rounds after a warm-up; NumPy must be at least 25% faster."""
     best = {"numpy": np.inf, "torch": np.inf}
     products = {"numpy": numpy_scores, "torch": torch_scores}
-    for r in range(rounds + 1):
-        for name, product in products.items():
-            start = time.perf_counter()
-            product(h, table)
-            if r:
-                best[name] = min(best[name], time.perf_counter() - start)
+    with torch.no_grad():
+        for r in range(rounds + 1):
+            for name, product in products.items():
+                start = time.perf_counter()
+                product(h, table)
+                if r:
+                    best[name] = min(best[name], time.perf_counter() - start)
     return "numpy" if best["numpy"] < 0.8 * best["torch"] else "torch"
 
 
 def _numpy_can(h: torch.Tensor, table: torch.Tensor) -> bool:
-    """Float32 CPU matrices, outside autograd's record and autocast."""
+    """Float32 CPU matrices outside autocast and outside a trace (an ONNX export or
+    torch.compile must record torch's product, not a NumPy result)."""
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        return False
     if h.device.type != "cpu" or table.device.type != "cpu" or h.dim() != 2 or table.dim() != 2:
         return False
     if h.dtype != torch.float32 or table.dtype != torch.float32:
-        return False
-    if torch.is_grad_enabled() and (h.requires_grad or table.requires_grad):
         return False
     return not torch.is_autocast_enabled("cpu")
 
@@ -88,7 +115,11 @@ def scores(h: torch.Tensor, table: torch.Tensor, backend: str = "auto") -> torch
         if "cpu" not in _choice:
             _choice["cpu"] = faster_backend(h, table)
         backend = _choice["cpu"]
-    return numpy_scores(h, table) if backend == "numpy" else torch_scores(h, table)
+    if backend == "torch":
+        return torch_scores(h, table)
+    if torch.is_grad_enabled() and (h.requires_grad or table.requires_grad):
+        return _NumpyScores.apply(h, table)
+    return numpy_scores(h, table)
 
 
 def set_backend(backend: str) -> None:

@@ -17,7 +17,7 @@ from torch import nn
 
 from sessionrec.data.batching import Batch
 from sessionrec.models.base import NeuralRecommender
-from sessionrec.models.layers import AttentionReadout, by_length, gather_last
+from sessionrec.models.layers import AttentionReadout, by_length, gather_last, score_all_items
 from sessionrec.models.registry import register
 
 
@@ -91,7 +91,7 @@ class RepeatNet(nn.Module):
         log_mode = torch.log_softmax(self.mode(self.mode_attention(h_all, h_t, mask)), dim=1)
         log_alpha = torch.log_softmax(self.repeat_attention(h_all, h_t, mask), dim=1)  # (Eq. 5)
         c_e = self.explore_attention(h_all, h_t, mask)  # (Eq. 8)
-        logits = self.explore(torch.cat([h_t, c_e], dim=1))
+        logits = score_all_items(torch.cat([h_t, c_e], dim=1), self.explore.weight)  # Eq. 9
         seen = torch.cat([items, torch.zeros_like(items[:, :1])], dim=1)  # session items + pad
         logits = logits.scatter(1, seen, float("-inf"))  # f_i = -∞ in the session (Eq. 9)
         return log_mode, log_alpha, logits, logits.logsumexp(1, keepdim=True)
