@@ -1,10 +1,11 @@
 """Full-ranking scores hₛ·Vᵀ on a CPU through whichever float32 GEMM is faster on this machine.
 
-torch's CPU wheel multiplies float32 matrices with MKL. On AMD processors MKL runs this
-product (hundreds of session vectors against every item row, inner dimension 50–100) at about
-40% of OpenBLAS, which NumPy ships; on Intel processors the two are level. The first large
-product of a process times both on its own operands and keeps NumPy's only where it is at
-least 25% faster, so that where the two are close the choice stays torch's, run after run.
+torch's CPU wheel multiplies float32 matrices with MKL. On an AMD EPYC (Zen 4) MKL ran this
+product (hundreds of session vectors against every item row, inner dimension 100) at about
+40% of the speed of OpenBLAS, which NumPy ships. The first large product of a process times
+both on its own operands and keeps NumPy's only where it is at least 25% faster, so that
+where the two are close (as MKL on the Intel CPUs it is built for may well be) the choice
+stays torch's, run after run.
 Products that run under autocast or in a trace (ONNX export, torch.compile), or that are
 small (one session against the catalogue: a matrix-vector product) always run in torch;
 where autograd records the product, NumPy's GEMM computes both gradients too (RepeatNet's
