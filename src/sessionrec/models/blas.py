@@ -88,6 +88,11 @@ def faster_backend(h: torch.Tensor, table: torch.Tensor, rounds: int = 3) -> str
     return "numpy" if best["numpy"] < 0.8 * best["torch"] else "torch"
 
 
+def _check(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown scoring backend {backend!r}; choose one of {BACKENDS}")
+
+
 def _numpy_can(h: torch.Tensor, table: torch.Tensor) -> bool:
     """Float32 CPU matrices outside autocast and outside a trace (an ONNX export or
     torch.compile must record torch's product, not a NumPy result)."""
@@ -106,8 +111,7 @@ def scores(h: torch.Tensor, table: torch.Tensor, backend: str = "auto") -> torch
     `backend`: "auto" (NumPy for large products where it measured faster, see the module
     docstring), "numpy" (wherever it can run, else torch) or "torch".
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown scoring backend {backend!r}; choose one of {BACKENDS}")
+    _check(backend)
     if backend == "torch" or not _numpy_can(h, table):
         return torch_scores(h, table)
     if backend == "auto":
@@ -126,8 +130,7 @@ def scores(h: torch.Tensor, table: torch.Tensor, backend: str = "auto") -> torch
 def set_backend(backend: str) -> None:
     """Fix this process's backend for large CPU products ("numpy" or "torch"), or "auto" to
     time both again at the next one (benchmarks compare the two this way)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown scoring backend {backend!r}; choose one of {BACKENDS}")
+    _check(backend)
     _choice.clear()
     if backend != "auto":
         _choice["cpu"] = backend
