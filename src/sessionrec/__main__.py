@@ -1,5 +1,5 @@
 """`python -m sessionrec` runs the command line (also under torchrun)."""
 
-from sessionrec.cli import main
+from sessionrec.launch import main
 
 main()
