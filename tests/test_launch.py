@@ -19,10 +19,11 @@ def test_defaults_fill_only_what_the_user_left_unset() -> None:
     assert env == {"PATH": "/bin", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def _child(code: str, **env: str) -> str:
+def _child(*args: str, **env: str) -> str:
+    """stdout of this python run with `args`, the defaults unset unless given in `env`."""
     clean = {k: v for k, v in os.environ.items() if k not in RUNTIME_DEFAULTS}
     out = subprocess.run(
-        [sys.executable, "-c", code], env=clean | env, capture_output=True, text=True, check=True
+        [sys.executable, *args], env=clean | env, capture_output=True, text=True, check=True
     )
     return out.stdout.strip()
 
@@ -34,19 +35,11 @@ def test_the_launcher_sets_the_policy_before_torch_loads() -> None:
         "loaded = 'torch' in sys.modules; launch.apply_runtime_defaults(); "
         "import torch; print(loaded, os.environ['OMP_WAIT_POLICY'])"
     )
-    assert _child(code) == "False PASSIVE"
-    assert _child(code, OMP_WAIT_POLICY="ACTIVE") == "False ACTIVE"
+    assert _child("-c", code) == "False PASSIVE"
+    assert _child("-c", code, OMP_WAIT_POLICY="ACTIVE") == "False ACTIVE"
 
 
 def test_both_entry_points_run_the_launcher() -> None:
     script = entry_points(group="console_scripts", name="sessionrec")
     assert [e.value for e in script] == ["sessionrec.launch:main"]
-    clean = {k: v for k, v in os.environ.items() if k not in RUNTIME_DEFAULTS}
-    out = subprocess.run(
-        [sys.executable, "-m", "sessionrec", "models", "list"],
-        env=clean,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "focol" in out.stdout
+    assert "focol" in _child("-m", "sessionrec", "models", "list")
