@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sessionrec.launch import apply_runtime_defaults
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -72,7 +74,8 @@ def run(name: str, argv: list[str], workdir: Path) -> dict | None:
     """Run one script, streaming its output; its JSON figures, or None if it failed."""
     out = workdir / f"{name}.json"
     print(f"\n## {name}: {' '.join(argv)}", flush=True)
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    env = dict(os.environ)
+    apply_runtime_defaults(env)  # the sessionrec command's defaults, for each script
     t = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, str(HERE / argv[0]), *argv[1:], "--json", str(out)], env=env

@@ -38,6 +38,8 @@ from pathlib import Path
 
 from common import write_summary
 
+from sessionrec.launch import apply_runtime_defaults
+
 HOST = "127.0.0.1"  # loopback only
 
 
@@ -335,7 +337,7 @@ def main() -> None:
     args = parser.parse_args()
     if (args.run_dir is None) == (args.untrained is None):
         parser.error("give a RUN_DIR or --untrained MODEL")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    apply_runtime_defaults()  # before torch loads, as the sessionrec command does
     import torch
 
     from sessionrec.rundir import read_config
