@@ -299,3 +299,20 @@ def test_ablations_are_redrawn_against_the_full_model_within_one_protocol():
     assert "protocol paper" not in text  # a paper-protocol variant without its full model
     assert results.ablations([entry("linet", 70.0, 30.0)]) == ""  # no variant: no table
     assert "### The papers' ablations, redrawn" in results.render(runs)
+
+
+def test_a_paper_runs_selection_phase_is_named_after_its_run(tiny, tmp_path):
+    from sessionrec.data.sources import reload_dataset
+    from sessionrec.training.run import train_paper_protocol
+
+    train_paper_protocol(
+        lambda: create("stamp", tiny.num_items, embedding_dim=8),
+        lambda fraction: reload_dataset(dict(tiny.source, valid_fraction=fraction)),
+        0.1,
+        TrainConfig(epochs=1, batch_size=256, num_threads=1),
+        tmp_path / "stamp-paper",
+    )
+    selection = results.entry_from_run(tmp_path / "stamp-paper" / "select", "full", command="x")
+    assert selection["run"] == "stamp-paper/select"
+    assert results.entry_name(selection) == "synthetic-stamp-full-stamp-paper_select.json"
+    assert results.entry_from_run(tmp_path / "stamp-paper", "paper")["run"] == "stamp-paper"

@@ -22,6 +22,7 @@ from sessionrec.commands import (
     reproduce,
     results,
     serve,
+    status,
     train,
     tune,
     update,
@@ -34,6 +35,7 @@ Command = Callable[..., None]
 # Every command, by the name a user types, in the order `sessionrec --help` lists them.
 COMMANDS: dict[str, Command] = {
     "train": train.train,
+    "status": status.status,
     "evaluate": evaluate.evaluate,
     "recommend": recommend.recommend,
     "update": update.update,

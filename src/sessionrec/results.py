@@ -10,7 +10,6 @@ limit), `paper` (epochs selected on validation, then refit on all training examp
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from datetime import datetime, timezone
@@ -24,9 +23,11 @@ from sessionrec.rundir import (
     REFIT_DIR,
     SELECT_DIR,
     read_config,
+    read_epochs,
     read_json_object,
     read_metrics,
 )
+from sessionrec.training.status import stop_reason
 
 REGISTRY_DIR = Path("results/registry")
 RESULTS_DOC = Path("docs/results.md")
@@ -40,24 +41,6 @@ METRICS = ("hr@20", "mrr@20", "hr@10", "mrr@10")
 # The papers' ablation tables and the full model their variants are measured against.
 ABLATIONS = {"linet-table2": "linet", "focol-table3": "focol", "focol-table4": "focol"}
 COMPLETE = ("full", "paper")  # protocols an ablation compares like with like
-
-
-def _epochs(run_dir: Path) -> list[dict[str, Any]]:
-    """The last epoch record of each epoch, in order (a resume finishes an epoch the budget
-    cut part-way, and its record replaces the partial one)."""
-    log = run_dir / LOG_FILE
-    if not log.exists():
-        return []
-    records: dict[Any, dict[str, Any]] = {}
-    for line in log.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a crash
-        if isinstance(record, dict) and record.get("event") == "epoch":
-            records.pop(record.get("epoch"), None)
-            records[record.get("epoch")] = record
-    return list(records.values())
 
 
 def _cut_epochs(epochs: list[dict[str, Any]]) -> list[int]:
@@ -79,18 +62,6 @@ def _cut_epochs(epochs: list[dict[str, Any]]) -> list[int]:
     return sorted(set(partial) | ({last["epoch"]} if ended else set()))
 
 
-def _stop_reason(last: dict[str, Any], config: dict[str, Any]) -> str:
-    """Why training ended, from the last epoch record. A run that ended short of its planned
-    epochs without early stopping ended by its time budget, also where a resume with a budget
-    already spent ended it before any new epoch (the last record then does not say so)."""
-    if last.get("stopped_early"):
-        return "early stopping"
-    planned = config.get("train", {}).get("epochs")
-    if last.get("out_of_budget") or (planned and last.get("epoch", 0) < planned):
-        return "time budget"
-    return "epoch limit"
-
-
 def entry_from_run(
     run_dir: Path, protocol: str, note: str = "", command: str = ""
 ) -> dict[str, Any]:
@@ -100,19 +71,19 @@ def entry_from_run(
     config, metrics = read_config(run_dir), read_metrics(run_dir)
     # a paper-protocol run: the curve is the selection run's, inside it or the one it refit from
     selection = Path(config.get("select_from", run_dir / SELECT_DIR))
-    epochs = _epochs(selection if (selection / LOG_FILE).exists() else run_dir)
+    epochs = read_epochs(selection if (selection / LOG_FILE).exists() else run_dir)
     origin = config.get("provenance", {})
     last = epochs[-1] if epochs else {}
     if protocol in ("full", "paper"):
         for phase in (run_dir, selection, run_dir / REFIT_DIR):
-            cut = _cut_epochs(_epochs(phase))
+            cut = _cut_epochs(read_epochs(phase))
             if cut:
                 raise RunError(
                     f"{phase}: its time budget ended training in epoch {cut[0]}, so it is no "
                     f"{protocol}-protocol run: register it as reduced (--resume with a larger "
                     "max_minutes first, where it can go on)"
                 )
-    stopped = _stop_reason(last, config) if epochs else "fit"
+    stopped = stop_reason(last, config) if epochs else "fit"
     if protocol == "full" and stopped == "time budget":
         raise RunError(
             f"{run_dir}: training ended after epoch {last.get('epoch')} of "
@@ -146,8 +117,14 @@ def entry_from_run(
         "train": config["train"],
         "recorded": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "note": note,
-        "run": run_dir.resolve().name,
+        "run": _run_name(run_dir),
     }
+
+
+def _run_name(run_dir: Path) -> str:
+    """The run directory's name; a paper-protocol phase's is `RUN/select` or `RUN/refit`."""
+    path = run_dir.resolve()
+    return f"{path.parent.name}/{path.name}" if path.name in (SELECT_DIR, REFIT_DIR) else path.name
 
 
 def _test_curve(epochs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -8,12 +8,21 @@ results, serving, reproduce and the analyses read it through `read_config`, `rea
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sessionrec.errors import RunError
-from sessionrec.io import atomic_write, atomic_write_json
+from sessionrec.io import atomic_write, atomic_write_json, read_jsonl
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows: no lock there
+    fcntl = None  # type: ignore[assignment]
 
 CONFIG_FILE = "config.json"  # model, hyper-parameters, dataset, training settings, provenance
 METRICS_FILE = "metrics.json"  # validation and test metrics, best epoch, times
@@ -24,6 +33,7 @@ WEIGHTS_FILE = "model.safetensors"  # what it learned (safetensors: no pickle)
 PER_CASE_FILE = "per_case.npz"  # per-test-case metrics (reproduce, significance tests)
 KEY_FILE = "reproduce.json"  # the reproduce job a cached run belongs to
 SESSIONS_LOG_FILE = "sessions.jsonl"  # sessions ingested live (serving/live.py)
+LOCK_FILE = "train.lock"  # held by the process training the run; holds its pid
 SELECT_DIR, REFIT_DIR = "select", "refit"  # the paper protocol's two phases
 
 # The fields every config.json has, with their types (bool is refused where int is wanted).
@@ -153,3 +163,96 @@ def read_weights(directory: Path) -> dict[str, Any]:
         raise RunError(f"{directory}: no {WEIGHTS_FILE}") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise RunError(f"{directory / WEIGHTS_FILE}: corrupted weights ({e})") from None
+
+
+def read_epoch_records(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every epoch record of `log.jsonl`, in the order written ([] without a log): an epoch a
+    time budget cut and a resume finished has two, the cut one first."""
+    log = Path(run_dir) / LOG_FILE
+    if not log.is_file():
+        return []
+    return [r for r in read_jsonl(log) if isinstance(r, dict) and r.get("event") == "epoch"]
+
+
+def read_epochs(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The last record of each epoch, in order (a resume's finished epoch replaces its cut one)."""
+    records: dict[Any, dict[str, Any]] = {}
+    for record in read_epoch_records(run_dir):
+        records.pop(record.get("epoch"), None)
+        records[record.get("epoch")] = record
+    return list(records.values())
+
+
+_HELD: dict[Path, int] = {}  # run directories this process holds the lock of, and how deep
+
+
+@contextlib.contextmanager
+def training_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold `run_dir`'s training lock while the block runs: a second process that would train
+    or resume the same run directory gets one RunError naming the holder instead of writing
+    over its checkpoint. Re-entrant within a process; the OS drops it when the process dies.
+    A directory that does not exist yet is not locked (the caller creates it, or fails)."""
+    key = Path(run_dir).resolve()
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    if fcntl is None or not key.is_dir():
+        yield
+        return
+    fd = os.open(key / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not _try_lock(fd, fcntl.LOCK_EX, tries=10):
+            raise RunError(
+                f"{run_dir}: being trained by another process (pid {_holder(fd)}); "
+                "let it finish or stop it first"
+            )
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD[key] = 1
+        try:
+            yield
+        finally:
+            del _HELD[key]
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def training_process(run_dir: str | Path) -> int | None:
+    """The pid of the process training `run_dir` now, None when none is."""
+    path = Path(run_dir) / LOCK_FILE
+    if fcntl is None or not path.is_file():
+        return None
+    if Path(run_dir).resolve() in _HELD:
+        return os.getpid()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _try_lock(fd, fcntl.LOCK_SH, tries=1):
+            return None  # released again when fd closes
+        return _holder(fd) or -1
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd: int, kind: int, tries: int) -> bool:
+    """Take a flock of `kind` without waiting, retrying briefly (another process's
+    `training_process` holds a shared lock for an instant)."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(fd, kind | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < tries:
+                time.sleep(0.05)
+    return False
+
+
+def _holder(fd: int) -> int | None:
+    """The pid written into a lock file, None when unreadable."""
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip() or 0) or None
+    except (OSError, ValueError):
+        return None

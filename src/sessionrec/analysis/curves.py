@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sessionrec.errors import ConfigError
-from sessionrec.io import read_jsonl
-from sessionrec.rundir import LOG_FILE, read_config
+from sessionrec.rundir import LOG_FILE, read_config, read_epoch_records
 
 
 def validation_curve(run_dir: str | Path, metric: str = "hr@20") -> dict[str, Any]:
@@ -23,7 +22,7 @@ def validation_curve(run_dir: str | Path, metric: str = "hr@20") -> dict[str, An
     log = run_dir / LOG_FILE
     if not log.is_file():
         raise ConfigError(f"{run_dir}: no {LOG_FILE} (not a run directory of a neural model?)")
-    epochs = [r for r in read_jsonl(log) if r.get("event") == "epoch" and "valid" in r]
+    epochs = [r for r in read_epoch_records(run_dir) if "valid" in r]
     if not epochs:
         raise ConfigError(f"{log}: no validated epoch yet")
     if metric not in epochs[0]["valid"]:

@@ -105,6 +105,7 @@ def train(
     from sessionrec.data.sources import load_dataset
     from sessionrec.models import create, get
     from sessionrec.training.distributed import env_world
+    from sessionrec.training.run import run_lock
 
     say = out.print if env_world().is_main else _quiet  # rank 0 only (torchrun)
     get(model)
@@ -112,9 +113,13 @@ def train(
     run_dir = out_dir or Path("runs") / f"{model}-{name}"
     _check_flags(protocol, resume, init_from, recipe)
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
-    if resume:
-        start = _resumed(run_dir, model, set_, given, valid_fraction, say)
-    elif select_from is not None:
+    if resume:  # the lock first: a resume records its changes before it trains
+        with run_lock(run_dir):
+            start = _resumed(run_dir, model, set_, given, valid_fraction, say)
+            metrics = _fit(model, start, run_dir, progress, resume)
+        _report(model, start, metrics, run_dir, say)
+        return
+    if select_from is not None:
         start = _selected(select_from, model, set_, given, protocol, say)
     else:
         model_hp, config = _settings(model, name, set_, given, seed, device, say, recipe)
@@ -127,7 +132,13 @@ def train(
             f"{data.num_items:,} items -> {run_dir}"
         )
         start = Start(recommender, data, config, protocol, valid_fraction)
-    metrics = _fit(model, start, run_dir, progress, resume)
+    _report(model, start, _fit(model, start, run_dir, progress, resume), run_dir, say)
+
+
+def _report(
+    model: str, start: Start, metrics: dict, run_dir: Path, say: Callable[..., None]
+) -> None:
+    """The test metrics table and where the run directory is."""
     say(
         metrics_table(
             f"{model} on {start.data.name} (test, %)",

@@ -23,7 +23,7 @@ import numpy as np
 from sessionrec import __version__
 from sessionrec.data.dataset import SessionDataset
 from sessionrec.errors import ConfigError, RunError
-from sessionrec.io import atomic_write, atomic_write_json, read_jsonl
+from sessionrec.io import atomic_write, atomic_write_json
 from sessionrec.models.params import build_params, params_dict
 from sessionrec.models.registry import create, dataset_preset, get, split_settings, train_config
 from sessionrec.reproduce.budget import EXECUTION_ONLY, Budget
@@ -31,10 +31,10 @@ from sessionrec.rundir import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     KEY_FILE,
-    LOG_FILE,
     METRICS_FILE,
     PER_CASE_FILE,
     read_config,
+    read_epoch_records,
     read_json_object,
     read_metrics,
 )
@@ -143,8 +143,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 def epoch_summary(run_dir: Path) -> dict[str, Any]:
     """Epochs run and whether the time budget or early stopping ended training (from the log)."""
-    log = run_dir / LOG_FILE
-    epochs = [r for r in read_jsonl(log) if r.get("event") == "epoch"] if log.exists() else []
+    epochs = read_epoch_records(run_dir)
     if not epochs:
         return {}
     last = epochs[-1]

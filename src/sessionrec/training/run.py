@@ -10,6 +10,7 @@ Under torchrun every rank runs `train_and_evaluate`; only rank 0 writes the run 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import time
@@ -39,6 +40,7 @@ from sessionrec.rundir import (
     read_config,
     read_metrics,
     record_train_settings,
+    training_lock,
 )
 from sessionrec.training import distributed
 from sessionrec.training.config import TrainConfig
@@ -120,6 +122,28 @@ def _train_and_evaluate(
         raise RunError(f"{run_dir}: exists and is not a directory")
     if run_dir is not None and not resume and world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        return _fit_and_write(model, dataset, config, run_dir, progress, resume, splits)
+
+
+def run_lock(run_dir: Path | None) -> contextlib.AbstractContextManager[None]:
+    """The run directory's training lock, held by the process that writes it (rank 0)."""
+    if run_dir is None or not distributed.env_world().is_main:
+        return contextlib.nullcontext()
+    return training_lock(run_dir)
+
+
+def _fit_and_write(
+    model: Recommender,
+    dataset: SessionDataset,
+    config: TrainConfig,
+    run_dir: Path | None,
+    progress: bool,
+    resume: bool,
+    splits: tuple[str, ...],
+) -> dict[str, Any]:
+    world = distributed.current()
+    if run_dir is not None and not resume and world.is_main:
         for stale in (METRICS_FILE, CHECKPOINT_FILE):
             (run_dir / stale).unlink(missing_ok=True)
         atomic_write_json(run_dir / CONFIG_FILE, run_config(model, dataset, config))
@@ -240,7 +264,8 @@ def prepare_resume(
     _train_settings(run_dir, config["train"])  # the file itself first, then the changes
     train = build_params(TrainConfig, {**recorded, **(changes or {})}, "training")
     if record and changes and distributed.env_world().is_main:  # a later --resume too
-        record_train_settings(run_dir, params_dict(train), starting=True)
+        with training_lock(run_dir):
+            record_train_settings(run_dir, params_dict(train), starting=True)
     model = create(model_name, int(config["num_items"]), seed=train.seed, **params)
     return model, reload_dataset(config["dataset"]), train
 
@@ -277,6 +302,25 @@ def train_paper_protocol(
     selection, and only the refit trains.
     """
     run_dir = Path(run_dir)
+    if not resume and distributed.env_world().is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        return _paper_protocol(
+            make_model, load, valid_fraction, config, run_dir, progress, resume, select_from
+        )
+
+
+def _paper_protocol(
+    make_model: Callable[[], Recommender],
+    load: Callable[[float], SessionDataset],
+    valid_fraction: float,
+    config: TrainConfig,
+    run_dir: Path,
+    progress: bool,
+    resume: bool,
+    select_from: Path | None,
+) -> dict[str, Any]:
+    """`train_paper_protocol` under the run directory's lock."""
     select, refit = run_dir / SELECT_DIR, run_dir / REFIT_DIR
     main = distributed.env_world().is_main
     if select_from is not None:

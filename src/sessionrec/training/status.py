@@ -1,0 +1,222 @@
+"""Where a run directory's training stands: finished, training now, or stopped and resumable.
+
+Long runs outlive a sitting: a budget (`max_minutes`) ends them, or a machine is taken away,
+and `--resume` continues them from their checkpoint. `run_status` reads what the run
+directory knows (config, epoch records, checkpoint, metrics and the training lock) and says
+which phase stands where, and the command that continues it. `sessionrec status` prints it.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sessionrec.errors import RunError
+from sessionrec.rundir import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    REFIT_DIR,
+    SELECT_DIR,
+    load_checkpoint,
+    read_config,
+    read_epochs,
+    read_json_object,
+    training_process,
+)
+
+FINISHED, TRAINING, STOPPED, NOT_STARTED = "finished", "training", "stopped", "not started"
+
+
+@dataclass(frozen=True)
+class PhaseStatus:
+    """One phase of a run (a plain run has one; the paper protocol `select` and `refit`)."""
+
+    name: str  # "run", "select" or "refit"
+    path: Path
+    state: str  # FINISHED, TRAINING, STOPPED or NOT_STARTED
+    detail: str  # where it stands, in words
+    epochs: list[dict[str, Any]] = field(default_factory=list)  # last record of each epoch
+    minutes: float | None = None  # training minutes so far (the budget's clock)
+    budget: float | None = None  # max_minutes
+    best_epoch: int | None = None
+    out_of_budget: bool = False  # its budget is spent: a resume needs a larger max_minutes
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """A run directory: what it trains, each phase, and how to continue it."""
+
+    run_dir: Path
+    model: str
+    dataset: str
+    protocol: str
+    metric: str  # the validation metric that selects the epoch
+    phases: list[PhaseStatus]
+    state: str  # the run's: FINISHED, TRAINING, STOPPED or NOT_STARTED
+    pid: int | None  # the process training it now
+    test: dict[str, float] | None  # the final test metrics, once finished
+    resume: str | None  # the command that continues it, when it can go on
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (`sessionrec status --json`)."""
+        return {
+            "run_dir": str(self.run_dir),
+            "model": self.model,
+            "dataset": self.dataset,
+            "protocol": self.protocol,
+            "metric": self.metric,
+            "state": self.state,
+            "pid": self.pid,
+            "test": self.test,
+            "resume": self.resume,
+            "phases": [
+                {
+                    "name": p.name,
+                    "path": str(p.path),
+                    "state": p.state,
+                    "detail": p.detail,
+                    "minutes": p.minutes,
+                    "budget": p.budget,
+                    "best_epoch": p.best_epoch,
+                    "out_of_budget": p.out_of_budget,
+                    "epochs": p.epochs,
+                }
+                for p in self.phases
+            ],
+        }
+
+
+def stop_reason(last: dict[str, Any], config: dict[str, Any]) -> str:
+    """Why training ended, from the last epoch record. A run that ended short of its planned
+    epochs without early stopping ended by its time budget, also where a resume with a budget
+    already spent ended it before any new epoch (the last record then does not say so)."""
+    if last.get("stopped_early"):
+        return "early stopping"
+    planned = config.get("train", {}).get("epochs")
+    if last.get("out_of_budget") or (planned and last.get("epoch", 0) < planned):
+        return "time budget"
+    return "epoch limit"
+
+
+def run_status(run_dir: str | Path) -> RunStatus:
+    """Where the run in `run_dir` stands; a RunError when it is no run directory."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    train = config["train"]
+    protocol = str(config.get("protocol", "full"))
+    pid = training_process(run_dir)
+    if protocol == "paper":
+        selection = Path(config["select_from"]) if "select_from" in config else None
+        phases = [
+            _phase("select", selection or run_dir / SELECT_DIR, train),
+            _phase("refit", run_dir / REFIT_DIR, train),
+        ]
+        if selection is not None:  # a finished run of its own; only the refit trains here
+            phases[0] = _phase("select", selection, read_config(selection)["train"])
+    else:
+        phases = [_phase("run", run_dir, train)]
+    for phase in phases:
+        pid = pid or training_process(phase.path)
+    finished = read_json_object(run_dir / METRICS_FILE) is not None
+    state = FINISHED if finished else TRAINING if pid else _overall(phases)
+    if state == TRAINING:
+        phases = [_training(p) if p.state == STOPPED else p for p in phases]
+    metrics = read_json_object(run_dir / METRICS_FILE) or {}
+    return RunStatus(
+        run_dir=run_dir,
+        model=str(config["model"]),
+        dataset=str(config["dataset"].get("dataset", "?")),
+        protocol=protocol,
+        metric=str(train.get("metric", "")),
+        phases=phases,
+        state=state,
+        pid=pid,
+        test=metrics.get("test") if finished else None,
+        resume=_resume_command(run_dir, config, phases, state),
+    )
+
+
+def _phase(name: str, path: Path, train: dict[str, Any]) -> PhaseStatus:
+    """One phase directory's state, from its metrics, checkpoint and epoch records; `train`:
+    the run's settings now (a resume records a larger budget in the top config.json only)."""
+    budget = train.get("max_minutes")
+    if not path.is_dir():
+        return PhaseStatus(name, path, NOT_STARTED, "not started", budget=budget)
+    epochs = read_epochs(path)
+    last = epochs[-1] if epochs else {}
+    best = last.get("best_epoch")
+    best = best if isinstance(best, int) and best > 0 else None
+    config = read_json_object(path / CONFIG_FILE) or {"train": train}  # its epochs, if a refit
+    if read_json_object(path / METRICS_FILE) is not None:
+        reason = stop_reason(last, config) if epochs else "fit"
+        detail = f"{reason} after epoch {last['epoch']}" if epochs else "fitted"
+        minutes = _checkpoint_minutes(path)
+        spent = reason == "time budget"
+        if spent:
+            detail += f" (its {_minutes(budget)}-minute budget)"
+        return PhaseStatus(name, path, FINISHED, detail, epochs, minutes, budget, best, spent)
+    if not (path / CHECKPOINT_FILE).is_file():
+        return PhaseStatus(name, path, NOT_STARTED, "no checkpoint yet", epochs, budget=budget)
+    state = load_checkpoint(path / CHECKPOINT_FILE)
+    minutes = float(state.get("elapsed", 0.0)) / 60
+    epoch, step, steps = int(state.get("epoch", 0)) + 1, state.get("step"), state.get("epoch_steps")
+    where = f"epoch {epoch}, step {step:,}" + (f" of {steps:,}" if steps else "")
+    age = (time.time() - (path / CHECKPOINT_FILE).stat().st_mtime) / 60
+    spent = budget is not None and minutes >= budget
+    detail = f"stopped in {where}; checkpoint written {_minutes(age)} min ago"
+    if spent:
+        detail += f"; its {_minutes(budget)}-minute budget is spent"
+    return PhaseStatus(name, path, STOPPED, detail, epochs, minutes, budget, best, spent)
+
+
+def _training(phase: PhaseStatus) -> PhaseStatus:
+    """The phase the running process is in: its checkpoint is where it was, not where it is."""
+    detail = phase.detail.replace("stopped in", "training; last checkpoint in", 1)
+    return PhaseStatus(
+        phase.name, phase.path, TRAINING, detail, phase.epochs, phase.minutes, phase.budget,
+        phase.best_epoch, phase.out_of_budget,
+    )  # fmt: skip
+
+
+def _overall(phases: list[PhaseStatus]) -> str:
+    """A run nobody trains now: stopped where any phase stopped or one is still to come."""
+    if all(p.state == NOT_STARTED for p in phases):
+        return NOT_STARTED
+    return STOPPED
+
+
+def _checkpoint_minutes(path: Path) -> float | None:
+    """Training minutes from a finished phase's checkpoint clock (None without one)."""
+    if not (path / CHECKPOINT_FILE).is_file():
+        return None
+    try:
+        return float(load_checkpoint(path / CHECKPOINT_FILE).get("elapsed", 0.0)) / 60
+    except RunError:
+        return None
+
+
+def _resume_command(
+    run_dir: Path, config: dict[str, Any], phases: list[PhaseStatus], state: str
+) -> str | None:
+    """`sessionrec train MODEL --out RUN --resume`, with a larger `max_minutes` where the
+    budget of the phase it would continue is spent; None when there is nothing to continue."""
+    if state in (TRAINING, NOT_STARTED):
+        return None
+    pending = [p for p in phases if p.state != FINISHED]
+    current = pending[0] if pending else phases[-1]
+    if state == FINISHED and not current.out_of_budget:
+        return None  # early stopping or its epochs ended it: nothing more to train
+    words = ["sessionrec", "train", str(config["model"]), "--out", str(run_dir), "--resume"]
+    if current.out_of_budget and current.budget is not None:
+        more = math.ceil(max(current.minutes or 0.0, current.budget) + current.budget)
+        words += ["--set", f"max_minutes={more}"]
+    return shlex.join(words)
+
+
+def _minutes(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
