@@ -195,3 +195,24 @@ def test_a_fresh_directory_is_not_started(tmp_path):
     (path / "config.json").write_text(json.dumps(config))
     run = run_status(path)
     assert run.state == NOT_STARTED and run.resume is None
+
+
+def test_a_refit_from_another_run_shows_that_run_as_its_selection(tiny, tmp_path):
+    from sessionrec.data.sources import reload_dataset
+    from sessionrec.training.run import train_paper_protocol
+
+    config = TrainConfig(**dict(FAST, epochs=1))
+    train_and_evaluate(create("stamp", tiny.num_items, seed=0), tiny, config, tmp_path / "full")
+    train_paper_protocol(
+        lambda: create("stamp", tiny.num_items, seed=0),
+        lambda fraction: reload_dataset(dict(tiny.source, valid_fraction=fraction)),
+        0.1,
+        config,
+        tmp_path / "refit",
+        select_from=tmp_path / "full",
+    )
+    select, refit = run_status(tmp_path / "refit").phases
+    assert select.path == tmp_path / "full" and select.state == refit.state == FINISHED
+    (tmp_path / "full").rename(tmp_path / "moved")
+    run = run_status(tmp_path / "refit")
+    assert run.state == FINISHED and run.phases[0].detail == "not found (moved?)"

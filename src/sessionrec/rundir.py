@@ -239,7 +239,8 @@ def training_process(run_dir: str | Path) -> int | None:
 
 def _try_lock(fd: int, kind: int, tries: int) -> bool:
     """Take a flock of `kind` without waiting, retrying briefly (another process's
-    `training_process` holds a shared lock for an instant)."""
+    `training_process` holds a shared lock for an instant). A file system without locks
+    (some network mounts) counts as taken: the run trains unguarded, as before locks."""
     for attempt in range(tries):
         try:
             fcntl.flock(fd, kind | fcntl.LOCK_NB)
@@ -247,6 +248,8 @@ def _try_lock(fd: int, kind: int, tries: int) -> bool:
         except BlockingIOError:
             if attempt + 1 < tries:
                 time.sleep(0.05)
+        except OSError:  # ENOLCK, EOPNOTSUPP: no locking here
+            return True
     return False
 
 

@@ -116,8 +116,10 @@ def run_status(run_dir: str | Path) -> RunStatus:
             _phase("select", selection or run_dir / SELECT_DIR, train),
             _phase("refit", run_dir / REFIT_DIR, train),
         ]
-        if selection is not None:  # a finished run of its own; only the refit trains here
+        if selection is not None and selection.is_dir():  # a run of its own; only the refit
             phases[0] = _phase("select", selection, read_config(selection)["train"])
+        elif selection is not None:
+            phases[0] = PhaseStatus("select", selection, NOT_STARTED, "not found (moved?)")
     else:
         phases = [_phase("run", run_dir, train)]
     for phase in phases:
