@@ -24,7 +24,7 @@ FAST = dict(epochs=2, batch_size=128, lr=3e-3, checkpoint_seconds=0.0, log_every
 def _hand_made_run(path, max_minutes=10.0, **checkpoint):
     """A stopped run as files: config, two epoch records and a checkpoint in epoch 3."""
     path.mkdir(parents=True)
-    train = dict(epochs=30, max_minutes=max_minutes, metric="mrr@20")
+    train = dict(epochs=30, max_minutes=max_minutes, metric="mrr@20", patience=3)
     config = dict(model="narm", num_items=10, params={}, dataset={"dataset": "d"}, train=train)
     (path / "config.json").write_text(json.dumps(config))
     records = [
@@ -45,12 +45,16 @@ def test_a_stopped_run_says_where_and_how_to_continue(tmp_path):
     assert phase.detail.startswith("stopped in epoch 3, step 30 of 100")
     assert phase.minutes == 10.0 and phase.best_epoch == 2 and not phase.out_of_budget
     assert [r["epoch"] for r in phase.epochs] == [1, 2]
+    # best epoch 2 + patience 3 + 1: early stopping can end it after epoch 6 at the earliest;
+    # 6 - 2.3 epochs at the median 1.5 minutes of the two epochs logged
+    assert phase.ahead == "3.7 epochs to epoch 6 at the earliest, ≈ 6 min at 1.5 min an epoch"
     assert run.resume == f"sessionrec train narm --out {tmp_path / 'r'} --resume"
 
 
 def test_a_spent_budget_asks_for_more_minutes(tmp_path):
     run = run_status(_hand_made_run(tmp_path / "r", max_minutes=10.0))
     assert run.phases[0].out_of_budget and "10-minute budget is spent" in run.phases[0].detail
+    assert run.phases[0].ahead.endswith("; max_minutes ends it first, in ≈ 0 min")
     # the minutes used plus one more budget of the same size
     assert run.resume.endswith("--resume --set max_minutes=20")
 
@@ -216,3 +220,17 @@ def test_a_refit_from_another_run_shows_that_run_as_its_selection(tiny, tmp_path
     (tmp_path / "full").rename(tmp_path / "moved")
     run = run_status(tmp_path / "refit")
     assert run.state == FINISHED and run.phases[0].detail == "not found (moved?)"
+
+
+def test_a_refit_to_come_is_timed_at_the_selections_pace(tmp_path):
+    run_dir = tmp_path / "p"
+    select = _hand_made_run(run_dir / "select", max_minutes=30.0)
+    (select / "metrics.json").write_text(json.dumps({"test": {}, "valid": {}, "best_epoch": 2}))
+    config = json.loads((select / "config.json").read_text())
+    config.update(protocol="paper", select_valid_fraction=0.25)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    run = run_status(run_dir)
+    assert run.state == STOPPED and [p.state for p in run.phases] == [FINISHED, NOT_STARTED]
+    # 2 epochs (the selected count) at 1.5 / (1 - 0.25) = 2.0 minutes an epoch
+    assert run.phases[1].ahead == "2.0 epochs to epoch 2, ≈ 4 min at 2.0 min an epoch"
+    assert run.resume == f"sessionrec train narm --out {run_dir} --resume"

@@ -48,6 +48,8 @@ def _print(run: RunStatus) -> None:
         minutes = f"{spent}{budget} training minutes" if spent else ""
         best = f"; best epoch {phase.best_epoch}" if phase.best_epoch else ""
         out.print(f"  {phase.name}: {phase.detail}{best}{minutes}", highlight=False)
+        if phase.ahead:
+            out.print(f"    ahead: {phase.ahead}", highlight=False)
         if phase.epochs:
             out.print(_epoch_table(phase, run.metric))
     if run.test:

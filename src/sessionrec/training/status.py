@@ -8,8 +8,10 @@ which phase stands where, and the command that continues it. `sessionrec status`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shlex
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,8 @@ class PhaseStatus:
     budget: float | None = None  # max_minutes
     best_epoch: int | None = None
     out_of_budget: bool = False  # its budget is spent: a resume needs a larger max_minutes
+    position: float | None = None  # epochs done, with the checkpoint's part of the next
+    ahead: str = ""  # what is left to train and about how long it takes, in words
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class RunStatus:
                     "budget": p.budget,
                     "best_epoch": p.best_epoch,
                     "out_of_budget": p.out_of_budget,
+                    "ahead": p.ahead,
                     "epochs": p.epochs,
                 }
                 for p in self.phases
@@ -128,6 +133,8 @@ def run_status(run_dir: str | Path) -> RunStatus:
     state = FINISHED if finished else TRAINING if pid else _overall(phases)
     if state == TRAINING:
         phases = [_training(p) if p.state == STOPPED else p for p in phases]
+    if state != FINISHED:
+        phases = _with_ahead(phases, train, float(config.get("select_valid_fraction", 0.1)))
     metrics = read_json_object(run_dir / METRICS_FILE) or {}
     return RunStatus(
         run_dir=run_dir,
@@ -151,8 +158,8 @@ def _phase(name: str, path: Path, train: dict[str, Any]) -> PhaseStatus:
         return PhaseStatus(name, path, NOT_STARTED, "not started", budget=budget)
     epochs = read_epochs(path)
     last = epochs[-1] if epochs else {}
-    best = last.get("best_epoch")
-    best = best if isinstance(best, int) and best > 0 else None
+    best = last.get("best_epoch")  # a phase without validation (a refit) selects nothing
+    best = best if isinstance(best, int) and best > 0 and "valid" in last else None
     config = read_json_object(path / CONFIG_FILE) or {"train": train}  # its epochs, if a refit
     if read_json_object(path / METRICS_FILE) is not None:
         reason = stop_reason(last, config) if epochs else "fit"
@@ -173,16 +180,59 @@ def _phase(name: str, path: Path, train: dict[str, Any]) -> PhaseStatus:
     detail = f"stopped in {where}; checkpoint written {_minutes(age)} min ago"
     if spent:
         detail += f"; its {_minutes(budget)}-minute budget is spent"
-    return PhaseStatus(name, path, STOPPED, detail, epochs, minutes, budget, best, spent)
+    done = epoch - 1 + (step / steps if isinstance(step, int) and steps else 0.0)
+    return PhaseStatus(name, path, STOPPED, detail, epochs, minutes, budget, best, spent, done)
 
 
 def _training(phase: PhaseStatus) -> PhaseStatus:
     """The phase the running process is in: its checkpoint is where it was, not where it is."""
     detail = phase.detail.replace("stopped in", "training; last checkpoint in", 1)
-    return PhaseStatus(
-        phase.name, phase.path, TRAINING, detail, phase.epochs, phase.minutes, phase.budget,
-        phase.best_epoch, phase.out_of_budget,
-    )  # fmt: skip
+    return dataclasses.replace(phase, state=TRAINING, detail=detail)
+
+
+def _with_ahead(
+    phases: list[PhaseStatus], train: dict[str, Any], valid_fraction: float
+) -> list[PhaseStatus]:
+    """Each unfinished phase with what is left of it: epochs to go (to the earliest epoch
+    early stopping can end it, or its epoch count) and minutes at its own recent pace (a
+    refit not started: the selection's, per example), against what is left of max_minutes."""
+    out, selection = [], None
+    for phase in phases:
+        if phase.name == "select":
+            selection = phase
+        if phase.state in (FINISHED,) or phase.detail.startswith("not found"):
+            out.append(phase)
+            continue
+        pace = _pace(phase)
+        if phase.name == "refit":
+            if selection is None or selection.state != FINISHED or not selection.best_epoch:
+                out.append(phase)  # its epoch count is not chosen yet
+                continue
+            target, earliest = selection.best_epoch, False
+            if pace is None and _pace(selection) is not None:
+                pace = _pace(selection) / (1.0 - valid_fraction)  # more examples an epoch
+        else:
+            target, earliest = int(train.get("epochs") or 0), False
+            if phase.best_epoch and any("valid" in r for r in phase.epochs):
+                stop = phase.best_epoch + int(train.get("patience", 0)) + 1  # Trainer's rule
+                if not target or stop < target:
+                    target, earliest = stop, True
+        left = target - (phase.position or 0.0)
+        text = f"{left:.1f} epochs to epoch {target}" + (" at the earliest" if earliest else "")
+        if pace is not None:
+            need = left * pace
+            text += f", ≈ {need:.0f} min at {pace:.1f} min an epoch"
+            budget_left = None if phase.budget is None else phase.budget - (phase.minutes or 0.0)
+            if budget_left is not None and need > budget_left:
+                text += f"; max_minutes ends it first, in ≈ {max(budget_left, 0.0):.0f} min"
+        out.append(dataclasses.replace(phase, ahead=text))
+    return out
+
+
+def _pace(phase: PhaseStatus) -> float | None:
+    """Training minutes an epoch: the median of the phase's last three whole epochs."""
+    whole = [r["seconds"] / 60 for r in phase.epochs if not r.get("partial") and "seconds" in r]
+    return statistics.median(whole[-3:]) if whole else None
 
 
 def _overall(phases: list[PhaseStatus]) -> str:
