@@ -234,3 +234,29 @@ def test_a_refit_to_come_is_timed_at_the_selections_pace(tmp_path):
     # 2 epochs (the selected count) at 1.5 / (1 - 0.25) = 2.0 minutes an epoch
     assert run.phases[1].ahead == "2.0 epochs to epoch 2, ≈ 4 min at 2.0 min an epoch"
     assert run.resume == f"sessionrec train narm --out {run_dir} --resume"
+
+
+def test_a_directory_of_runs_is_one_line_each(tmp_path):
+    _hand_made_run(tmp_path / "runs" / "b", max_minutes=30.0)
+    _hand_made_run(tmp_path / "runs" / "a", max_minutes=10.0)
+    (tmp_path / "runs" / "notes").mkdir()  # no run: left out
+    wide = dict(ENV, COLUMNS="300")  # no cell wrapped
+    proc = subprocess.run(
+        [sys.executable, "-m", "sessionrec", "status", str(tmp_path / "runs")],
+        capture_output=True, text=True, env=wide, check=True,
+    )  # fmt: skip
+    header, *rows = proc.stdout.splitlines()
+    assert header.split()[:6] == ["run", "model", "dataset", "protocol", "state", "phase"]
+    assert [row.split()[:8] for row in rows] == [
+        [name, "narm", "d", "full", "stopped", "run", "2.3", minutes]
+        for name, minutes in (("a", "10"), ("b", "10"))
+    ]
+    assert rows[1].split()[8:10] == ["/", "30"] and "10.00 (mrr@20, 2)" in rows[1]
+    assert (
+        rows[1]
+        .rstrip()
+        .endswith("3.7 epochs to epoch 6 at the earliest, ≈ 6 min at 1.5 min an epoch")
+    )
+    assert len(run_cli("status", tmp_path / "runs", "--json", check=True).stdout.splitlines()) == 2
+    proc = run_cli("status", tmp_path / "runs" / "notes")
+    assert proc.returncode != 0 and "not a run directory (no config.json)" in proc.stderr

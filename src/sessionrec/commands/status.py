@@ -18,21 +18,33 @@ Measures = ("hr@20", "mrr@20")  # the columns of the epoch table, besides the se
 
 
 def status(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories.")],
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(help="Run directories, or directories of runs (one line per run)."),
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per run instead.")
     ] = False,
 ) -> None:
     """Where each run stands (finished, training now, stopped), its epochs, and the command
     that continues it."""
-    from sessionrec.training.status import run_status
+    from sessionrec.training.status import run_status, runs_under
 
-    found = [run_status(run_dir) for run_dir in run_dirs]  # every error before any output
-    for run in found:
-        if as_json:
+    shown: list[tuple[RunStatus, bool]] = []  # every error before any output
+    for path in run_dirs:
+        if (path / "config.json").is_file():
+            shown.append((run_status(path), False))
+        else:
+            shown += [(run_status(run_dir), True) for run_dir in runs_under(path)]
+    if as_json:
+        for run, _ in shown:
             typer.echo(json.dumps(run.as_dict()))
-            continue
+        return
+    for run, _ in (item for item in shown if not item[1]):
         _print(run)
+    listed = [run for run, brief in shown if brief]
+    if listed:
+        out.print(_summary(listed))
 
 
 def _print(run: RunStatus) -> None:
@@ -91,3 +103,36 @@ def _epoch_cells(
     note = note or ("cut" if record.get("partial") else "")
     cells.append("best" if record.get("epoch") == best else note)
     return cells
+
+
+def _summary(runs: list[RunStatus]) -> Table:
+    """One row per run: where it stands, its best validation figure, test, what is ahead."""
+    from sessionrec.training.status import current_phase
+
+    table = Table(box=None, padding=(0, 1))
+    for name in ("run", "model", "dataset", "protocol", "state", "phase", "epochs", "minutes"):
+        table.add_column(name, justify="right" if name in ("epochs", "minutes") else "left")
+    for name in ("best valid", "test HR@20", "test MRR@20", "ahead"):
+        table.add_column(name, justify="left" if name == "ahead" else "right")
+    for run in runs:
+        phase = current_phase(run)
+        done = phase.position if phase.position is not None else len(phase.epochs)
+        used = "" if phase.minutes is None else f"{phase.minutes:.0f}"
+        budget = "" if phase.budget is None or not used else f" / {phase.budget:g}"
+        best = _best_valid(run)
+        test = run.test or {}
+        table.add_row(
+            run.run_dir.name, run.model, run.dataset, run.protocol, run.state, phase.name,
+            f"{done:.1f}" if done else "", used + budget, best,
+            *(f"{100 * test[m]:.2f}" if m in test else "" for m in Measures), phase.ahead,
+        )  # fmt: skip
+    return table
+
+
+def _best_valid(run: RunStatus) -> str:
+    """The selected epoch's validation figure (the selection metric, %) and the epoch."""
+    for phase in run.phases:
+        record = next((r for r in phase.epochs if r.get("epoch") == phase.best_epoch), None)
+        if record and run.metric in record.get("valid", {}):
+            return f"{100 * record['valid'][run.metric]:.2f} ({run.metric}, {phase.best_epoch})"
+    return ""

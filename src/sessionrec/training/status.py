@@ -96,6 +96,23 @@ class RunStatus:
         }
 
 
+def runs_under(directory: str | Path) -> list[Path]:
+    """The run directories directly under `directory`, by name; a RunError when there is none
+    (and `directory` is no run directory itself)."""
+    directory = Path(directory)
+    found = sorted(d for d in directory.iterdir() if (d / CONFIG_FILE).is_file()) if (
+        directory.is_dir()
+    ) else []  # fmt: skip
+    if not found:
+        read_config(directory)  # its own error: no such directory, or not a run directory
+    return found
+
+
+def current_phase(run: RunStatus) -> PhaseStatus:
+    """The phase training is in or would continue with (the last, once all finished)."""
+    return next((p for p in run.phases if p.state != FINISHED), run.phases[-1])
+
+
 def stop_reason(last: dict[str, Any], config: dict[str, Any]) -> str:
     """Why training ended, from the last epoch record. A run that ended short of its planned
     epochs without early stopping ended by its time budget, also where a resume with a budget
