@@ -2,6 +2,7 @@
 second process training one run directory."""
 
 import json
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -260,3 +261,23 @@ def test_a_directory_of_runs_is_one_line_each(tmp_path):
     assert len(run_cli("status", tmp_path / "runs", "--json", check=True).stdout.splitlines()) == 2
     proc = run_cli("status", tmp_path / "runs" / "notes")
     assert proc.returncode != 0 and "not a run directory (no config.json)" in proc.stderr
+
+
+def test_train_ends_with_the_command_that_trains_on_and_it_does(tiny, tmp_path):
+    from helpers import write_pickle_dataset
+
+    data = write_pickle_dataset(tmp_path / "data", tiny)
+    out = tmp_path / "run"
+    first = run_cli(
+        "train", "stamp", "--dataset", data, "--epochs", "2", "--out", out, "--no-progress",
+        "--set", "max_minutes=0.000001", "--set", "num_threads=1", check=True,
+    )  # fmt: skip
+    hint = "its time budget (max_minutes) ended it; to train on: "
+    (line,) = [line for line in first.stdout.splitlines() if line.startswith(hint)]
+    command = shlex.split(line.removeprefix(hint))
+    assert command == [
+        "sessionrec", "train", "stamp", "--out", str(out), "--resume", "--set", "max_minutes=1",
+    ]  # fmt: skip
+    again = run_cli(*command[1:], "--no-progress", check=True)
+    assert hint not in again.stdout
+    assert run_status(out).phases[0].detail == "epoch limit after epoch 2"

@@ -138,7 +138,10 @@ def train(
 def _report(
     model: str, start: Start, metrics: dict, run_dir: Path, say: Callable[..., None]
 ) -> None:
-    """The test metrics table and where the run directory is."""
+    """The test metrics table, where the run directory is and, when its time budget ended
+    it, the command that trains on."""
+    from sessionrec.training.status import run_status
+
     say(
         metrics_table(
             f"{model} on {start.data.name} (test, %)",
@@ -147,6 +150,9 @@ def _report(
         )
     )
     say(f"run directory: {run_dir}")
+    more = run_status(run_dir).resume if (run_dir / "config.json").is_file() else None
+    if more:
+        say(f"its time budget (max_minutes) ended it; to train on: {more}", highlight=False)
 
 
 def _quiet(*args: Any, **kwargs: Any) -> None:
