@@ -100,9 +100,9 @@ def runs_under(directory: str | Path) -> list[Path]:
     """The run directories directly under `directory`, by name; a RunError when there is none
     (and `directory` is no run directory itself)."""
     directory = Path(directory)
-    found = sorted(d for d in directory.iterdir() if (d / CONFIG_FILE).is_file()) if (
-        directory.is_dir()
-    ) else []  # fmt: skip
+    found = []
+    if directory.is_dir():
+        found = sorted(d for d in directory.iterdir() if (d / CONFIG_FILE).is_file())
     if not found:
         read_config(directory)  # its own error: no such directory, or not a run directory
     return found
@@ -133,26 +133,18 @@ def run_status(run_dir: str | Path) -> RunStatus:
     protocol = str(config.get("protocol", "full"))
     pid = training_process(run_dir)
     if protocol == "paper":
-        selection = Path(config["select_from"]) if "select_from" in config else None
-        phases = [
-            _phase("select", selection or run_dir / SELECT_DIR, train),
-            _phase("refit", run_dir / REFIT_DIR, train),
-        ]
-        if selection is not None and selection.is_dir():  # a run of its own; only the refit
-            phases[0] = _phase("select", selection, read_config(selection)["train"])
-        elif selection is not None:
-            phases[0] = PhaseStatus("select", selection, NOT_STARTED, "not found (moved?)")
+        phases = [_selection(run_dir, config), _phase("refit", run_dir / REFIT_DIR, train)]
     else:
         phases = [_phase("run", run_dir, train)]
     for phase in phases:
         pid = pid or training_process(phase.path)
-    finished = read_json_object(run_dir / METRICS_FILE) is not None
+    metrics = read_json_object(run_dir / METRICS_FILE)
+    finished = metrics is not None
     state = FINISHED if finished else TRAINING if pid else _overall(phases)
     if state == TRAINING:
         phases = [_training(p) if p.state == STOPPED else p for p in phases]
     if state != FINISHED:
         phases = _with_ahead(phases, train, float(config.get("select_valid_fraction", 0.1)))
-    metrics = read_json_object(run_dir / METRICS_FILE) or {}
     return RunStatus(
         run_dir=run_dir,
         model=str(config["model"]),
@@ -162,9 +154,20 @@ def run_status(run_dir: str | Path) -> RunStatus:
         phases=phases,
         state=state,
         pid=pid,
-        test=metrics.get("test") if finished else None,
+        test=metrics.get("test") if metrics else None,
         resume=_resume_command(run_dir, config, phases, state),
     )
+
+
+def _selection(run_dir: Path, config: dict[str, Any]) -> PhaseStatus:
+    """A paper-protocol run's selection: its `select` phase, or the finished run it refit
+    from (`--select-from`), which keeps its own settings."""
+    if "select_from" not in config:
+        return _phase("select", run_dir / SELECT_DIR, config["train"])
+    selection = Path(config["select_from"])
+    if not selection.is_dir():
+        return PhaseStatus("select", selection, NOT_STARTED, "not found (moved?)")
+    return _phase("select", selection, read_config(selection)["train"])
 
 
 def _phase(name: str, path: Path, train: dict[str, Any]) -> PhaseStatus:
@@ -190,14 +193,18 @@ def _phase(name: str, path: Path, train: dict[str, Any]) -> PhaseStatus:
         return PhaseStatus(name, path, NOT_STARTED, "no checkpoint yet", epochs, budget=budget)
     state = load_checkpoint(path / CHECKPOINT_FILE)
     minutes = float(state.get("elapsed", 0.0)) / 60
-    epoch, step, steps = int(state.get("epoch", 0)) + 1, state.get("step"), state.get("epoch_steps")
+    epoch, step, steps = (
+        int(state.get("epoch", 0)) + 1,
+        state.get("step") or 0,
+        state.get("epoch_steps"),
+    )
     where = f"epoch {epoch}, step {step:,}" + (f" of {steps:,}" if steps else "")
     age = (time.time() - (path / CHECKPOINT_FILE).stat().st_mtime) / 60
     spent = budget is not None and minutes >= budget
     detail = f"stopped in {where}; checkpoint written {_minutes(age)} min ago"
     if spent:
         detail += f"; its {_minutes(budget)}-minute budget is spent"
-    done = epoch - 1 + (step / steps if isinstance(step, int) and steps else 0.0)
+    done = epoch - 1 + (step / steps if steps else 0.0)
     return PhaseStatus(name, path, STOPPED, detail, epochs, minutes, budget, best, spent, done)
 
 
@@ -217,7 +224,7 @@ def _with_ahead(
     for phase in phases:
         if phase.name == "select":
             selection = phase
-        if phase.state in (FINISHED,) or phase.detail.startswith("not found"):
+        if phase.state == FINISHED or phase.detail.startswith("not found"):
             out.append(phase)
             continue
         pace = _pace(phase)
