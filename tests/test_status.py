@@ -100,18 +100,23 @@ def test_an_interrupted_run_is_stopped_mid_epoch(tiny, tmp_path, monkeypatch):
     assert run.resume == f"sessionrec train narm --out {tmp_path / 'cut'} --resume"
 
 
-def test_the_paper_protocol_shows_both_phases(tiny, tmp_path):
+def _paper_run(tiny, out, config, select_from=None):
+    """A STAMP paper-protocol run on the tiny data (a refit only, with `select_from`)."""
     from sessionrec.data.sources import reload_dataset
     from sessionrec.training.run import train_paper_protocol
 
-    config = TrainConfig(**dict(FAST, epochs=2))
     train_paper_protocol(
         lambda: create("stamp", tiny.num_items, seed=0),
         lambda fraction: reload_dataset(dict(tiny.source, valid_fraction=fraction)),
         0.1,
         config,
-        tmp_path / "p",
+        out,
+        select_from=select_from,
     )
+
+
+def test_the_paper_protocol_shows_both_phases(tiny, tmp_path):
+    _paper_run(tiny, tmp_path / "p", TrainConfig(**dict(FAST, epochs=2)))
     run = run_status(tmp_path / "p")
     assert run.protocol == "paper" and run.state == FINISHED and run.resume is None
     select, refit = run.phases
@@ -203,19 +208,9 @@ def test_a_fresh_directory_is_not_started(tmp_path):
 
 
 def test_a_refit_from_another_run_shows_that_run_as_its_selection(tiny, tmp_path):
-    from sessionrec.data.sources import reload_dataset
-    from sessionrec.training.run import train_paper_protocol
-
     config = TrainConfig(**dict(FAST, epochs=1))
     train_and_evaluate(create("stamp", tiny.num_items, seed=0), tiny, config, tmp_path / "full")
-    train_paper_protocol(
-        lambda: create("stamp", tiny.num_items, seed=0),
-        lambda fraction: reload_dataset(dict(tiny.source, valid_fraction=fraction)),
-        0.1,
-        config,
-        tmp_path / "refit",
-        select_from=tmp_path / "full",
-    )
+    _paper_run(tiny, tmp_path / "refit", config, select_from=tmp_path / "full")
     select, refit = run_status(tmp_path / "refit").phases
     assert select.path == tmp_path / "full" and select.state == refit.state == FINISHED
     (tmp_path / "full").rename(tmp_path / "moved")

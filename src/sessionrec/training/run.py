@@ -101,7 +101,12 @@ def train_and_evaluate(
         _check_multi_process(model, world.world_size)
     owned = distributed.setup(config.device)
     try:
-        with shown(progress and world.is_main):  # graph building and evaluation bars too
+        if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
+            raise RunError(f"{run_dir}: exists and is not a directory")
+        if run_dir is not None and not resume and world.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        # graph building and evaluation bars too; the lock before anything is written
+        with shown(progress and world.is_main), run_lock(run_dir):
             return _train_and_evaluate(model, dataset, config, run_dir, progress, resume, splits)
     finally:
         if owned:
@@ -116,31 +121,6 @@ def _train_and_evaluate(
     progress: bool,
     resume: bool,
     splits: tuple[str, ...] = ("valid", "test"),
-) -> dict[str, Any]:
-    world = distributed.current()
-    if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
-        raise RunError(f"{run_dir}: exists and is not a directory")
-    if run_dir is not None and not resume and world.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    with run_lock(run_dir):
-        return _fit_and_write(model, dataset, config, run_dir, progress, resume, splits)
-
-
-def run_lock(run_dir: Path | None) -> contextlib.AbstractContextManager[None]:
-    """The run directory's training lock, held by the process that writes it (rank 0)."""
-    if run_dir is None or not distributed.env_world().is_main:
-        return contextlib.nullcontext()
-    return training_lock(run_dir)
-
-
-def _fit_and_write(
-    model: Recommender,
-    dataset: SessionDataset,
-    config: TrainConfig,
-    run_dir: Path | None,
-    progress: bool,
-    resume: bool,
-    splits: tuple[str, ...],
 ) -> dict[str, Any]:
     world = distributed.current()
     if run_dir is not None and not resume and world.is_main:
@@ -173,6 +153,13 @@ def _fit_and_write(
         model.save(run_dir)
         atomic_write_json(run_dir / METRICS_FILE, metrics)
     return metrics
+
+
+def run_lock(run_dir: Path | None) -> contextlib.AbstractContextManager[None]:
+    """The run directory's training lock, held by the process that writes it (rank 0)."""
+    if run_dir is None or not distributed.env_world().is_main:
+        return contextlib.nullcontext()
+    return training_lock(run_dir)
 
 
 def _check_multi_process(model: Recommender, world_size: int) -> None:
